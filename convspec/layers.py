@@ -1,0 +1,299 @@
+"""The few layers convspec needs that torch does not ship, for 1-D, 2-D and 3-D inputs.
+
+- `pad_input`: explicit, possibly asymmetric padding in any of convspec's
+  `padding_mode`s, written per spatial dim in spatial order (torch's `F.pad`
+  wants the last dim first; this is the one place that converts).
+- `DynamicConv`: CondConv / Dynamic Convolution (Chen et al., 2020). K expert
+  kernels are mixed per sample by a small attention branch, and each sample is
+  convolved with its own kernel. All samples run in one grouped convolution
+  (the batch becomes groups), so the mixed kernel is a proper
+  (out, in/groups, *kernel_size) weight, never a 5-D tensor handed to conv2d.
+- `ChannelShuffle`: ShuffleNet's channel shuffle, built from reshapes and a
+  transpose so it exports to ONNX.
+
+Shapes: B batch, C (= in) input channels, K experts, S spatial dims.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["PADDING_MODES", "pad_input", "attention_hidden", "DynamicConv", "ChannelShuffle"]
+
+# convspec's padding_mode names -> F.pad's mode names.
+PADDING_MODES: dict[str, str] = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "replicate",
+    "circular": "circular",
+}
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_ADAPTIVE_AVG_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
+
+
+def _eager() -> bool:
+    """True outside tracing/compiling, where data-dependent Python checks are safe to run."""
+    return not (torch.jit.is_tracing() or torch.compiler.is_compiling())
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in PADDING_MODES:
+        raise ValueError(
+            f"padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}, got {mode!r}"
+        )
+    return PADDING_MODES[mode]
+
+
+def pad_input(x: Tensor, pads: Sequence[tuple[int, int]], mode: str) -> Tensor:
+    """Pad the spatial dims of `x` (B, C, *S).
+
+    `pads` holds one (low, high) pair per spatial dim, first spatial dim first;
+    `mode` is a convspec padding_mode ('zeros', 'reflect', 'replicate', 'circular').
+    Returns `x` itself when every pad is 0.
+    """
+    torch_mode = _check_mode(mode)
+    pairs = [tuple(int(p) for p in pair) for pair in pads]
+    if x.dim() != len(pairs) + 2:
+        raise ValueError(
+            f"pad_input: got {len(pairs)} (low, high) pair(s) for an input of shape "
+            f"{tuple(x.shape)}; expected one pair per spatial dim ({x.dim() - 2})"
+        )
+    for dim, pair in enumerate(pairs):
+        if len(pair) != 2 or min(pair) < 0:
+            raise ValueError(
+                f"pad_input: spatial dim {dim} needs a (low, high) pair of non-negative ints, got {pair}"
+            )
+    if not any(lo or hi for lo, hi in pairs):
+        return x
+    if mode in ("reflect", "circular") and _eager():
+        # torch's own messages for these are cryptic; say which dim is too small.
+        for dim, (lo, hi) in enumerate(pairs):
+            size = x.shape[2 + dim]
+            limit_ok = max(lo, hi) < size if mode == "reflect" else max(lo, hi) <= size
+            if not limit_ok:
+                bound = "smaller than" if mode == "reflect" else "at most"
+                raise ValueError(
+                    f"{mode} padding ({lo}, {hi}) must be {bound} the input size ({size}) "
+                    f"in spatial dim {dim}"
+                )
+    # F.pad lists the LAST dim first: (last_lo, last_hi, ..., first_lo, first_hi).
+    flat = [p for pair in reversed(pairs) for p in pair]
+    return F.pad(x, flat, mode=torch_mode)
+
+
+def attention_hidden(in_channels: int, reduction: int) -> int:
+    """Width of DynamicConv's attention MLP (the single source of this formula)."""
+    return max(1, in_channels // reduction)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _per_dim(name: str, value: int | Sequence[int], dims: int, minimum: int) -> tuple[int, ...]:
+    """An int (same for every dim) or one int per spatial dim, each >= minimum."""
+    values = (value,) * dims if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+    if len(values) != dims:
+        raise ValueError(f"{name} needs {dims} entries (one per spatial dim), got {value!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise ValueError(f"{name} entries must be integers >= {minimum}, got {value!r}")
+    return values
+
+
+def _pad_pairs(value: object, dims: int) -> tuple[tuple[int, int], ...]:
+    """Padding as ((low, high), ...) per spatial dim; also takes an int or one int per dim (symmetric)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,) * dims
+    try:
+        entries = list(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise ValueError(f"padding must be an int or one (low, high) pair per spatial dim, got {value!r}") from None
+    if len(entries) != dims:
+        raise ValueError(f"padding needs {dims} entries (one per spatial dim), got {value!r}")
+    pairs = []
+    for entry in entries:
+        pair = (entry, entry) if isinstance(entry, int) else tuple(entry)
+        if len(pair) != 2 or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in pair):
+            raise ValueError(f"padding entries must be non-negative ints or (low, high) pairs, got {value!r}")
+        pairs.append((int(pair[0]), int(pair[1])))
+    return tuple(pairs)
+
+
+class DynamicConv(nn.Module):
+    """CondConv / Dynamic Convolution (Chen et al. 2020): K expert kernels mixed per sample.
+
+    For each sample b, an attention branch (global average pool -> Linear ->
+    ReLU -> Linear) gives K logits; `attn = softmax(logits / temperature)` mixes
+    the experts into one kernel `W_b = sum_k attn[b, k] * weight[k]` (and one
+    bias), and sample b is convolved with `W_b`. Padding is applied explicitly
+    with `pad_input`, so every `padding_mode` and asymmetric padding work.
+
+    Parameters (state_dict keys): `weight` (K, out, in/groups, *kernel_size),
+    `bias` (K, out) or None, `attention.2.*` and `attention.4.*` (the two Linears).
+    `temperature` is a plain attribute (not state), so it can be annealed during training.
+    """
+
+    def __init__(
+        self,
+        dims: int,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: tuple[int, ...],
+        stride: tuple[int, ...],
+        padding: tuple[tuple[int, int], ...],
+        dilation: tuple[int, ...],
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        experts: int = 4,
+        reduction: int = 4,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if dims not in _CONV:
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        in_channels = _positive_int("in_channels", in_channels)
+        out_channels = _positive_int("out_channels", out_channels)
+        groups = _positive_int("groups", groups)
+        experts = _positive_int("experts", experts)
+        reduction = _positive_int("reduction", reduction)
+        if in_channels % groups:
+            raise ValueError(f"in_channels (={in_channels}) must be divisible by groups (={groups})")
+        if out_channels % groups:
+            raise ValueError(f"out_channels (={out_channels}) must be divisible by groups (={groups})")
+        _check_mode(padding_mode)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        if not math.isfinite(temperature):
+            raise ValueError(f"temperature must be finite, got {temperature!r}")
+
+        self.dims = dims
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _per_dim("kernel_size", kernel_size, dims, 1)
+        self.stride = _per_dim("stride", stride, dims, 1)
+        self.padding = _pad_pairs(padding, dims)
+        self.dilation = _per_dim("dilation", dilation, dims, 1)
+        self.groups = groups
+        self.padding_mode = padding_mode
+        self.experts = experts
+        self.reduction = reduction
+        self.temperature = float(temperature)
+
+        self.weight = nn.Parameter(torch.empty(experts, out_channels, in_channels // groups, *self.kernel_size))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(experts, out_channels))
+        else:
+            self.register_parameter("bias", None)  # as nn.ConvNd: a known attribute, no state_dict key
+        hidden = attention_hidden(in_channels, reduction)
+        self.attention = nn.Sequential(
+            _ADAPTIVE_AVG_POOL[dims](1),  # (B, C, 1, ...)
+            nn.Flatten(1),  # (B, C)
+            nn.Linear(in_channels, hidden),  # (B, hidden)
+            nn.ReLU(),
+            nn.Linear(hidden, experts),  # (B, K) logits
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise each expert as nn.ConvNd initialises its single kernel (the Linears keep theirs)."""
+        fan_in = (self.in_channels // self.groups) * math.prod(self.kernel_size)
+        bound = 1.0 / math.sqrt(fan_in)
+        with torch.no_grad():
+            for k in range(self.experts):
+                # Per expert, so kaiming's fan_in is that of one (out, in/groups, *k) kernel.
+                nn.init.kaiming_uniform_(self.weight[k], a=math.sqrt(5))
+                if self.bias is not None:
+                    nn.init.uniform_(self.bias[k], -bound, bound)
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != self.dims + 2:
+            raise ValueError(
+                f"DynamicConv ({self.dims}-D) expects input of shape (B, C, {self._spatial_names()}), "
+                f"got shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"DynamicConv expects {self.in_channels} input channels, got {x.shape[1]} (shape {tuple(x.shape)})"
+            )
+
+    def _spatial_names(self) -> str:
+        return {1: "L", 2: "H, W", 3: "D, H, W"}[self.dims]
+
+    def attention_weights(self, x: Tensor) -> Tensor:
+        """The per-sample expert weights, softmax(logits / temperature): (B, K), each row sums to 1."""
+        self._check_input(x)
+        logits = self.attention(x)  # (B, K)
+        return torch.softmax(logits / self.temperature, dim=1)  # (B, K)
+
+    def mixed_weight(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Each sample's kernel and bias: ((B, out, in/groups, *k), (B, out) or None)."""
+        attn = self.attention_weights(x)  # (B, K)
+        experts = self.weight.flatten(1)  # (K, out * in/groups * prod(k))
+        weight = (attn @ experts).unflatten(1, self.weight.shape[1:])  # (B, out, in/groups, *k)
+        bias = attn @ self.bias if self.bias is not None else None  # (B, out)
+        return weight, bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight, bias = self.mixed_weight(x)  # (B, out, in/g, *k), (B, out)
+        batch = x.shape[0]
+        x = pad_input(x, self.padding, self.padding_mode)  # (B, C, *S_padded)
+        # Batch as groups: sample b's channels form groups b*groups .. b*groups+groups-1,
+        # which meet exactly sample b's kernels in the flattened (B*out) weight.
+        x = x.flatten(0, 1).unsqueeze(0)  # (1, B*C, *S_padded)
+        weight = weight.flatten(0, 1)  # (B*out, in/g, *k)
+        bias = bias.flatten() if bias is not None else None  # (B*out,)
+        y = _CONV[self.dims](
+            x, weight, bias, self.stride, 0, self.dilation, batch * self.groups
+        )  # (1, B*out, *S_out)
+        return y.squeeze(0).unflatten(0, (batch, self.out_channels))  # (B, out, *S_out)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if any(lo or hi for lo, hi in self.padding):
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * self.dims:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        s += f", experts={self.experts}, reduction={self.reduction}, temperature={self.temperature:g}"
+        return s
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet channel shuffle: (B, g*n, ...) -> view (B, g, n, ...) -> transpose -> flatten back.
+
+    Output channel i*g + j is input channel j*n + i (i < n, j < g), so the next
+    grouped conv sees channels from every group. Works for any number of spatial dims.
+    """
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = _positive_int("groups", groups)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 2:
+            raise ValueError(f"ChannelShuffle expects input of shape (B, C, ...), got shape {tuple(x.shape)}")
+        channels = x.shape[1]
+        if channels % self.groups:
+            raise ValueError(f"channels (={channels}) must be divisible by groups (={self.groups})")
+        # unflatten/flatten only name the channel dim, so batch and spatial sizes stay dynamic in ONNX.
+        x = x.unflatten(1, (self.groups, channels // self.groups))  # (B, g, n, *S)
+        x = x.transpose(1, 2)  # (B, n, g, *S)
+        return x.flatten(1, 2)  # (B, n*g, *S)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"

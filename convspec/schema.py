@@ -1,0 +1,987 @@
+"""The spec format as pydantic models: one discriminated union of layer kinds on `type`.
+
+Every model forbids unknown keys. Integer fields refuse booleans and floats
+(YAML's `yes` is not a channel count), and per-dimension fields take an int
+or a list. Rules that need the input's shape (groups dividing channels, list
+lengths matching the number of spatial dims) belong to `shapes`, which sees
+the whole graph; this module checks what one layer can know on its own.
+
+`parse_spec` turns pydantic's errors into located `Problem`s with hints, so a
+user never sees pydantic's raw error text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .errors import Problem, SpecError
+from .source import Source
+
+INT_LIMIT = 2**31 - 1  # larger values overflow ONNX int32 attributes and no real layer needs them
+
+ACTIVATIONS = ("relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "mish")
+NORMS = ("batch", "instance", "group", "layer")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear")
+INIT_NAMES = (
+    "default",
+    "zeros",
+    "ones",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "xavier_normal",
+    "xavier_uniform",
+    "orthogonal",
+)
+
+# Short spellings users may write for PyTorch's names; giving both is an error.
+KEY_ALIASES = {"out": ("out_channels", "out_features"), "kernel": ("kernel_size",)}
+
+
+# ---------------------------------------------------------------- value types
+
+
+def _fail(message: str, **ctx: Any) -> PydanticCustomError:
+    return PydanticCustomError("convspec", message, ctx)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a YAML boolean)"
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, (list, dict)):
+        return f"a {'list' if isinstance(value, list) else 'mapping'}"
+    return repr(value)
+
+
+def _int(value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+            raise _fail(f"must be a whole number written without a decimal point, not {value!r}")
+        kind = "a positive integer" if minimum == 1 else "an integer >= 0"
+        raise _fail(f"must be {kind}, not {_describe(value)}")
+    if value < minimum:
+        raise _fail(f"must be {'>= 1' if minimum == 1 else '>= 0'}, not {value}")
+    if value > INT_LIMIT:
+        raise _fail(f"is too large ({value:,}); at most {INT_LIMIT:,}")
+    return value
+
+
+def _int_or_list(value: Any, minimum: int) -> int | list[int]:
+    if isinstance(value, list):
+        if not value:
+            raise _fail("must not be an empty list")
+        if len(value) > 3:
+            raise _fail(f"has {len(value)} entries; at most 3 (one per spatial dim)")
+        try:
+            return [_int(v, minimum) for v in value]
+        except PydanticCustomError as err:
+            raise _fail(f"every entry {err.message()}") from None
+    return _int(value, minimum)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(f"must be a number, not {_describe(value)}")
+    if not math.isfinite(value):
+        raise _fail(f"must be a finite number, not {value}")
+    return float(value)
+
+
+def _positive_number(value: Any) -> float:
+    number = _number(value)
+    if number <= 0:
+        raise _fail(f"must be > 0, not {value}")
+    return number
+
+
+def _number_or_list(value: Any) -> float | list[float]:
+    if isinstance(value, list):
+        if not value or len(value) > 3:
+            raise _fail("must be a number or a list of 1 to 3 numbers")
+        return [_positive_number(v) for v in value]
+    return _positive_number(value)
+
+
+def _padding(value: Any) -> int | list[int] | str:
+    if isinstance(value, str):
+        if value in ("same", "valid"):
+            return value
+        raise _fail(f"must be an integer, a per-dim list, 'same' or 'valid', not {value!r}")
+    return _int_or_list(value, 0)
+
+
+def _strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(f"must be true or false, not {_describe(value)}")
+    return value
+
+
+def _int_schema(minimum: int) -> dict:
+    return {"type": "integer", "minimum": minimum, "maximum": INT_LIMIT}
+
+
+PosInt = Annotated[int, PlainValidator(lambda v: _int(v, 1)), WithJsonSchema(_int_schema(1))]
+NonNegInt = Annotated[int, PlainValidator(lambda v: _int(v, 0)), WithJsonSchema(_int_schema(0))]
+IntOrList = Annotated[
+    Union[int, list[int]],
+    PlainValidator(lambda v: _int_or_list(v, 1)),
+    WithJsonSchema(
+        {"anyOf": [_int_schema(1), {"type": "array", "items": _int_schema(1), "minItems": 1, "maxItems": 3}]}
+    ),
+]
+NonNegIntOrList = Annotated[
+    Union[int, list[int]],
+    PlainValidator(lambda v: _int_or_list(v, 0)),
+    WithJsonSchema(
+        {"anyOf": [_int_schema(0), {"type": "array", "items": _int_schema(0), "minItems": 1, "maxItems": 3}]}
+    ),
+]
+Padding = Annotated[
+    Union[int, list[int], str],
+    PlainValidator(_padding),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _int_schema(0),
+                {"type": "array", "items": _int_schema(0), "minItems": 1, "maxItems": 3},
+                {"enum": ["same", "valid"]},
+            ]
+        }
+    ),
+]
+PositiveFloat = Annotated[float, PlainValidator(_positive_number), WithJsonSchema({"type": "number", "exclusiveMinimum": 0})]
+FloatOrList = Annotated[
+    Union[float, list[float]],
+    PlainValidator(_number_or_list),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1, "maxItems": 3},
+            ]
+        }
+    ),
+]
+Bool = Annotated[bool, PlainValidator(_strict_bool), WithJsonSchema({"type": "boolean"})]
+
+
+def _enum(name: str, choices: tuple[str, ...]):
+    def check(value: Any) -> str:
+        if isinstance(value, str) and value in choices:
+            return value
+        hint = _did_you_mean(value, choices) if isinstance(value, str) else ""
+        raise _fail(f"{_describe(value)} is not a known {name}{hint}; choose one of: {', '.join(choices)}")
+
+    return Annotated[str, PlainValidator(check), WithJsonSchema({"enum": list(choices)})]
+
+
+ActName = _enum("activation", ACTIVATIONS)
+NormName = _enum("norm", NORMS)
+PaddingMode = _enum("padding_mode", PADDING_MODES)
+PoolOp = _enum("pool op", ("max", "avg"))
+UpsampleMode = _enum("upsample mode", UPSAMPLE_MODES)
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _nested_numbers(value: Any, where: str = "") -> list:
+    """A non-empty rectangular nested list of finite numbers (any depth)."""
+    if not isinstance(value, list) or not value:
+        raise _fail(f"entry{where} must be a non-empty list")
+    if all(isinstance(v, list) for v in value):
+        rows = [_nested_numbers(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        shapes = {_shape(r) for r in rows}
+        if len(shapes) > 1:
+            raise _fail(f"entry{where or ' (top level)'} is ragged: its rows have different lengths or depths")
+        return rows
+    numbers = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _fail(f"entry{where}[{i}] is {_describe(v)}, not a number")
+        if not math.isfinite(v):
+            raise _fail(f"entry{where}[{i}] is {v}; NaN and infinity are not allowed")
+        numbers.append(float(v))
+    return numbers
+
+
+def _shape(nested: Any) -> tuple[int, ...]:
+    shape = []
+    while isinstance(nested, list):
+        shape.append(len(nested))
+        nested = nested[0] if nested else None
+    return tuple(shape)
+
+
+# ---------------------------------------------------------------- init
+
+
+@dataclass(frozen=True)
+class Init:
+    """A parsed weight or bias initialiser."""
+
+    kind: str  # an INIT_NAMES entry, or constant / uniform / normal / filter / array
+    args: tuple = ()
+    array: list | None = None  # nested lists for kind == "array"
+    filter: dict | None = None  # {name, kernel_size, sigma} for kind == "filter"
+
+
+_INIT_FORMS = (
+    "one of " + ", ".join(INIT_NAMES) + "; {constant: v}; {uniform: [a, b]}; {normal: [mean, std]}; "
+    "{filter: NAME, kernel_size: K, sigma: S}; or a literal array of the weight's shape"
+)
+
+
+def _init(value: Any) -> Init:
+    if isinstance(value, str):
+        if value in INIT_NAMES:
+            return Init(value)
+        raise _fail(f"{value!r} is not a known initialiser{_did_you_mean(value, INIT_NAMES)}; use {_INIT_FORMS}")
+    if isinstance(value, list):
+        return Init("array", array=_nested_numbers(value))
+    if isinstance(value, dict):
+        if "filter" in value:
+            unknown = set(value) - {"filter", "kernel_size", "sigma"}
+            if unknown:
+                raise _fail(f"unknown key {sorted(unknown)[0]!r} in a filter initialiser; keys: filter, kernel_size, sigma")
+            if not isinstance(value["filter"], str):
+                raise _fail("`filter` must be a filter name")
+            return Init("filter", filter=dict(value))
+        if len(value) != 1:
+            raise _fail(f"an initialiser mapping has exactly one key; use {_INIT_FORMS}")
+        (kind, arg), = value.items()
+        if kind == "constant":
+            return Init("constant", (_number(arg),))
+        if kind in ("uniform", "normal"):
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise _fail(f"{kind} takes a list of two numbers, e.g. {{{kind}: [0, 1]}}")
+            a, b = _number(arg[0]), _number(arg[1])
+            if kind == "uniform" and a > b:
+                raise _fail(f"uniform bounds must be [low, high] with low <= high, not [{a}, {b}]")
+            if kind == "normal" and b < 0:
+                raise _fail(f"normal std must be >= 0, not {b}")
+            return Init(kind, (a, b))
+        raise _fail(f"unknown initialiser {kind!r}{_did_you_mean(str(kind), ('constant', 'uniform', 'normal', 'filter'))}; use {_INIT_FORMS}")
+    raise _fail(f"an initialiser is {_INIT_FORMS}; not {_describe(value)}")
+
+
+_INIT_JSON = {
+    "anyOf": [
+        {"enum": list(INIT_NAMES)},
+        {"type": "object", "properties": {"constant": {"type": "number"}}, "required": ["constant"], "additionalProperties": False},
+        {"type": "object", "properties": {"uniform": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}}, "required": ["uniform"], "additionalProperties": False},
+        {"type": "object", "properties": {"normal": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}}, "required": ["normal"], "additionalProperties": False},
+        {"type": "object", "properties": {"filter": {"type": "string"}, "kernel_size": {}, "sigma": {}}, "required": ["filter"], "additionalProperties": False},
+        {"type": "array"},
+    ],
+    "description": "How to initialise: " + _INIT_FORMS,
+}
+InitValue = Annotated[Init, PlainValidator(_init), WithJsonSchema(_INIT_JSON)]
+
+
+def _filter_value(value: Any) -> str | list:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return _nested_numbers(value)
+    raise _fail(f"must be a filter name or a literal matrix (nested lists of numbers), not {_describe(value)}")
+
+
+FilterValue = Annotated[
+    Union[str, list],
+    PlainValidator(_filter_value),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array"}], "description": "a named filter or a literal matrix"}),
+]
+
+
+# ---------------------------------------------------------------- models
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, validate_default=False)
+
+
+class InitSpec(_Model):
+    """Initial values for a layer's weight and bias."""
+
+    weight: InitValue | None = Field(None, description="initialiser for the weight")
+    bias: InitValue | None = Field(None, description="initialiser for the bias")
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class LayerBase(_Model):
+    """Keys every layer has."""
+
+    name: str | None = Field(None, description="child module name and state_dict prefix; default <type>_<index>")
+    from_: str | list[str] | None = Field(
+        None, alias="from", description="earlier layer(s) in the same list (or `input`) that feed this one; default the previous layer"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not NAME_PATTERN.match(value):
+                raise _fail(
+                    f"{value!r} is not a valid layer name: use letters, digits and underscores, not starting with a digit"
+                )
+            if value == "input":
+                raise _fail("'input' is reserved: it names the list's own input")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_aliases(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        for short, longs in KEY_ALIASES.items():
+            target = next((name for name in longs if name in fields), None)
+            if short in data and target is not None:
+                if target in data:
+                    raise PydanticCustomError(
+                        "alias_conflict",
+                        "both `{short}` and `{long}` are given; they are the same key, keep one",
+                        {"short": short, "long": target},
+                    )
+                data = {(target if k == short else k): v for k, v in data.items()}
+        return data
+
+    @property
+    def sources(self) -> list[str] | None:
+        """The `from` names as a list, or None for the previous layer."""
+        if self.from_ is None:
+            return None
+        return [self.from_] if isinstance(self.from_, str) else list(self.from_)
+
+
+class ConvCommon(LayerBase):
+    """Keys shared by the convolution kinds."""
+
+    in_channels: PosInt | None = Field(None, description="input channels; inferred, checked if given")
+    stride: IntOrList = Field(1, description="int or per-dim list")
+    padding: Padding = Field(0, description="int, per-dim list, 'valid' (= 0) or 'same' (out = ceil(in / stride))")
+    dilation: IntOrList = Field(1, description="int or per-dim list")
+    padding_mode: PaddingMode = Field("zeros", description="zeros, reflect, replicate or circular")
+    bias: Bool | None = Field(None, description="default: true, but false when `norm` is set")
+    norm: NormName | None = Field(None, description="norm after the convolution: batch, instance, group, layer")
+    norm_groups: PosInt | None = Field(None, description="groups for `norm: group`")
+    act: ActName | None = Field(None, description="activation after the norm")
+    init: InitSpec | None = Field(None, description="initial weight and bias")
+    trainable: Bool = Field(True, description="false freezes the layer's parameters")
+
+    @model_validator(mode="after")
+    def _norm_groups_needs_group_norm(self):
+        if self.norm_groups is not None and self.norm != "group":
+            raise PydanticCustomError("convspec_key", "`norm_groups` is only used with `norm: group`", {"key": "norm_groups"})
+        if self.norm == "group" and self.norm_groups is None:
+            raise PydanticCustomError("convspec_key", "`norm: group` needs `norm_groups` (how many channel groups)", {"key": "norm"})
+        return self
+
+
+class ConvLayer(ConvCommon):
+    """Standard convolution (nn.ConvNd)."""
+
+    type: Literal["conv"]
+    out_channels: PosInt = Field(description="output channels (alias `out`)")
+    kernel_size: IntOrList = Field(description="int or per-dim list (alias `kernel`)")
+    groups: PosInt = Field(1, description="number of channel groups")
+
+
+class PointwiseLayer(ConvCommon):
+    """1x1 convolution: mixes channels at each position."""
+
+    type: Literal["pointwise"]
+    out_channels: PosInt
+    kernel_size: IntOrList = Field(1, description="always 1; may be omitted")
+    groups: PosInt = 1
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _is_one(cls, value):
+        if any(k != 1 for k in (value if isinstance(value, list) else [value])):
+            raise _fail(f"a pointwise convolution has kernel_size 1, not {value}; use `type: conv` for larger kernels")
+        return value
+
+
+class AsymmetricLayer(ConvCommon):
+    """Convolution with a non-square kernel such as [3, 1] or [1, 5]."""
+
+    type: Literal["asymmetric"]
+    out_channels: PosInt
+    kernel_size: IntOrList = Field(description="a per-dim list with unequal entries, e.g. [3, 1]")
+    groups: PosInt = 1
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _unequal(cls, value):
+        if not isinstance(value, list) or len(set(value)) < 2:
+            raise _fail(f"an asymmetric kernel is a list with unequal entries such as [3, 1], not {value}; use `type: conv` for a square kernel")
+        return value
+
+
+class DilatedLayer(ConvCommon):
+    """Convolution with holes: dilation >= 2 widens the receptive field."""
+
+    type: Literal["dilated"]
+    out_channels: PosInt
+    kernel_size: IntOrList
+    dilation: IntOrList = Field(description="required, >= 2 in at least one dim")
+    groups: PosInt = 1
+
+    @field_validator("dilation")
+    @classmethod
+    def _at_least_two(cls, value):
+        if max(value if isinstance(value, list) else [value]) < 2:
+            raise _fail(f"a dilated convolution needs dilation >= 2, not {value}; use `type: conv` for dilation 1")
+        return value
+
+
+class DepthwiseLayer(ConvCommon):
+    """One filter per input channel (groups = in_channels); out = in x multiplier."""
+
+    type: Literal["depthwise"]
+    kernel_size: IntOrList
+    multiplier: PosInt = Field(1, description="filters per input channel")
+    out_channels: PosInt | None = Field(None, description="if given, must equal in_channels x multiplier")
+
+
+class GroupLayer(ConvCommon):
+    """Grouped convolution: channels split into `groups` independent convolutions."""
+
+    type: Literal["group"]
+    out_channels: PosInt
+    kernel_size: IntOrList
+    groups: PosInt = Field(description="required, >= 2; divides in and out channels")
+
+    @field_validator("groups")
+    @classmethod
+    def _at_least_two(cls, value):
+        if value < 2:
+            raise _fail(f"a group convolution needs groups >= 2, not {value}; use `type: conv` for groups 1")
+        return value
+
+
+class StageSpec(_Model):
+    """Norm, activation and bias of the depthwise stage of a separable convolution."""
+
+    norm: NormName | None = None
+    norm_groups: PosInt | None = None
+    act: ActName | None = None
+    bias: Bool | None = Field(None, description="default: true, but false when `norm` is set")
+
+    @model_validator(mode="after")
+    def _norm_groups(self):
+        if self.norm == "group" and self.norm_groups is None:
+            raise PydanticCustomError("convspec_key", "`norm: group` needs `norm_groups`", {"key": "norm"})
+        return self
+
+
+class SeparableLayer(ConvCommon):
+    """Depthwise-separable: a depthwise conv, then a pointwise conv (norm/act apply after the pointwise)."""
+
+    type: Literal["separable"]
+    out_channels: PosInt
+    kernel_size: IntOrList
+    multiplier: PosInt = Field(1, description="depthwise filters per input channel")
+    depthwise: StageSpec | None = Field(None, description="norm / act / bias of the inner depthwise stage")
+
+
+class TransposedLayer(ConvCommon):
+    """Transposed convolution (upsampling)."""
+
+    type: Literal["transposed"]
+    out_channels: PosInt
+    kernel_size: IntOrList
+    groups: PosInt = 1
+    output_padding: NonNegIntOrList = Field(0, description="extra size on one side; < stride or dilation per dim")
+
+
+class DynamicLayer(ConvCommon):
+    """Dynamic convolution (CondConv): K expert kernels mixed per sample by softmax attention."""
+
+    type: Literal["dynamic"]
+    out_channels: PosInt
+    kernel_size: IntOrList
+    groups: PosInt = 1
+    experts: PosInt = Field(4, description="number of expert kernels K")
+    reduction: PosInt = Field(4, description="attention MLP width = in_channels // reduction")
+    temperature: PositiveFloat = Field(1.0, description="softmax temperature of the attention")
+
+
+class FixedLayer(LayerBase):
+    """A convolution whose kernel is known in advance: a named filter or a literal matrix."""
+
+    type: Literal["fixed"]
+    filter: FilterValue = Field(description="a named filter (see `convspec filters`) or a literal matrix")
+    kernel_size: IntOrList | None = Field(None, description="for named filters that take one")
+    sigma: FloatOrList | None = Field(None, description="for gaussian")
+    normalize: Bool = Field(False, description="scale the kernel to sum 1")
+    per_channel: Bool = Field(True, description="true: the kernel on each channel alone (depthwise); false: a full conv")
+    out_channels: PosInt | None = Field(None, description="with per_channel false; default = in_channels")
+    in_channels: PosInt | None = None
+    stride: IntOrList = 1
+    padding: Padding = 0
+    dilation: IntOrList = 1
+    padding_mode: PaddingMode = "zeros"
+    trainable: Bool = Field(False, description="true makes the kernel a trainable parameter")
+
+
+class NormLayer(LayerBase):
+    """A normalisation layer."""
+
+    type: Literal["norm"]
+    kind: NormName = Field(description="batch, instance, group or layer")
+    groups: PosInt | None = Field(None, description="for kind: group")
+
+    @model_validator(mode="after")
+    def _groups(self):
+        if self.kind == "group" and self.groups is None:
+            raise PydanticCustomError("convspec_key", "`kind: group` needs `groups`", {"key": "kind"})
+        if self.kind != "group" and self.groups is not None:
+            raise PydanticCustomError("convspec_key", "`groups` is only used with `kind: group`", {"key": "groups"})
+        return self
+
+
+class ActLayer(LayerBase):
+    """An activation function."""
+
+    type: Literal["act"]
+    fn: ActName
+    negative_slope: Annotated[float, PlainValidator(_number), WithJsonSchema({"type": "number"})] | None = Field(
+        None, description="for leaky_relu; default 0.01"
+    )
+
+    @model_validator(mode="after")
+    def _slope_only_for_leaky(self):
+        if self.negative_slope is not None and self.fn != "leaky_relu":
+            raise PydanticCustomError("convspec_key", "`negative_slope` is only used with `fn: leaky_relu`", {"key": "negative_slope"})
+        return self
+
+
+class PoolLayer(LayerBase):
+    """Max or average pooling."""
+
+    type: Literal["pool"]
+    op: PoolOp = "max"
+    kernel_size: IntOrList
+    stride: IntOrList | None = Field(None, description="default = kernel_size")
+    padding: NonNegIntOrList = 0
+    ceil_mode: Bool = False
+
+
+class AdaptivePoolLayer(LayerBase):
+    """Pooling to a fixed output size."""
+
+    type: Literal["adaptive_pool"]
+    op: PoolOp = "avg"
+    size: IntOrList
+
+
+class GlobalPoolLayer(LayerBase):
+    """Pooling over all positions: spatial size 1."""
+
+    type: Literal["global_pool"]
+    op: PoolOp = "avg"
+
+
+class UpsampleLayer(LayerBase):
+    """Resize by a scale factor or to a size."""
+
+    type: Literal["upsample"]
+    scale: FloatOrList | None = None
+    size: IntOrList | None = None
+    mode: UpsampleMode = "nearest"
+    align_corners: Bool | None = Field(None, description="for linear modes; PyTorch's default (false) when omitted")
+
+    @model_validator(mode="after")
+    def _scale_or_size(self):
+        if (self.scale is None) == (self.size is None):
+            raise PydanticCustomError("convspec", "give exactly one of `scale` and `size`", {})
+        if self.align_corners is not None and self.mode == "nearest":
+            raise PydanticCustomError("convspec_key", "`align_corners` is only used with linear modes", {"key": "align_corners"})
+        return self
+
+
+class ShuffleLayer(LayerBase):
+    """Channel shuffle (ShuffleNet)."""
+
+    type: Literal["shuffle"]
+    groups: PosInt
+
+
+class DropoutLayer(LayerBase):
+    """Dropout."""
+
+    type: Literal["dropout"]
+    p: Annotated[float, PlainValidator(_number), WithJsonSchema({"type": "number", "minimum": 0, "exclusiveMaximum": 1})] = 0.5
+
+    @field_validator("p")
+    @classmethod
+    def _probability(cls, value):
+        if not 0 <= value < 1:
+            raise _fail(f"must be in [0, 1), not {value}")
+        return value
+
+
+class FlattenLayer(LayerBase):
+    """Flatten channels and positions into features."""
+
+    type: Literal["flatten"]
+
+
+class LinearLayer(LayerBase):
+    """Fully connected layer on flat input."""
+
+    type: Literal["linear"]
+    out_features: PosInt = Field(description="output features (alias `out`)")
+    in_features: PosInt | None = Field(None, description="inferred; checked if given")
+    bias: Bool = True
+    init: InitSpec | None = None
+    trainable: Bool = True
+
+
+class IdentityLayer(LayerBase):
+    """Passes its input through."""
+
+    type: Literal["identity"]
+
+
+class AddLayer(LayerBase):
+    """Element-wise sum of two or more inputs of equal shape."""
+
+    type: Literal["add"]
+    act: ActName | None = None
+
+    @model_validator(mode="after")
+    def _needs_two(self):
+        if not self.sources or len(self.sources) < 2:
+            raise PydanticCustomError("convspec", "`add` needs `from` with two or more layer names", {})
+        return self
+
+
+class ConcatLayer(LayerBase):
+    """Concatenation along channels."""
+
+    type: Literal["concat"]
+
+    @model_validator(mode="after")
+    def _needs_two(self):
+        if not self.sources or len(self.sources) < 2:
+            raise PydanticCustomError("convspec", "`concat` needs `from` with two or more layer names", {})
+        return self
+
+
+LayerList = Annotated[list["Layer"], Field(min_length=1)]
+
+
+class ResidualLayer(LayerBase):
+    """act(layers(x) + shortcut(x))."""
+
+    type: Literal["residual"]
+    layers: LayerList
+    shortcut: list["Layer"] | None = Field(None, description="default identity")
+    act: ActName | None = None
+
+
+class RepeatLayer(LayerBase):
+    """`times` copies of `layers`, each with its own weights."""
+
+    type: Literal["repeat"]
+    times: PosInt
+    layers: LayerList
+
+
+class BlockLayer(LayerBase):
+    """A named group of layers (one child module)."""
+
+    type: Literal["block"]
+    layers: LayerList
+
+
+LAYER_MODELS: dict[str, type[LayerBase]] = {
+    model.model_fields["type"].annotation.__args__[0]: model
+    for model in (
+        ConvLayer, PointwiseLayer, AsymmetricLayer, DilatedLayer, DepthwiseLayer, GroupLayer,
+        SeparableLayer, TransposedLayer, DynamicLayer, FixedLayer, NormLayer, ActLayer, PoolLayer,
+        AdaptivePoolLayer, GlobalPoolLayer, UpsampleLayer, ShuffleLayer, DropoutLayer, FlattenLayer,
+        LinearLayer, IdentityLayer, AddLayer, ConcatLayer, ResidualLayer, RepeatLayer, BlockLayer,
+    )
+}  # fmt: skip
+
+CONV_KINDS = ("conv", "pointwise", "asymmetric", "dilated", "depthwise", "group", "separable", "transposed", "dynamic")
+
+Layer = Annotated[Union[tuple(LAYER_MODELS.values())], Field(discriminator="type")]
+
+for _model in (ResidualLayer, RepeatLayer, BlockLayer):
+    _model.model_rebuild()
+
+
+class InputSpec(_Model):
+    """The network's input."""
+
+    channels: PosInt = Field(description="input channels")
+    size: list[PosInt] | None = Field(
+        None, min_length=1, max_length=3, description="spatial size; its length picks 1D / 2D / 3D; omit for a dynamic size"
+    )
+    dims: Literal[1, 2, 3] | None = Field(None, description="spatial dims when `size` is omitted (default 2)")
+    batch: PosInt = Field(1, description="batch used for reports")
+
+    @model_validator(mode="after")
+    def _dims_agree(self):
+        if self.size is not None and self.dims is not None and len(self.size) != self.dims:
+            raise PydanticCustomError(
+                "convspec_key", "`dims` is {dims} but `size` has {n} entries", {"key": "dims", "dims": self.dims, "n": len(self.size)}
+            )
+        return self
+
+    @property
+    def spatial_dims(self) -> int:
+        if self.size is not None:
+            return len(self.size)
+        return self.dims or 2
+
+
+class Spec(_Model):
+    """A convspec network."""
+
+    convspec: Literal[1] = Field(1, description="format version")
+    name: str | None = Field(None, description="default: the file stem")
+    input: InputSpec
+    layers: LayerList
+    outputs: str | list[str] | None = Field(None, description="layer name(s) returned; default the last layer")
+
+    _source: Source = PrivateAttr(default_factory=Source)
+
+    @property
+    def source(self) -> Source:
+        return self._source
+
+    @property
+    def output_names(self) -> list[str] | None:
+        if self.outputs is None:
+            return None
+        return [self.outputs] if isinstance(self.outputs, str) else list(self.outputs)
+
+    @property
+    def dims(self) -> int:
+        return self.input.spatial_dims
+
+
+# ---------------------------------------------------------------- errors for people
+
+
+def _data_path(data: Any, loc: tuple) -> tuple:
+    """Map pydantic's error location onto the data: drop union tags and type names it inserts."""
+    path: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part == "from_" and "from" in node:
+            path.append("from")
+            node = node["from"]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part in _all_field_names():
+            path.append(part)  # a missing key: point at its mapping, name the key
+            node = None
+        # else: a union tag such as 'conv' or 'list[int]': not part of the data
+    return tuple(path)
+
+
+def _all_field_names() -> set[str]:
+    names = {"from"}
+    for model in (*LAYER_MODELS.values(), InputSpec, Spec, InitSpec, StageSpec):
+        names.update(f.alias or n for n, f in model.model_fields.items())
+    return names
+
+
+def layer_label(data: Any, path: tuple) -> tuple[tuple, str | None]:
+    """The deepest layer on `path` and its label, e.g. ``layers[3].layers[0] 'g1' (group)``."""
+    node, layer_path, label_parts, layer = data, (), [], None
+    for i, part in enumerate(path):
+        if isinstance(node, dict) and part in ("layers", "shortcut") and i + 1 < len(path) and isinstance(path[i + 1], int):
+            items = node[part]
+            index = path[i + 1]
+            if isinstance(items, list) and index < len(items):
+                layer = items[index]
+                layer_path = path[: i + 2]
+                label_parts.append(f"{part}[{index}]")
+        node = node.get(part) if isinstance(node, dict) else (node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+    if not label_parts:
+        return (), None
+    label = ".".join(label_parts)
+    if isinstance(layer, dict):
+        kind = layer.get("type")
+        name = layer.get("name") or (f"{kind}_{layer_path[-1]}" if isinstance(kind, str) else None)
+        if isinstance(name, str):
+            label += f" {name!r}"
+        if isinstance(kind, str):
+            label += f" ({kind})"
+    return layer_path, label
+
+
+def _model_at(data: Any, path: tuple) -> type[_Model] | None:
+    """The model class that validates the mapping at `path`, for did-you-mean hints."""
+    if not path:
+        return Spec
+    parent = data
+    for part in path[:-1]:
+        parent = parent[part] if isinstance(parent, (dict, list)) else None
+    node = parent[path[-1]] if isinstance(parent, (dict, list)) else None
+    if isinstance(node, dict) and isinstance(node.get("type"), str) and node["type"] in LAYER_MODELS:
+        return LAYER_MODELS[node["type"]]
+    key = path[-1]
+    return {"input": InputSpec, "init": InitSpec, "depthwise": StageSpec}.get(key) if isinstance(key, str) else None
+
+
+def _keys_of(model: type[_Model]) -> list[str]:
+    keys = [f.alias or n for n, f in model.model_fields.items()]
+    keys += [short for short, longs in KEY_ALIASES.items() if any(name in keys for name in longs)]
+    return keys
+
+
+def _problem_from_error(error: dict, data: Any, source: Source) -> Problem:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    path = _data_path(data, loc)
+    _, label = layer_label(data, path)
+    key = path[-1] if path and isinstance(path[-1], str) else None
+
+    if kind == "extra_forbidden":
+        model = _model_at(data, path[:-1])
+        hint = _did_you_mean(str(key), _keys_of(model)) if model else ""
+        if model and not hint:
+            hint = f"; valid keys: {', '.join(sorted(k for k in _keys_of(model) if k != 'type'))}"
+        return Problem(f"unknown key {key!r}{hint}", source.locate(path), label)
+    if kind == "missing":
+        return Problem(f"missing required key `{key}`", source.locate(path[:-1]), label)
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = ctx.get("tag")
+        if kind == "union_tag_not_found":
+            return Problem("missing required key `type` (the layer kind)", source.locate(path), label)
+        hint = _did_you_mean(str(tag), LAYER_MODELS)
+        if not hint:
+            hint = f"; kinds: {', '.join(LAYER_MODELS)}"
+        return Problem(f"unknown layer type {tag!r}{hint}", source.locate(path + ("type",)), label)
+    if kind == "alias_conflict":
+        return Problem(error["msg"], source.locate(path + (ctx["short"],)), label)
+    if kind == "convspec_key":
+        return Problem(error["msg"], source.locate(path + (ctx["key"],)), label)
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        return Problem(f"`{key}` must be {expected}, not {_describe(error.get('input'))}", source.locate(path), label)
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        what = f"`{key}`" if key else "this"
+        return Problem(f"{what} must be a mapping (key: value), not {_describe(error.get('input'))}", source.locate(path), label)
+    if kind == "list_type":
+        what = f"`{key}`" if key else "this"
+        return Problem(f"{what} must be a list, not {_describe(error.get('input'))}", source.locate(path), label)
+    if kind == "too_short":
+        return Problem(f"`{key}` must not be empty", source.locate(path), label)
+    if kind == "too_long":
+        return Problem(f"`{key}` has too many entries ({ctx.get('actual_length')}); at most {ctx.get('max_length')}", source.locate(path), label)
+    message = error["msg"]
+    if kind == "string_type":
+        message = f"must be a string, not {_describe(error.get('input'))}"
+    if key and not message.startswith("`"):
+        # fragments ("must be ...") read on from the key; whole sentences get a colon
+        joiner = " " if message.startswith(("must ", "is ", "has ", "every ", "entry")) else ": "
+        message = f"`{key}`{joiner}{message}"
+    return Problem(message, source.locate(path), label)
+
+
+def parse_spec(data: Any, source: Source | None = None) -> Spec:
+    """Validate plain data against the format. Raises SpecError listing every problem."""
+    source = source or Source(file="<dict>")
+    source.data = data
+    if not isinstance(data, dict):
+        raise SpecError([Problem(f"a spec must be a mapping, not {_describe(data)}", source.locate(()))])
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as err:
+        problems: list[Problem] = []
+        for error in err.errors(include_url=False):
+            problem = _problem_from_error(error, data, source)
+            if problem not in problems:
+                problems.append(problem)
+        problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
+        raise SpecError(problems) from None
+    spec._source = source
+    return spec
+
+
+def json_schema() -> dict:
+    """The JSON Schema of the format, for editors (yaml-language-server) and validators."""
+    schema = Spec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "convspec spec"
+    # The short aliases are accepted by the loader; tell editors about them too.
+    for definition in schema.get("$defs", {}).values():
+        props = definition.get("properties", {})
+        for short, longs in KEY_ALIASES.items():
+            for long in longs:
+                if long in props and short not in props:
+                    alias = dict(props[long])
+                    alias["description"] = f"alias of `{long}`"
+                    props[short] = alias
+                    required = definition.get("required", [])
+                    if long in required:
+                        # either spelling satisfies the requirement
+                        required.remove(long)
+                        definition.setdefault("anyOf", []).extend([{"required": [long]}, {"required": [short]}])
+    return schema
+
+
+def load(spec: Any) -> Spec:
+    """A validated Spec from a path, YAML text, a dict, or a Spec (returned as is).
+
+    Raises SpecError listing every problem, or InputError when a file cannot be read.
+    """
+    from pathlib import Path
+
+    from .source import looks_like_yaml_text, parse_yaml, read_spec_file
+
+    if isinstance(spec, Spec):
+        return spec
+    if isinstance(spec, Path) or (isinstance(spec, str) and not looks_like_yaml_text(spec)):
+        data, source = read_spec_file(spec)
+        parsed = parse_spec(data, source)
+        if parsed.name is None:
+            parsed.name = Path(spec).stem
+        return parsed
+    if isinstance(spec, str):
+        data, source = parse_yaml(spec, "<string>")
+        return parse_spec(data, source)
+    if isinstance(spec, dict):
+        return parse_spec(spec, Source(file="<dict>"))
+    raise TypeError(f"convspec.load takes a path, YAML text, a dict or a Spec, not {type(spec).__name__}")

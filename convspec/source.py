@@ -1,0 +1,229 @@
+"""YAML loading that keeps every node's position and refuses what is unsafe or ambiguous.
+
+PyYAML's composer gives a node tree with marks but constructs nothing, so no
+tag can build an object or run code. We turn that tree into plain dicts,
+lists and scalars ourselves, recording for every path (``("layers", 3,
+"groups")``) where its key and its value sit in the text. Duplicate keys,
+unknown tags, cyclic or exploding aliases and oversized files are errors with
+a location, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError, Location, Problem, SpecError
+
+Path_ = tuple[Any, ...]  # a path into the data: str keys and int list indices
+
+MAX_FILE_BYTES = 5 * 1024 * 1024  # specs are a few KB; anything near this is not a spec
+MAX_NODES = 200_000  # counts nodes after alias expansion, so "billion laughs" stops early
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+
+
+@dataclass
+class Source:
+    """A spec's text and the position of everything in it."""
+
+    file: str | None = None  # display name: a path, "<string>" or "<dict>"
+    text: str | None = None
+    data: Any = None  # the parsed plain data, before validation
+    key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    value_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: Path_, prefer_value: bool = False) -> Location:
+        """The position of `path`, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while True:
+            first, second = (
+                (self.value_positions, self.key_positions)
+                if prefer_value
+                else (self.key_positions, self.value_positions)
+            )
+            pos = first.get(path) or second.get(path)
+            if pos is not None:
+                return Location(self.file, pos[0], pos[1])
+            if not path:
+                return Location(self.file)
+            path = path[:-1]
+
+
+def _location(file: str | None, mark: yaml.Mark | None) -> Location:
+    if mark is None:
+        return Location(file)
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+class _Converter:
+    """Node tree -> plain Python data, recording positions and collecting problems."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.problems: list[Problem] = []
+        self.nodes_seen = 0
+        # A SafeLoader only to reuse its scalar resolution (ints, floats, bools, null).
+        self._scalars = yaml.SafeLoader("")
+
+    def convert(self, node: yaml.Node, path: Path_, active: frozenset[int]) -> Any:
+        self.nodes_seen += 1
+        if self.nodes_seen > MAX_NODES:
+            raise SpecError(
+                [
+                    Problem(
+                        f"the YAML expands to more than {MAX_NODES:,} nodes (through aliases?); "
+                        "a spec is far smaller than that",
+                        _location(self.source.file, node.start_mark),
+                    )
+                ]
+            )
+        if id(node) in active:
+            raise SpecError(
+                [Problem("an alias refers to itself (a cyclic YAML structure)", _location(self.source.file, node.start_mark))]
+            )
+        self.source.value_positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if node.tag not in _STANDARD_TAGS:
+            self.problems.append(
+                Problem(
+                    f"the YAML tag {node.tag!r} is not allowed: a spec holds plain mappings, lists, numbers and strings",
+                    _location(self.source.file, node.start_mark),
+                )
+            )
+            return None
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, active | {id(node)})
+        if isinstance(node, yaml.SequenceNode):
+            inner = active | {id(node)}
+            return [self.convert(item, path + (i,), inner) for i, item in enumerate(node.value)]
+        try:
+            return self._scalars.construct_object(node, deep=True)
+        except yaml.YAMLError as err:
+            self.problems.append(Problem(f"cannot read this value: {err}", _location(self.source.file, node.start_mark)))
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_, active: frozenset[int]) -> dict:
+        own_keys: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self._key(key_node)
+            if key in own_keys:
+                first = own_keys[key].start_mark
+                self.problems.append(
+                    Problem(
+                        f"duplicate key {key!r} (first given at line {first.line + 1}, column {first.column + 1}); "
+                        "keep one of them",
+                        _location(self.source.file, key_node.start_mark),
+                    )
+                )
+            else:
+                own_keys[key] = key_node
+        # `<<: *base` merges are allowed; the mapping's own keys win over merged ones.
+        self._scalars.flatten_mapping(node)
+        result: dict = {}
+        for key_node, value_node in node.value:
+            key = self._key(key_node)
+            if key is None and not isinstance(key_node, yaml.ScalarNode):
+                continue
+            child = path + (key,)
+            self.source.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = self.convert(value_node, child, active)
+        return result
+
+    def _key(self, key_node: yaml.Node) -> Any:
+        if not isinstance(key_node, yaml.ScalarNode):
+            self.problems.append(
+                Problem("a mapping key must be a plain name, not a list or mapping", _location(self.source.file, key_node.start_mark))
+            )
+            return None
+        value = self._scalars.construct_object(key_node)
+        # YAML 1.1 reads unquoted `on`/`yes`/1 keys as bools/ints: keys are names, keep their text.
+        return value if isinstance(value, str) else key_node.value
+
+
+def parse_yaml(text: str, file: str | None = "<string>") -> tuple[Any, Source]:
+    """Parse YAML text into plain data and its `Source` (positions). Raises SpecError with every problem found."""
+    source = Source(file=file, text=text)
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent:
+            # YAML forbids tabs in indentation; PyYAML's own message for them is cryptic.
+            col = indent.index("\t") + 1
+            raise SpecError([Problem("a tab is used for indentation; YAML allows only spaces there", Location(file, line_no, col))])
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        what = err.problem or err.context or "invalid YAML"
+        raise SpecError([Problem(f"YAML syntax error: {what}", _location(file, mark))]) from None
+    except yaml.YAMLError as err:
+        raise SpecError([Problem(f"YAML syntax error: {err}", Location(file))]) from None
+    if node is None:
+        raise SpecError([Problem("the spec is empty; it needs at least `input` and `layers`", Location(file, 1, 1))])
+    converter = _Converter(source)
+    data = converter.convert(node, (), frozenset())
+    if converter.problems:
+        raise SpecError(converter.problems)
+    source.data = data
+    if not isinstance(data, dict):
+        kind = type(data).__name__ if data is not None else "null"
+        raise SpecError(
+            [Problem(f"the top level of a spec must be a mapping (input:, layers:, ...), not a {kind}", _location(file, node.start_mark))]
+        )
+    return data, source
+
+
+def read_spec_file(path: str | Path) -> tuple[Any, Source]:
+    """Read and parse a spec file. Missing, unreadable, oversized or non-UTF-8 files are clear errors."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputError(f"{shown}: no such file") from None
+    except OSError as err:
+        raise InputError(f"{shown}: cannot read: {err.strerror or err}") from None
+    if path.is_dir():
+        raise InputError(f"{shown}: is a directory, not a spec file")
+    if size > MAX_FILE_BYTES:
+        raise SpecError(
+            [Problem(f"the file is {size:,} bytes; a spec may be at most {MAX_FILE_BYTES:,} bytes", Location(shown))]
+        )
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{shown}: cannot read: {err.strerror or err}") from None
+    return parse_yaml(decode_spec_bytes(raw, shown), file=shown)
+
+
+def decode_spec_bytes(raw: bytes, shown: str) -> str:
+    """UTF-8 (a BOM allowed) or a clear error at the first bad byte."""
+    if b"\x00" in raw:
+        offset = raw.index(b"\x00")
+        line = raw[:offset].count(b"\n") + 1
+        raise SpecError([Problem("this is a binary file, not a YAML spec (it contains NUL bytes)", Location(shown, line))])
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise SpecError(
+            [Problem(f"the file is not UTF-8 text (byte 0x{raw[err.start]:02x} cannot be decoded)", Location(shown, line, col))]
+        ) from None
+
+
+def looks_like_yaml_text(value: str) -> bool:
+    """A string argument is YAML text (not a path) when it has a newline or a top-level `key:`."""
+    return "\n" in value or (":" in value and not Path(value).suffix in {".yaml", ".yml"})
