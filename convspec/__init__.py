@@ -17,7 +17,7 @@ from .schema import Spec, json_schema, load
 from .shapes import Report, check
 
 if TYPE_CHECKING:  # torch is imported only when a model is built
-    from .build import build, load_checkpoint, save_checkpoint
+    from .builder import build, load_checkpoint, save_checkpoint
 
 __all__ = [
     "__version__",
@@ -43,7 +43,7 @@ _LAZY = {"build", "save_checkpoint", "load_checkpoint"}
 def __getattr__(name: str) -> Any:
     # `convspec check` must not pay for importing torch; the builder loads it on first use.
     if name in _LAZY:
-        from . import build as _build_module
+        from . import builder as _builder_module
 
-        return getattr(_build_module, name)
+        return getattr(_builder_module, name)
     raise AttributeError(f"module 'convspec' has no attribute {name!r}")

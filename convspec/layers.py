@@ -23,7 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PADDING_MODES", "pad_input", "attention_hidden", "DynamicConv", "ChannelShuffle"]
+from .shapes import attention_hidden  # the one formula, shared with the checker
+
+__all__ = [
+    "PADDING_MODES", "pad_input", "attention_hidden", "DynamicConv", "ChannelShuffle",
+    "ConvNormAct", "FixedConv", "ChannelLayerNorm",
+]
 
 # convspec's padding_mode names -> F.pad's mode names.
 PADDING_MODES: dict[str, str] = {
@@ -85,11 +90,6 @@ def pad_input(x: Tensor, pads: Sequence[tuple[int, int]], mode: str) -> Tensor:
     # F.pad lists the LAST dim first: (last_lo, last_hi, ..., first_lo, first_hi).
     flat = [p for pair in reversed(pairs) for p in pair]
     return F.pad(x, flat, mode=torch_mode)
-
-
-def attention_hidden(in_channels: int, reduction: int) -> int:
-    """Width of DynamicConv's attention MLP (the single source of this formula)."""
-    return max(1, in_channels // reduction)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -297,3 +297,120 @@ class ChannelShuffle(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
+
+
+# ---------------------------------------------------------------- convolution with norm and activation
+
+_CONV_MODULES = {
+    (1, False): nn.Conv1d, (2, False): nn.Conv2d, (3, False): nn.Conv3d,
+    (1, True): nn.ConvTranspose1d, (2, True): nn.ConvTranspose2d, (3, True): nn.ConvTranspose3d,
+}  # fmt: skip
+
+
+class _ConvNormActMixin:
+    """Explicit padding where it is asymmetric, the conv itself, then `norm` and `act` children.
+
+    The conv's own `weight` and `bias` stay at the layer's top level, so a spec layer
+    `conv_0` has state_dict keys `conv_0.weight` and `conv_0.norm.running_mean`.
+    """
+
+    pre_pad: tuple[tuple[int, int], ...] | None
+    pre_pad_mode: str
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pre_pad is not None:
+            x = pad_input(x, self.pre_pad, self.pre_pad_mode)
+        x = super().forward(x)  # type: ignore[misc]
+        norm, act = self._modules.get("norm"), self._modules.get("act")  # type: ignore[attr-defined]
+        if norm is not None:
+            x = norm(x)
+        if act is not None:
+            x = act(x)
+        return x
+
+
+_CONV_NORM_ACT_CLASSES: dict[tuple[int, bool], type] = {
+    key: type(base.__name__, (_ConvNormActMixin, base), {"__module__": __name__, "__qualname__": base.__name__})
+    for key, base in _CONV_MODULES.items()
+}
+
+
+def ConvNormAct(geometry, norm: nn.Module | None = None, act: nn.Module | None = None) -> nn.Module:
+    """A torch conv (an instance of nn.ConvNd / nn.ConvTransposeNd) with optional norm and act children.
+
+    `geometry` is the checker's `ConvGeometry`: padding comes from there, never recomputed.
+    """
+    transposed = geometry.output_padding is not None
+    cls = _CONV_NORM_ACT_CLASSES[geometry.dims, transposed]
+    symmetric = geometry.symmetric_padding
+    kwargs = dict(
+        stride=geometry.stride,
+        dilation=geometry.dilation,
+        groups=geometry.groups,
+        bias=geometry.bias,
+    )
+    if transposed:
+        module = cls(geometry.in_channels, geometry.out_channels, geometry.kernel_size,
+                     padding=symmetric, output_padding=geometry.output_padding, **kwargs)
+        module.pre_pad = None
+    elif symmetric is not None:
+        module = cls(geometry.in_channels, geometry.out_channels, geometry.kernel_size,
+                     padding=symmetric, padding_mode=geometry.padding_mode, **kwargs)
+        module.pre_pad = None
+    else:  # asymmetric (even kernel with padding: same): pad explicitly, conv unpadded
+        module = cls(geometry.in_channels, geometry.out_channels, geometry.kernel_size, padding=0, **kwargs)
+        module.pre_pad = geometry.padding
+    module.pre_pad_mode = geometry.padding_mode
+    if norm is not None:
+        module.norm = norm
+    if act is not None:
+        module.act = act
+    return module
+
+
+class FixedConv(nn.Module):
+    """A convolution with a known kernel: a buffer when frozen, a parameter when trainable.
+
+    Per channel (groups = channels) the kernel is applied to each channel alone; otherwise
+    every (out, in) pair gets the same kernel.
+    """
+
+    def __init__(self, geometry, kernel: list, trainable: bool = False):
+        super().__init__()
+        g = geometry
+        values = torch.tensor(kernel, dtype=torch.float32)  # (*kernel_size)
+        weight = values.expand(g.out_channels, g.in_channels // g.groups, *values.shape).clone()
+        if trainable:
+            self.weight = nn.Parameter(weight)
+        else:
+            self.register_buffer("weight", weight)
+        self.dims, self.stride, self.dilation, self.groups = g.dims, g.stride, g.dilation, g.groups
+        self.padding, self.padding_mode = g.padding, g.padding_mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = pad_input(x, self.padding, self.padding_mode)
+        return _CONV[self.dims](x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        out, per_group = self.weight.shape[:2]
+        kind = "per channel" if self.groups == out and per_group == 1 else "full"
+        frozen = "trainable" if isinstance(self.weight, nn.Parameter) else "frozen"
+        return f"{out}, kernel_size={tuple(self.weight.shape[2:])}, {kind}, {frozen}, padding={self.padding}, stride={self.stride}"
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channels at each position of a (B, C, *S) map (ConvNeXt's LayerNorm2d)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.movedim(1, -1)  # (B, *S, C)
+        x = F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)  # (B, C, *S)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"

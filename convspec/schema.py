@@ -331,7 +331,7 @@ class InitSpec(_Model):
     bias: InitValue | None = Field(None, description="initialiser for the bias")
 
 
-NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class LayerBase(_Model):
@@ -348,7 +348,7 @@ class LayerBase(_Model):
         if value is not None:
             if not NAME_PATTERN.match(value):
                 raise _fail(
-                    f"{value!r} is not a valid layer name: use letters, digits and underscores, not starting with a digit"
+                    f"{value!r} is not a valid layer name: use letters, digits and underscores, starting with a letter"
                 )
             if value == "input":
                 raise _fail("'input' is reserved: it names the list's own input")

@@ -1,0 +1,5 @@
+"""`python -m convspec`."""
+
+from .cli import main
+
+main()

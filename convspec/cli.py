@@ -1,0 +1,214 @@
+"""The `convspec` command: parse arguments, call the API, print, set the exit status.
+
+Exit status: 0 success; 1 an invalid spec (or a failed verification); 2 a usage
+or I/O error; 3 an internal error (a bug: rerun with --debug for the traceback).
+Results go to stdout, problems to stderr. torch is imported only by commands
+that build a model, so `convspec check` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from ._version import __version__
+from .errors import ConvspecError, InputError, Problem
+
+EXIT_INTERNAL = 3
+
+
+class _State:
+    def __init__(self, debug: bool):
+        self.debug = debug
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if len(problems) > 1:
+        click.echo(f"{len(problems)} problems", err=True)
+
+
+def _handles_errors(command: Callable) -> Callable:
+    """Turn every ConvspecError into its message and exit status; other errors into a short note."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_object(_State).debug
+        try:
+            return command(*args, **kwargs)
+        except ConvspecError as err:
+            if debug:
+                traceback.print_exc()
+            _print_problems(err.problems)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as err:  # a bug in convspec: say so briefly, traceback only on request
+            if debug:
+                traceback.print_exc()
+            else:
+                click.echo(f"internal error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="convspec")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Define convolutional networks in YAML: check them, build them, export them."""
+    ctx.obj = _State(debug)
+
+
+def _input_shape(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    from .shapes import parse_input_shape
+
+    try:
+        return parse_input_shape(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--input") from None
+
+
+# ---------------------------------------------------------------- check
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False, allow_dash=False))
+@click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape, e.g. 1x3x224x224 (needed when the spec has no input.size).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_handles_errors
+def check(spec: str, input_text: str | None, fmt: str) -> None:
+    """Validate SPEC and print every layer's shape, parameters, MACs and receptive field."""
+    from .report_view import render_table, report_json
+    from .schema import load
+    from .shapes import check_spec
+
+    input_shape = _input_shape(input_text)
+    if fmt == "json":
+        try:
+            report = check_spec(load(spec), input_shape)
+        except ConvspecError as err:
+            if isinstance(err, InputError):
+                raise
+            click.echo(json.dumps({"spec": spec, "valid": False, "errors": [p.to_dict() for p in err.problems]}, indent=2))
+            sys.exit(1)
+        click.echo(json.dumps(report_json(report), indent=2))
+        sys.exit(0 if report.valid else 1)
+    report = check_spec(load(spec), input_shape)
+    if not report.valid:
+        _print_problems(report.errors)
+        sys.exit(1)
+    render_table(report)
+
+
+# ---------------------------------------------------------------- build
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Save the spec and the state_dict together (a .pt checkpoint).")
+@click.option("--seed", type=int, help="Seed the weight initialisation (reproducible weights).")
+@click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape for the summary.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@_handles_errors
+def build(spec: str, output: str | None, seed: int | None, input_text: str | None, force: bool) -> None:
+    """Check SPEC, build its nn.Module, print it with the summary."""
+    from .fileio import check_writable
+    from .report_view import render_table
+    from .schema import load
+    from .shapes import check_spec
+
+    if output:
+        check_writable(output, force)
+    parsed = load(spec)
+    report = check_spec(parsed, _input_shape(input_text), require_size=False)
+    report.raise_for_errors()
+    from .builder import build_from_report, count_parameters, save_checkpoint
+
+    model = build_from_report(report, seed=seed)
+    click.echo(model)
+    total, trainable = count_parameters(model)
+    render_table(report)
+    if output:
+        path = save_checkpoint(model, parsed, output, force=force)
+        click.echo(f"saved {path} (spec + state_dict, {total:,} parameters, {trainable:,} trainable)")
+
+
+# ---------------------------------------------------------------- schema
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@_handles_errors
+def schema(output: str | None, force: bool) -> None:
+    """Print the JSON Schema of the spec format (for editors: yaml-language-server)."""
+    from .fileio import atomic_write_text
+    from .schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output:
+        atomic_write_text(output, text, force=force)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------- filters
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--kernel-size", type=int, help="Kernel size, for filters that take one.")
+@click.option("--sigma", type=float, help="Sigma, for gaussian.")
+@click.option("--dims", type=click.IntRange(1, 3), default=2, show_default=True, help="Spatial dims.")
+@_handles_errors
+def filters(name: str | None, kernel_size: int | None, sigma: float | None, dims: int) -> None:
+    """List the named filters, or print one filter's values."""
+    from . import kernels
+
+    if name is None:
+        width = max(len(n) for n in kernels.NAMED_FILTERS)
+        for info in kernels.NAMED_FILTERS.values():
+            takes = [k for k, flag in (("kernel_size", info.takes_kernel_size), ("sigma", info.takes_sigma)) if flag]
+            extra = f"  [{', '.join(takes)}]" if takes else ""
+            dims_text = "/".join(f"{d}D" for d in info.dims)
+            click.echo(f"{info.name:<{width}}  {dims_text:<8}  {info.description}{extra}")
+        return
+    try:
+        values = kernels.make_filter(name, dims, kernel_size, sigma)
+    except kernels.FilterError as err:
+        raise InputError(str(err)) from None
+    click.echo(_format_kernel(values))
+
+
+def _format_kernel(values: Any, indent: int = 0) -> str:
+    if values and isinstance(values[0], list) and values[0] and isinstance(values[0][0], list):
+        return "\n\n".join(_format_kernel(plane) for plane in values)
+    rows = values if values and isinstance(values[0], list) else [values]
+    cells = [[f"{v:.6g}" for v in row] for row in rows]
+    width = max(len(c) for row in cells for c in row)
+    return "\n".join("  ".join(c.rjust(width) for c in row) for row in cells)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    cli.main(args=argv, prog_name="convspec")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

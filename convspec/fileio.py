@@ -1,0 +1,57 @@
+"""Atomic file output: a failed write leaves nothing behind and never damages an existing file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import InputError
+
+
+def check_writable(path: str | Path, force: bool) -> Path:
+    """Refuse to replace an existing file without `force`, and a missing directory, before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a file name")
+    if path.exists() and not force:
+        raise InputError(f"{path}: already exists; pass --force to replace it")
+    if not path.parent.exists():
+        raise InputError(f"{path.parent}: no such directory")
+    return path
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, force: bool = False) -> Path:
+    """Write through `write(file)` into a temporary file beside `path`, then rename it into place."""
+    path = check_writable(path, force)
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_name, path)
+    except BaseException as err:
+        with _quiet():
+            os.unlink(temp_name)
+        if isinstance(err, OSError):
+            raise InputError(f"{path}: cannot write: {err.strerror or err}") from None
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str, *, force: bool = False) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), force=force)
+
+
+class _quiet:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return True

@@ -1,0 +1,86 @@
+"""Wiring modules: a list of named layers with `from` edges, and the joins between them.
+
+A `Graph` holds its layers as children under the spec's names, so the printed
+module, the state_dict keys and the ONNX node names all say what the spec says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class Graph(nn.Module):
+    """Runs named children in order; each reads the outputs named in its `from` (or the previous one)."""
+
+    def __init__(self, nodes: Sequence[tuple[str, nn.Module, Sequence[str]]], outputs: Sequence[str] | None = None):
+        super().__init__()
+        for name, module, _ in nodes:
+            self.add_module(name, module)
+        self._wiring = [(name, tuple(sources)) for name, _, sources in nodes]
+        self._outputs = tuple(outputs) if outputs else (nodes[-1][0],)
+        previous = ["input"] + [name for name, _, _ in nodes[:-1]]
+        # A plain chain (each layer reads the one before) runs without a dict of intermediate values.
+        self._is_chain = len(self._outputs) == 1 and self._outputs[0] == nodes[-1][0] and all(
+            sources == (prev,) for (_, sources), prev in zip(self._wiring, previous)
+        )
+        # Drop each intermediate value after its last reader, so memory stays as for a chain.
+        last_reader: dict[str, int] = {}
+        for index, (_, sources) in enumerate(self._wiring):
+            for source in sources:
+                last_reader[source] = index
+        self._release = [
+            tuple(s for s in set(sources) if last_reader[s] == index and s not in self._outputs)
+            for index, (_, sources) in enumerate(self._wiring)
+        ]
+
+    def forward(self, x: torch.Tensor):
+        if self._is_chain:
+            for name, _ in self._wiring:
+                x = self._modules[name](x)
+            return x
+        values: dict[str, torch.Tensor] = {"input": x}
+        for (name, sources), release in zip(self._wiring, self._release):
+            values[name] = self._modules[name](*(values[s] for s in sources))
+            for source in release:
+                del values[source]
+        if len(self._outputs) == 1:
+            return values[self._outputs[0]]
+        return tuple(values[name] for name in self._outputs)
+
+
+class Residual(Graph):
+    """act(layers(x) + shortcut(x)); the main-path layers are direct children, the shortcut one child."""
+
+    def __init__(self, nodes, shortcut: nn.Module | None, act: nn.Module | None):
+        super().__init__(nodes)
+        self.shortcut = shortcut
+        self._act = act  # underscored: user layer names cannot start with "_", so no clash
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        main = super().forward(x)
+        out = main + (self.shortcut(x) if self.shortcut is not None else x)
+        return self._act(out) if self._act is not None else out
+
+
+class Add(nn.Module):
+    """Element-wise sum of its inputs, then an optional activation."""
+
+    def __init__(self, act: nn.Module | None = None):
+        super().__init__()
+        self.act = act
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        out = inputs[0]
+        for x in inputs[1:]:
+            out = out + x
+        return self.act(out) if self.act is not None else out
+
+
+class Concat(nn.Module):
+    """Concatenation along channels (dim 1)."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(inputs, dim=1)

@@ -1,0 +1,77 @@
+"""How a check report reads: a table for people, JSON for machines."""
+
+from __future__ import annotations
+
+import sys
+
+from .shapes import LayerReport, Report
+
+
+def report_json(report: Report) -> dict:
+    return report.to_dict()
+
+
+def _shape(shape: tuple | None) -> str:
+    if shape is None:
+        return "?"
+    return "x".join("?" if s is None else str(s) for s in shape)
+
+
+def _figures(values: tuple) -> str:
+    parts = []
+    for v in values:
+        if v is None:
+            parts.append("?")
+        elif v.denominator == 1:
+            parts.append(str(v.numerator))
+        else:
+            parts.append(f"{float(v):.3g}")
+    return "x".join(parts) if len(set(parts)) > 1 else (parts[0] if parts else "")
+
+
+def _rows(layers: list[LayerReport], depth: int = 0):
+    for layer in layers:
+        yield depth, layer
+        yield from _rows(layer.children, depth + 1)
+
+
+def _params(layer: LayerReport) -> str:
+    frozen = layer.params - layer.trainable_params
+    text = f"{layer.params:,}"
+    if frozen:
+        text += " (frozen)" if frozen == layer.params else f" ({frozen:,} frozen)"
+    return text
+
+
+def render_table(report: Report, file=None) -> None:
+    """Print the per-layer table with totals (rich when the output is a terminal, plain otherwise)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file or sys.stdout, width=140 if not (file or sys.stdout).isatty() else None)
+    spec = report.spec
+    title = f"{spec.name or spec.source.file}: input {_shape(report.input_shape)}"
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for heading, justify in (
+        ("layer", "left"), ("type", "left"), ("output", "left"), ("params", "right"),
+        ("MACs", "right"), ("RF", "right"), ("stride", "right"),
+    ):  # fmt: skip
+        table.add_column(heading, justify=justify, no_wrap=True)
+    for depth, layer in _rows(report.layers):
+        table.add_row(
+            "  " * depth + layer.name,
+            layer.type,
+            _shape(layer.output_shape),
+            _params(layer),
+            f"{layer.macs:,}",
+            _figures(layer.receptive_field),
+            _figures(layer.stride),
+        )
+    console.print(table)
+    frozen = report.total_params - report.trainable_params
+    outputs = ", ".join(f"{name} {_shape(shape)}" for name, shape in report.outputs.items())
+    console.print(
+        f"total: {report.total_params:,} parameters ({report.trainable_params:,} trainable"
+        f"{f', {frozen:,} frozen' if frozen else ''}), {report.total_macs:,} MACs; outputs: {outputs}",
+        highlight=False,
+    )
