@@ -333,12 +333,26 @@ def _divisors(n: int) -> str:
     return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
 
 
-def _norm_check(layer: _Layer, kind: str | None, groups: int | None, channels: int, key: str = "norm") -> None:
+def _norm_statistics_check(layer: _Layer, kind: str | None, groups: int | None, value: Value, key: str) -> None:
+    """Instance and group norm need more than one value to normalise over, in eval mode too."""
+    if value.flat or any(s is None for s in value.spatial):
+        return
+    positions = math.prod(value.spatial)
+    if kind == "instance" and positions == 1:
+        layer.error(key, f"instance norm needs more than one position, but the map is {list(value.shape)}")
+    if kind == "group" and groups and value.channels % groups == 0 and positions * (value.channels // groups) == 1:
+        layer.error(key, f"group norm needs more than one value per group, but the map is {list(value.shape)} with {groups} groups")
+
+
+def _norm_check(layer: _Layer, kind: str | None, groups: int | None, value: Value, key: str = "norm") -> None:
+    """A conv's `norm` must fit the conv's output `value`."""
+    channels = value.channels
     if kind == "group" and groups is not None and channels % groups:
         layer.error(
             "norm_groups" if key == "norm" else key,
             f"norm_groups={groups} does not divide the {channels} channels (divisors: {_divisors(channels)})",
         )
+    _norm_statistics_check(layer, kind, groups, value, key)
 
 
 def _conv(
@@ -450,7 +464,7 @@ def _bias_default(model: Any) -> bool:
 
 def _finish_conv(layer: _Layer, geometry: ConvGeometry, value: Value, macs: int, norm: str | None, norm_groups: int | None) -> _Traced:
     model = layer.model
-    _norm_check(layer, norm, norm_groups, geometry.out_channels)
+    _norm_check(layer, norm, norm_groups, value)
     if geometry.output_padding is None:
         weight_shape = (geometry.out_channels, geometry.in_channels // geometry.groups, *geometry.kernel_size)
     else:  # nn.ConvTransposeNd stores (in, out / groups, *kernel)
@@ -496,13 +510,13 @@ def _rule_separable(layer: _Layer, inputs: list[Value]) -> _Traced:
     kernel = layer.per_dim("kernel_size", model.kernel_size)
     mid = value.channels * model.multiplier
     dw, mid_value, dw_macs = _conv(layer, value, mid, kernel, value.channels, inner_bias)
-    _norm_check(layer, inner_norm, inner.norm_groups if inner else None, mid, key="depthwise")
+    _norm_check(layer, inner_norm, inner.norm_groups if inner else None, mid_value, key="depthwise")
     ones = (1,) * layer.ctx.dims
     pw, out_value, pw_macs = _conv(
         layer, mid_value, model.out_channels, ones, model.groups if hasattr(model, "groups") else 1,
         _bias_default(model), stride=ones, dilation=ones, padding=((0, 0),) * layer.ctx.dims,
     )
-    _norm_check(layer, model.norm, model.norm_groups, model.out_channels)
+    _norm_check(layer, model.norm, model.norm_groups, out_value)
     _check_init(layer, (pw.out_channels, pw.in_channels, *ones), pw.bias, pw.out_channels, arrays=False)
     params = conv_params(dw.in_channels, dw.out_channels, dw.kernel_size, dw.groups, dw.bias) + norm_params(inner_norm, mid)
     params += conv_params(pw.in_channels, pw.out_channels, pw.kernel_size, pw.groups, pw.bias) + norm_params(model.norm, model.out_channels)
@@ -585,7 +599,7 @@ def _rule_dynamic(layer: _Layer, inputs: list[Value]) -> _Traced:
     _check_in_channels(layer, model.in_channels, value.channels)
     kernel = layer.per_dim("kernel_size", model.kernel_size)
     geometry, result, conv_macs = _conv(layer, value, model.out_channels, kernel, model.groups, _bias_default(model))
-    _norm_check(layer, model.norm, model.norm_groups, model.out_channels)
+    _norm_check(layer, model.norm, model.norm_groups, result)
     _check_init(layer, (geometry.out_channels, geometry.in_channels // geometry.groups, *kernel), geometry.bias, geometry.out_channels)
     experts = model.experts
     hidden = attention_hidden(geometry.in_channels, model.reduction)
@@ -638,6 +652,7 @@ def _rule_norm(layer: _Layer, inputs: list[Value]) -> _Traced:
     channels = value.shape[1]
     if model.kind == "group" and channels % model.groups:
         layer.fail("groups", f"groups={model.groups} does not divide the {channels} channels (divisors: {_divisors(channels)})")
+    _norm_statistics_check(layer, model.kind, model.groups, value, "kind")
     params = norm_params(model.kind, channels)
     return _Traced(value, params, params, resolved={"channels": channels})
 
@@ -662,6 +677,9 @@ def _rule_pool(layer: _Layer, inputs: list[Value]) -> _Traced:
             out_spatial.append(None)
         elif size + 2 * p < k:
             layer.error("kernel_size", f"kernel {k} is larger than the padded input {size + 2 * p} in {dim}")
+        elif model.op == "avg" and dims == 3 and size < k:
+            # torch's avg_pool3d compares the unpadded input with the kernel
+            layer.error("kernel_size", f"kernel {k} is larger than the input {size} in {dim} (3-D average pooling does not count padding here)")
         else:
             out_spatial.append(pool_output_size(size, k, s, p, model.ceil_mode))
     if layer.failed:
