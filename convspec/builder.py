@@ -23,7 +23,7 @@ from .fileio import atomic_write
 from .graph import Add, Concat, Graph, Residual
 from .layers import ChannelLayerNorm, ChannelShuffle, ConvNormAct, DynamicConv, FixedConv
 from .schema import Init, Spec, load
-from .shapes import ConvGeometry, LayerReport, Report, check_spec
+from .shapes import ConvGeometry, LayerReport, Report, load_and_check
 
 _POOL = {
     ("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("max", 3): nn.MaxPool3d,
@@ -298,8 +298,7 @@ def build(spec: Any, *, seed: int | None = None, input_shape: tuple[int, ...] | 
     Raises SpecError with every problem if the spec is invalid. With `seed`, the
     weights are the same on every call (torch's global RNG is left as it was).
     """
-    parsed = load(spec)
-    report = check_spec(parsed, input_shape, require_size=False)
+    report = load_and_check(spec, input_shape, require_size=False)
     return build_from_report(report, seed)
 
 

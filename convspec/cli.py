@@ -94,13 +94,12 @@ def _input_shape(value: str | None) -> tuple[int, ...] | None:
 def check(spec: str, input_text: str | None, fmt: str) -> None:
     """Validate SPEC and print every layer's shape, parameters, MACs and receptive field."""
     from .report_view import render_table, report_json
-    from .schema import load
-    from .shapes import check_spec
+    from .shapes import load_and_check
 
     input_shape = _input_shape(input_text)
     if fmt == "json":
         try:
-            report = check_spec(load(spec), input_shape)
+            report = load_and_check(spec, input_shape)
         except ConvspecError as err:
             if isinstance(err, InputError):
                 raise
@@ -108,7 +107,7 @@ def check(spec: str, input_text: str | None, fmt: str) -> None:
             sys.exit(1)
         click.echo(json.dumps(report_json(report), indent=2))
         sys.exit(0 if report.valid else 1)
-    report = check_spec(load(spec), input_shape)
+    report = load_and_check(spec, input_shape)
     if not report.valid:
         _print_problems(report.errors)
         sys.exit(1)
@@ -129,14 +128,13 @@ def build(spec: str, output: str | None, seed: int | None, input_text: str | Non
     """Check SPEC, build its nn.Module, print it with the summary."""
     from .fileio import check_writable
     from .report_view import render_table
-    from .schema import load
-    from .shapes import check_spec
+    from .shapes import load_and_check
 
     if output:
         check_writable(output, force)
-    parsed = load(spec)
-    report = check_spec(parsed, _input_shape(input_text), require_size=False)
+    report = load_and_check(spec, _input_shape(input_text), require_size=False)
     report.raise_for_errors()
+    parsed = report.spec
     from .builder import build_from_report, count_parameters, save_checkpoint
 
     model = build_from_report(report, seed=seed)

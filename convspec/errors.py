@@ -64,6 +64,8 @@ class ConvspecError(Exception):
 class SpecError(ConvspecError):
     """The spec is invalid: bad YAML, bad keys or values, or shapes that do not fit."""
 
+    partial = None  # for schema errors: the spec with invalid layers stubbed out, to shape-check the rest
+
 
 class BudgetError(SpecError):
     """The spec is valid but would need more memory than allowed to build or run."""

@@ -18,6 +18,8 @@ class Graph(nn.Module):
     def __init__(self, nodes: Sequence[tuple[str, nn.Module, Sequence[str]]], outputs: Sequence[str] | None = None):
         super().__init__()
         for name, module, _ in nodes:
+            if hasattr(self, name) and name not in self._modules:
+                raise ValueError(f"layer name {name!r} clashes with an attribute of torch.nn.Module")
             self.add_module(name, module)
         self._wiring = [(name, tuple(sources)) for name, _, sources in nodes]
         self._outputs = tuple(outputs) if outputs else (nodes[-1][0],)

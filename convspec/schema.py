@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .errors import Problem, SpecError
-from .source import Source
+from .source import Source, layer_label
 
 INT_LIMIT = 2**31 - 1  # larger values overflow ONNX int32 attributes and no real layer needs them
 
@@ -333,6 +333,18 @@ class InitSpec(_Model):
 
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
+# Attributes of torch.nn.Module: a child of that name cannot be added (a test keeps this list complete).
+MODULE_ATTRIBUTES = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double
+    dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu
+    load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters
+    register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
+    register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
+    to_empty train training type xpu zero_grad""".split()
+)
+
 
 class LayerBase(_Model):
     """Keys every layer has."""
@@ -352,6 +364,8 @@ class LayerBase(_Model):
                 )
             if value == "input":
                 raise _fail("'input' is reserved: it names the list's own input")
+            if value in MODULE_ATTRIBUTES:
+                raise _fail(f"{value!r} is reserved: it is a method or attribute of torch.nn.Module; choose another name")
         return value
 
     @model_validator(mode="before")
@@ -777,6 +791,8 @@ class Spec(_Model):
     outputs: str | list[str] | None = Field(None, description="layer name(s) returned; default the last layer")
 
     _source: Source = PrivateAttr(default_factory=Source)
+    # Layers that failed validation, stood in for by placeholders so the rest can still be shape-checked.
+    _broken_layers: frozenset = PrivateAttr(default_factory=frozenset)
 
     @property
     def source(self) -> Source:
@@ -822,31 +838,6 @@ def _all_field_names() -> set[str]:
     for model in (*LAYER_MODELS.values(), InputSpec, Spec, InitSpec, StageSpec):
         names.update(f.alias or n for n, f in model.model_fields.items())
     return names
-
-
-def layer_label(data: Any, path: tuple) -> tuple[tuple, str | None]:
-    """The deepest layer on `path` and its label, e.g. ``layers[3].layers[0] 'g1' (group)``."""
-    node, layer_path, label_parts, layer = data, (), [], None
-    for i, part in enumerate(path):
-        if isinstance(node, dict) and part in ("layers", "shortcut") and i + 1 < len(path) and isinstance(path[i + 1], int):
-            items = node[part]
-            index = path[i + 1]
-            if isinstance(items, list) and index < len(items):
-                layer = items[index]
-                layer_path = path[: i + 2]
-                label_parts.append(f"{part}[{index}]")
-        node = node.get(part) if isinstance(node, dict) else (node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
-    if not label_parts:
-        return (), None
-    label = ".".join(label_parts)
-    if isinstance(layer, dict):
-        kind = layer.get("type")
-        name = layer.get("name") or (f"{kind}_{layer_path[-1]}" if isinstance(kind, str) else None)
-        if isinstance(name, str):
-            label += f" {name!r}"
-        if isinstance(kind, str):
-            label += f" ({kind})"
-    return layer_path, label
 
 
 def _model_at(data: Any, path: tuple) -> type[_Model] | None:
@@ -930,14 +921,48 @@ def parse_spec(data: Any, source: Source | None = None) -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as err:
         problems: list[Problem] = []
+        broken: set[tuple] = set()
         for error in err.errors(include_url=False):
             problem = _problem_from_error(error, data, source)
             if problem not in problems:
                 problems.append(problem)
+            broken.add(layer_label(data, _data_path(data, tuple(error["loc"])))[0])
         problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
-        raise SpecError(problems) from None
+        failure = SpecError(problems)
+        failure.partial = _partial_spec(data, broken, source)
+        raise failure from None
     spec._source = source
     return spec
+
+
+def _partial_spec(data: dict, broken: set[tuple], source: Source) -> Spec | None:
+    """The spec with each invalid layer replaced by a placeholder, so its valid layers can still be checked.
+
+    None when a problem lies outside the layers (in `input`, say): then nothing can be traced.
+    """
+    if () in broken:
+        return None
+    outermost = {p for p in broken if not any(p[: i] in broken for i in range(1, len(p)))}
+    lenient = _replace_layers(data, (), outermost)
+    try:
+        spec = Spec.model_validate(lenient)
+    except ValidationError:
+        return None
+    spec._source = source
+    spec._broken_layers = frozenset(outermost)
+    return spec
+
+
+def _replace_layers(node: Any, path: tuple, broken: set[tuple]) -> Any:
+    if path in broken:
+        name = node.get("name") if isinstance(node, dict) else None
+        valid_name = isinstance(name, str) and NAME_PATTERN.match(name) and name not in MODULE_ATTRIBUTES and name != "input"
+        return {"type": "identity", **({"name": name} if valid_name else {})}
+    if isinstance(node, dict):
+        return {k: _replace_layers(v, path + (k,), broken) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_replace_layers(v, path + (i,), broken) for i, v in enumerate(node)]
+    return node
 
 
 def json_schema() -> dict:

@@ -25,7 +25,8 @@ from typing import Any, Callable
 
 from . import kernels
 from .errors import Problem, SpecError
-from .schema import LayerBase, Spec, layer_label
+from .schema import LayerBase, Spec
+from .source import layer_label
 
 DIM_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
@@ -238,9 +239,10 @@ class _Context:
     data: dict  # the spec as plain data, for labels
     problems: list[Problem]
 
-    def problem(self, path: tuple, key: str | None, message: str) -> None:
+    def problem(self, path: tuple, key: str | tuple | None, message: str) -> None:
+        """Record a problem at the layer `path`, located at its `key` (a name, or a path within the layer)."""
         _, label = layer_label(self.data, path)
-        where = path + (key,) if key else path
+        where = path + (key if isinstance(key, tuple) else (key,)) if key else path
         problem = Problem(message, self.spec.source.locate(where), label)
         if problem not in self.problems:  # repeat copies report a problem once
             self.problems.append(problem)
@@ -265,7 +267,7 @@ class _Layer:
         self.model, self.path, self.ctx = model, path, ctx
         self.failed = False
 
-    def error(self, key: str | None, message: str) -> None:
+    def error(self, key: str | tuple | None, message: str) -> None:
         self.failed = True
         self.ctx.problem(self.path, key, message)
 
@@ -387,9 +389,16 @@ def _conv(
             continue
         dim = DIM_NAMES[dims][axis]
         if mode == "reflect" and max(pad) >= size:
-            layer.error("padding_mode", f"reflect padding {max(pad)} must be smaller than the input size {size} in {dim}")
+            layer.error(
+                "padding",
+                f"reflect padding {max(pad)} must be smaller than the input size {size} in {dim}; "
+                f"use padding <= {size - 1} or padding_mode replicate",
+            )
         if mode == "circular" and max(pad) > size:
-            layer.error("padding_mode", f"circular padding {max(pad)} must be at most the input size {size} in {dim}")
+            layer.error(
+                "padding",
+                f"circular padding {max(pad)} must be at most the input size {size} in {dim}; use padding <= {size} or padding_mode replicate",
+            )
         effective = d * (k - 1) + 1
         if size + pad[0] + pad[1] < effective:
             extent = f"kernel {k}" + (f" (spanning {effective} with dilation {d})" if d > 1 else "")
@@ -423,39 +432,39 @@ def _check_init(layer: _Layer, weight_shape: tuple[int, ...], has_bias: bool, ou
     if init is None:
         return
     if init.bias is not None and not has_bias:
-        layer.error("init", "`init.bias` is given but the layer has no bias (bias is off when `norm` is set; set `bias: true`)")
+        layer.error(("init", "bias"), "`init.bias` is given but the layer has no bias (bias is off when `norm` is set; set `bias: true`)")
     for part, expected in (("weight", weight_shape), ("bias", (out,))):
         spec = getattr(init, part)
         if spec is None:
             continue
         if spec.kind == "array":
             if not arrays:
-                layer.error("init", f"a literal {part} array is ambiguous here; use a named initialiser")
+                layer.error(("init", part), f"a literal {part} array is ambiguous here; use a named initialiser")
             elif kernels.kernel_shape(spec.array) != tuple(expected):
                 layer.error(
-                    "init",
+                    ("init", part),
                     f"the literal {part} has shape {list(kernels.kernel_shape(spec.array))} but the layer's {part} "
                     f"has shape {list(expected)}",
                 )
         elif spec.kind == "filter":
             if part == "bias":
-                layer.error("init", "a filter initialises a weight, not a bias")
+                layer.error(("init", part), "a filter initialises a weight, not a bias")
                 continue
             args = spec.filter
             try:
                 values = kernels.make_filter(args["filter"], layer.ctx.dims, args.get("kernel_size"), args.get("sigma"))
             except kernels.FilterError as err:
-                layer.error("init", str(err))
+                layer.error(("init", part), str(err))
                 continue
             if kernels.kernel_shape(values) != tuple(weight_shape[2:]):
                 layer.error(
-                    "init",
+                    ("init", part),
                     f"the {args['filter']} filter is {list(kernels.kernel_shape(values))} but the kernel is {list(weight_shape[2:])}",
                 )
         elif spec.kind == "orthogonal" and part == "bias":
-            layer.error("init", "orthogonal initialises a weight (2 or more dims), not a bias")
+            layer.error(("init", part), "orthogonal initialises a weight (2 or more dims), not a bias")
         elif spec.kind.startswith(("kaiming", "xavier")) and part == "bias":
-            layer.error("init", f"{spec.kind} needs a weight's fan-in and fan-out; use zeros, constant, uniform or normal for a bias")
+            layer.error(("init", part), f"{spec.kind} needs a weight's fan-in and fan-out; use zeros, constant, uniform or normal for a bias")
 
 
 def _bias_default(model: Any) -> bool:
@@ -541,10 +550,13 @@ def _rule_transposed(layer: _Layer, inputs: list[Value]) -> _Traced:
         pairs = [transposed_same_padding(k, s, d) for k, s, d in zip(kernel, stride, dilation)]
         for axis, pair in enumerate(pairs):
             if pair is None:
+                k, s_, d = kernel[axis], stride[axis], dilation[axis]
+                nearby = [c for c in (k + 1, k - 1, k + 2) if c >= 1 and transposed_same_padding(c, s_, d) is not None]
+                hint = f"kernel_size {nearby[0]} would" if nearby else "give padding and output_padding explicitly"
                 layer.error(
                     "padding",
-                    f"no padding gives out = in x stride for kernel {kernel[axis]}, stride {stride[axis]}, dilation {dilation[axis]} "
-                    f"in {DIM_NAMES[dims][axis]}; use kernel_size >= stride (e.g. kernel {stride[axis]}) or explicit padding",
+                    f"no padding gives out = in x stride (with any valid output_padding) for kernel {k}, stride {s_}, dilation {d} "
+                    f"in {DIM_NAMES[dims][axis]}; {hint}",
                 )
         if layer.failed:
             raise _LayerFailed
@@ -958,7 +970,8 @@ def _trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: _Contex
             layer.error("from", f"a {model.type} layer takes one input, but `from` names {len(sources)}; join them with add or concat first")
         output: Value | None = None
         traced = None
-        if not layer.failed and all(v is not None for v in inputs):
+        broken = layer_path in ctx.spec._broken_layers  # invalid in the schema: already reported
+        if not layer.failed and not broken and all(v is not None for v in inputs):
             try:
                 traced = SHAPE_RULES[model.type](layer, inputs)  # type: ignore[arg-type]
                 output = traced.value if not layer.failed else None
@@ -1023,13 +1036,31 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
     return Report(spec, shape, layers, outputs, problems)
 
 
+def load_and_check(spec: Any, input_shape: tuple[int, ...] | None = None, require_size: bool = True) -> Report:
+    """Load and check; if the schema rejects some layers, the raised SpecError also lists the other layers' shape problems."""
+    from .schema import load
+
+    try:
+        parsed = load(spec)
+    except SpecError as err:
+        if err.partial is None:
+            raise
+        try:
+            shape_problems = check_spec(err.partial, input_shape, require_size).errors
+        except SpecError:
+            raise err from None
+        problems = list(err.problems) + [p for p in shape_problems if p not in err.problems]
+        problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
+        raise SpecError(problems) from None
+    return check_spec(parsed, input_shape, require_size)
+
+
 def check(spec: Any, input_shape: tuple[int, ...] | str | None = None) -> Report:
     """Load (if needed) and check a spec: every layer's shape, parameters, MACs and receptive field.
 
-    Schema problems raise SpecError; shape problems are listed in `Report.errors`.
+    Schema problems raise SpecError (listing the shape problems of the valid layers too);
+    shape problems of a valid spec are listed in `Report.errors`.
     """
-    from .schema import load
-
     if isinstance(input_shape, str):
         input_shape = parse_input_shape(input_shape)
-    return check_spec(load(spec), input_shape)
+    return load_and_check(spec, input_shape)

@@ -61,6 +61,31 @@ class Source:
             path = path[:-1]
 
 
+def layer_label(data: Any, path: tuple) -> tuple[tuple, str | None]:
+    """The deepest layer on `path` and its label, e.g. ``layers[3].layers[0] 'g1' (group)``."""
+    node, layer_path, label_parts, layer = data, (), [], None
+    for i, part in enumerate(path):
+        if isinstance(node, dict) and part in ("layers", "shortcut") and i + 1 < len(path) and isinstance(path[i + 1], int):
+            items = node[part]
+            index = path[i + 1]
+            if isinstance(items, list) and index < len(items):
+                layer = items[index]
+                layer_path = path[: i + 2]
+                label_parts.append(f"{part}[{index}]")
+        node = node.get(part) if isinstance(node, dict) else (node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+    if not label_parts:
+        return (), None
+    label = ".".join(label_parts)
+    if isinstance(layer, dict):
+        kind = layer.get("type")
+        name = layer.get("name") or (f"{kind}_{layer_path[-1]}" if isinstance(kind, str) else None)
+        if isinstance(name, str):
+            label += f" {name!r}"
+        if isinstance(kind, str):
+            label += f" ({kind})"
+    return layer_path, label
+
+
 def _location(file: str | None, mark: yaml.Mark | None) -> Location:
     if mark is None:
         return Location(file)
@@ -72,7 +97,7 @@ class _Converter:
 
     def __init__(self, source: Source):
         self.source = source
-        self.problems: list[Problem] = []
+        self.problems: list[tuple[Path_, Problem]] = []  # labelled with their layer once the data is whole
         self.nodes_seen = 0
         # A SafeLoader only to reuse its scalar resolution (ints, floats, bools, null).
         self._scalars = yaml.SafeLoader("")
@@ -95,12 +120,8 @@ class _Converter:
             )
         self.source.value_positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if node.tag not in _STANDARD_TAGS:
-            self.problems.append(
-                Problem(
-                    f"the YAML tag {node.tag!r} is not allowed: a spec holds plain mappings, lists, numbers and strings",
-                    _location(self.source.file, node.start_mark),
-                )
-            )
+            message = f"the YAML tag {node.tag!r} is not allowed: a spec holds plain mappings, lists, numbers and strings"
+            self.problems.append((path, Problem(message, self.source.locate(path))))
             return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, active | {id(node)})
@@ -110,7 +131,7 @@ class _Converter:
         try:
             return self._scalars.construct_object(node, deep=True)
         except yaml.YAMLError as err:
-            self.problems.append(Problem(f"cannot read this value: {err}", _location(self.source.file, node.start_mark)))
+            self.problems.append((path, Problem(f"cannot read this value: {err}", self.source.locate(path))))
             return None
 
     def _mapping(self, node: yaml.MappingNode, path: Path_, active: frozenset[int]) -> dict:
@@ -118,23 +139,18 @@ class _Converter:
         for key_node, _ in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self._key(key_node)
+            key = self._key(key_node, path)
             if key in own_keys:
                 first = own_keys[key].start_mark
-                self.problems.append(
-                    Problem(
-                        f"duplicate key {key!r} (first given at line {first.line + 1}, column {first.column + 1}); "
-                        "keep one of them",
-                        _location(self.source.file, key_node.start_mark),
-                    )
-                )
+                message = f"duplicate key {key!r} (first given at line {first.line + 1}, column {first.column + 1}); keep one of them"
+                self.problems.append((path + (key,), Problem(message, _location(self.source.file, key_node.start_mark))))
             else:
                 own_keys[key] = key_node
         # `<<: *base` merges are allowed; the mapping's own keys win over merged ones.
         self._scalars.flatten_mapping(node)
         result: dict = {}
         for key_node, value_node in node.value:
-            key = self._key(key_node)
+            key = self._key(key_node, path, report=False)
             if key is None and not isinstance(key_node, yaml.ScalarNode):
                 continue
             child = path + (key,)
@@ -142,11 +158,11 @@ class _Converter:
             result[key] = self.convert(value_node, child, active)
         return result
 
-    def _key(self, key_node: yaml.Node) -> Any:
+    def _key(self, key_node: yaml.Node, path: Path_, report: bool = True) -> Any:
         if not isinstance(key_node, yaml.ScalarNode):
-            self.problems.append(
-                Problem("a mapping key must be a plain name, not a list or mapping", _location(self.source.file, key_node.start_mark))
-            )
+            if report:
+                message = "a mapping key must be a plain name, not a list or mapping"
+                self.problems.append((path, Problem(message, _location(self.source.file, key_node.start_mark))))
             return None
         value = self._scalars.construct_object(key_node)
         # YAML 1.1 reads unquoted `on`/`yes`/1 keys as bools/ints: keys are names, keep their text.
@@ -175,7 +191,8 @@ def parse_yaml(text: str, file: str | None = "<string>") -> tuple[Any, Source]:
     converter = _Converter(source)
     data = converter.convert(node, (), frozenset())
     if converter.problems:
-        raise SpecError(converter.problems)
+        labelled = [Problem(p.message, p.location, layer_label(data, path)[1]) for path, p in converter.problems]
+        raise SpecError(labelled)
     source.data = data
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "null"

@@ -258,6 +258,15 @@ CASES = [
         1, 11, 5, "layers[2] 'g1' (group)", ["groups=4 does not divide in_channels=6", "divisors: 1, 2, 3, 6"],
     ),
     Case(
+        "groups_not_dividing_in_channels_flow_style",
+        spec(
+            "  - {type: identity}",  # 5
+            "  - {name: g1, type: group, out_channels: 8, kernel_size: 3, groups: 4}",  # 6
+            # columns: '{' is 5, name 6, type 16, out_channels 29, kernel_size 46, groups 62
+        ),
+        1, 6, 62, "layers[1] 'g1' (group)", ["groups=4 does not divide in_channels=6", "divisors: 1, 2, 3, 6"],
+    ),
+    Case(
         "groups_not_dividing_out_channels",
         spec(
             "  - name: g2",  # 5

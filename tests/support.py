@@ -1,0 +1,45 @@
+"""Helpers shared by the tests: the checker's reports against the built module's real outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from convspec.shapes import LayerReport, Report
+
+
+def qualified(reports: list[LayerReport], prefix: str = "") -> Iterator[tuple[str, LayerReport]]:
+    """(module path, report) for every layer, nested ones included: 'stage.0.conv_0'."""
+    for report in reports:
+        path = f"{prefix}{report.name}"
+        yield path, report
+        yield from qualified(report.children, path + ".")
+
+
+def real_outputs(model: torch.nn.Module, x: torch.Tensor, paths: list[str]) -> dict[str, torch.Tensor]:
+    """What the submodule at each path returns when the model runs on x."""
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [
+        model.get_submodule(path).register_forward_hook(lambda m, i, out, path=path: seen.__setitem__(path, out))
+        for path in paths
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+def assert_report_matches_model(report: Report, model: torch.nn.Module) -> None:
+    """Every layer's output shape and parameter counts equal the built module's, at every depth."""
+    layers = dict(qualified(report.layers))
+    outputs = real_outputs(model, torch.randn(report.input_shape), list(layers))
+    for path, layer in layers.items():
+        module = model.get_submodule(path)
+        assert path in outputs, f"{path} never ran"
+        assert tuple(outputs[path].shape) == layer.output_shape, (path, layer.type)
+        assert sum(p.numel() for p in module.parameters()) == layer.params, (path, layer.type)
+        assert sum(p.numel() for p in module.parameters() if p.requires_grad) == layer.trainable_params, path
