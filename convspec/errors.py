@@ -36,8 +36,11 @@ class Problem:
     layer: str | None = None  # e.g. "layers[3] 'g1' (group)"
 
     def __str__(self) -> str:
-        where = f"{self.layer}: " if self.layer else ""
-        return f"{self.location}: {where}{self.message}"
+        parts = [str(self.location)] if self.location.file or self.location.line else []
+        if self.layer:
+            parts.append(self.layer)
+        parts.append(self.message)
+        return ": ".join(parts)
 
     def to_dict(self) -> dict:
         return {

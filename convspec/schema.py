@@ -394,6 +394,11 @@ class LayerBase(_Model):
         return [self.from_] if isinstance(self.from_, str) else list(self.from_)
 
 
+OUT_CHANNELS = "output channels (alias `out`)"
+KERNEL_SIZE = "int or per-dim list (alias `kernel`)"
+GROUPS = "channel groups; divides in and out channels"
+
+
 class ConvCommon(LayerBase):
     """Keys shared by the convolution kinds."""
 
@@ -422,18 +427,18 @@ class ConvLayer(ConvCommon):
     """Standard convolution (nn.ConvNd)."""
 
     type: Literal["conv"]
-    out_channels: PosInt = Field(description="output channels (alias `out`)")
-    kernel_size: IntOrList = Field(description="int or per-dim list (alias `kernel`)")
-    groups: PosInt = Field(1, description="number of channel groups")
+    out_channels: PosInt = Field(description=OUT_CHANNELS)
+    kernel_size: IntOrList = Field(description=KERNEL_SIZE)
+    groups: PosInt = Field(1, description=GROUPS)
 
 
 class PointwiseLayer(ConvCommon):
     """1x1 convolution: mixes channels at each position."""
 
     type: Literal["pointwise"]
-    out_channels: PosInt
+    out_channels: PosInt = Field(description=OUT_CHANNELS)
     kernel_size: IntOrList = Field(1, description="always 1; may be omitted")
-    groups: PosInt = 1
+    groups: PosInt = Field(1, description=GROUPS)
 
     @field_validator("kernel_size")
     @classmethod
@@ -447,9 +452,9 @@ class AsymmetricLayer(ConvCommon):
     """Convolution with a non-square kernel such as [3, 1] or [1, 5]."""
 
     type: Literal["asymmetric"]
-    out_channels: PosInt
+    out_channels: PosInt = Field(description=OUT_CHANNELS)
     kernel_size: IntOrList = Field(description="a per-dim list with unequal entries, e.g. [3, 1]")
-    groups: PosInt = 1
+    groups: PosInt = Field(1, description=GROUPS)
 
     @field_validator("kernel_size")
     @classmethod
@@ -463,10 +468,10 @@ class DilatedLayer(ConvCommon):
     """Convolution with holes: dilation >= 2 widens the receptive field."""
 
     type: Literal["dilated"]
-    out_channels: PosInt
-    kernel_size: IntOrList
+    out_channels: PosInt = Field(description=OUT_CHANNELS)
+    kernel_size: IntOrList = Field(description=KERNEL_SIZE)
     dilation: IntOrList = Field(description="required, >= 2 in at least one dim")
-    groups: PosInt = 1
+    groups: PosInt = Field(1, description=GROUPS)
 
     @field_validator("dilation")
     @classmethod
@@ -480,7 +485,7 @@ class DepthwiseLayer(ConvCommon):
     """One filter per input channel (groups = in_channels); out = in x multiplier."""
 
     type: Literal["depthwise"]
-    kernel_size: IntOrList
+    kernel_size: IntOrList = Field(description=KERNEL_SIZE)
     multiplier: PosInt = Field(1, description="filters per input channel")
     out_channels: PosInt | None = Field(None, description="if given, must equal in_channels x multiplier")
 
@@ -489,8 +494,8 @@ class GroupLayer(ConvCommon):
     """Grouped convolution: channels split into `groups` independent convolutions."""
 
     type: Literal["group"]
-    out_channels: PosInt
-    kernel_size: IntOrList
+    out_channels: PosInt = Field(description=OUT_CHANNELS)
+    kernel_size: IntOrList = Field(description=KERNEL_SIZE)
     groups: PosInt = Field(description="required, >= 2; divides in and out channels")
 
     @field_validator("groups")
@@ -520,8 +525,8 @@ class SeparableLayer(ConvCommon):
     """Depthwise-separable: a depthwise conv, then a pointwise conv (norm/act apply after the pointwise)."""
 
     type: Literal["separable"]
-    out_channels: PosInt
-    kernel_size: IntOrList
+    out_channels: PosInt = Field(description=OUT_CHANNELS)
+    kernel_size: IntOrList = Field(description=KERNEL_SIZE)
     multiplier: PosInt = Field(1, description="depthwise filters per input channel")
     depthwise: StageSpec | None = Field(None, description="norm / act / bias of the inner depthwise stage")
 
@@ -530,9 +535,9 @@ class TransposedLayer(ConvCommon):
     """Transposed convolution (upsampling)."""
 
     type: Literal["transposed"]
-    out_channels: PosInt
-    kernel_size: IntOrList
-    groups: PosInt = 1
+    out_channels: PosInt = Field(description=OUT_CHANNELS)
+    kernel_size: IntOrList = Field(description=KERNEL_SIZE)
+    groups: PosInt = Field(1, description=GROUPS)
     output_padding: NonNegIntOrList = Field(0, description="extra size on one side; < stride or dilation per dim")
 
 
@@ -540,9 +545,9 @@ class DynamicLayer(ConvCommon):
     """Dynamic convolution (CondConv): K expert kernels mixed per sample by softmax attention."""
 
     type: Literal["dynamic"]
-    out_channels: PosInt
-    kernel_size: IntOrList
-    groups: PosInt = 1
+    out_channels: PosInt = Field(description=OUT_CHANNELS)
+    kernel_size: IntOrList = Field(description=KERNEL_SIZE)
+    groups: PosInt = Field(1, description=GROUPS)
     experts: PosInt = Field(4, description="number of expert kernels K")
     reduction: PosInt = Field(4, description="attention MLP width = in_channels // reduction")
     temperature: PositiveFloat = Field(1.0, description="softmax temperature of the attention")
@@ -603,7 +608,7 @@ class PoolLayer(LayerBase):
 
     type: Literal["pool"]
     op: PoolOp = "max"
-    kernel_size: IntOrList
+    kernel_size: IntOrList = Field(description="window size: int or per-dim list")
     stride: IntOrList | None = Field(None, description="default = kernel_size")
     padding: NonNegIntOrList = 0
     ceil_mode: Bool = False
@@ -816,13 +821,22 @@ def _data_path(data: Any, loc: tuple) -> tuple:
     """Map pydantic's error location onto the data: drop union tags and type names it inserts."""
     path: list = []
     node = data
+    previous = None
     for part in loc:
+        if isinstance(previous, int) and isinstance(node, dict) and node.get("type") == part:
+            previous = part  # the discriminated union's tag right after a list index: not a key
+            continue
+        previous = part
         if isinstance(node, dict) and part in node:
             path.append(part)
             node = node[part]
         elif isinstance(node, dict) and part == "from_" and "from" in node:
             path.append("from")
             node = node["from"]
+        elif isinstance(node, dict) and any(part in longs and short in node for short, longs in KEY_ALIASES.items()):
+            short = next(short for short, longs in KEY_ALIASES.items() if part in longs and short in node)
+            path.append(short)  # the user wrote the short alias: point at it
+            node = node[short]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             path.append(part)
             node = node[part]
@@ -867,6 +881,8 @@ def _problem_from_error(error: dict, data: Any, source: Source) -> Problem:
     path = _data_path(data, loc)
     _, label = layer_label(data, path)
     key = path[-1] if path and isinstance(path[-1], str) else None
+    if key is None and len(path) >= 2 and isinstance(path[-1], int) and isinstance(path[-2], str):
+        key = f"{path[-2]}[{path[-1]}]"  # an entry of a list such as input.size
 
     if kind == "extra_forbidden":
         model = _model_at(data, path[:-1])
@@ -927,12 +943,30 @@ def parse_spec(data: Any, source: Source | None = None) -> Spec:
             if problem not in problems:
                 problems.append(problem)
             broken.add(layer_label(data, _data_path(data, tuple(error["loc"])))[0])
+        problems = _drop_missing_explained_by_typos(problems)
         problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
         failure = SpecError(problems)
         failure.partial = _partial_spec(data, broken, source)
         raise failure from None
     spec._source = source
     return spec
+
+
+def _drop_missing_explained_by_typos(problems: list[Problem]) -> list[Problem]:
+    """`out_chanels: 8` is one mistake: keep "unknown key ... did you mean 'out_channels'?", drop "missing out_channels"."""
+    suggested = {
+        (p.layer, match.group(1))
+        for p in problems
+        if (match := re.search(r"did you mean '(\w+)'\?", p.message)) and p.message.startswith("unknown key")
+    }
+    return [
+        p
+        for p in problems
+        if not (
+            (match := re.fullmatch(r"missing required key `(\w+)`", p.message))
+            and (p.layer, match.group(1)) in suggested
+        )
+    ]
 
 
 def _partial_spec(data: dict, broken: set[tuple], source: Source) -> Spec | None:
@@ -981,9 +1015,9 @@ def json_schema() -> dict:
                     props[short] = alias
                     required = definition.get("required", [])
                     if long in required:
-                        # either spelling satisfies the requirement
+                        # either spelling satisfies the requirement (one anyOf per required key)
                         required.remove(long)
-                        definition.setdefault("anyOf", []).extend([{"required": [long]}, {"required": [short]}])
+                        definition.setdefault("allOf", []).append({"anyOf": [{"required": [long]}, {"required": [short]}]})
     return schema
 
 

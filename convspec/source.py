@@ -22,6 +22,7 @@ Path_ = tuple[Any, ...]  # a path into the data: str keys and int list indices
 
 MAX_FILE_BYTES = 5 * 1024 * 1024  # specs are a few KB; anything near this is not a spec
 MAX_NODES = 200_000  # counts nodes after alias expansion, so "billion laughs" stops early
+MAX_DEPTH = 100  # a spec nests a few levels; this keeps far from Python's recursion limit
 
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:map",
@@ -32,6 +33,9 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
 }
+
+
+_TEXT_TAGS = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
 
 
 @dataclass
@@ -114,11 +118,17 @@ class _Converter:
                     )
                 ]
             )
+        if len(path) > MAX_DEPTH:
+            raise SpecError(
+                [Problem(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)", _location(self.source.file, node.start_mark))]
+            )
         if id(node) in active:
             raise SpecError(
                 [Problem("an alias refers to itself (a cyclic YAML structure)", _location(self.source.file, node.start_mark))]
             )
         self.source.value_positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.ScalarNode) and node.tag in _TEXT_TAGS:
+            return node.value  # `2020-01-01` or `=`: YAML 1.1 resolves these implicitly; a spec wants the text
         if node.tag not in _STANDARD_TAGS:
             message = f"the YAML tag {node.tag!r} is not allowed: a spec holds plain mappings, lists, numbers and strings"
             self.problems.append((path, Problem(message, self.source.locate(path))))
@@ -151,7 +161,7 @@ class _Converter:
         result: dict = {}
         for key_node, value_node in node.value:
             key = self._key(key_node, path, report=False)
-            if key is None and not isinstance(key_node, yaml.ScalarNode):
+            if key is None:  # an unusable key, already reported
                 continue
             child = path + (key,)
             self.source.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
@@ -159,9 +169,13 @@ class _Converter:
         return result
 
     def _key(self, key_node: yaml.Node, path: Path_, report: bool = True) -> Any:
-        if not isinstance(key_node, yaml.ScalarNode):
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _STANDARD_TAGS | _TEXT_TAGS:
             if report:
-                message = "a mapping key must be a plain name, not a list or mapping"
+                message = (
+                    "a mapping key must be a plain name, not a list or mapping"
+                    if not isinstance(key_node, yaml.ScalarNode)
+                    else f"the YAML tag {key_node.tag!r} is not allowed on a key"
+                )
                 self.problems.append((path, Problem(message, _location(self.source.file, key_node.start_mark))))
             return None
         value = self._scalars.construct_object(key_node)
@@ -172,18 +186,16 @@ class _Converter:
 def parse_yaml(text: str, file: str | None = "<string>") -> tuple[Any, Source]:
     """Parse YAML text into plain data and its `Source` (positions). Raises SpecError with every problem found."""
     source = Source(file=file, text=text)
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        indent = line[: len(line) - len(line.lstrip(" \t"))]
-        if "\t" in indent:
-            # YAML forbids tabs in indentation; PyYAML's own message for them is cryptic.
-            col = indent.index("\t") + 1
-            raise SpecError([Problem("a tab is used for indentation; YAML allows only spaces there", Location(file, line_no, col))])
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         what = err.problem or err.context or "invalid YAML"
+        if "'\\t'" in what:  # PyYAML's own words for a tab are cryptic
+            raise SpecError([Problem("a tab is used for indentation; YAML allows only spaces there", _location(file, mark))]) from None
         raise SpecError([Problem(f"YAML syntax error: {what}", _location(file, mark))]) from None
+    except RecursionError:
+        raise SpecError([Problem(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)", Location(file))]) from None
     except yaml.YAMLError as err:
         raise SpecError([Problem(f"YAML syntax error: {err}", Location(file))]) from None
     if node is None:
@@ -230,7 +242,8 @@ def decode_spec_bytes(raw: bytes, shown: str) -> str:
     if b"\x00" in raw:
         offset = raw.index(b"\x00")
         line = raw[:offset].count(b"\n") + 1
-        raise SpecError([Problem("this is a binary file, not a YAML spec (it contains NUL bytes)", Location(shown, line))])
+        column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+        raise SpecError([Problem("this is a binary file, not a YAML spec (it contains NUL bytes)", Location(shown, line, column))])
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
