@@ -174,7 +174,7 @@ def test_transposed_same_gives_in_times_stride(size, kernel, stride, dilation):
 
 
 def test_dynamic_conv_equals_a_static_conv_per_sample():
-    definition = spec({"type": "dynamic", "out": 6, "kernel": 3, "padding": "same", "stride": 2, "groups": 3, "experts": 3}, channels=6, size=(11, 9))
+    definition = spec({"type": "dynamic", "out": 6, "kernel": 3, "padding": "same", "stride": 2, "groups": 3, "experts": 3, "reduction": 1}, channels=6, size=(11, 9))
     model = convspec.build(definition, seed=0).double()
     # samples with different means, so the attention really differs between them
     x = torch.randn(4, 6, 11, 9, dtype=torch.float64) + torch.arange(4, dtype=torch.float64).view(4, 1, 1, 1)
