@@ -103,7 +103,12 @@ def check(spec: str, input_text: str | None, fmt: str) -> None:
         except ConvspecError as err:
             if isinstance(err, InputError):
                 raise
-            click.echo(json.dumps({"spec": spec, "valid": False, "errors": [p.to_dict() for p in err.problems]}, indent=2))
+            failed = {
+                "spec": spec, "valid": False, "input_shape": None, "layers": [], "outputs": {},
+                "total_params": 0, "trainable_params": 0, "total_macs": 0,
+                "errors": [p.to_dict() for p in err.problems],
+            }  # the same keys as a report, so scripts need no special case
+            click.echo(json.dumps(failed, indent=2))
             sys.exit(1)
         click.echo(json.dumps(report_json(report), indent=2))
         sys.exit(0 if report.valid else 1)

@@ -27,13 +27,27 @@ class Location:
         return ":".join(parts)
 
 
+class LayerRef(str):
+    """A layer as errors name it: reads as ``layers[3] 'g1' (group)``, and keeps the parts apart."""
+
+    path: str  # "layers[3]" or "layers[2].layers[0]"
+    name: str | None
+    kind: str | None
+
+    def __new__(cls, path: str, name: str | None = None, kind: str | None = None) -> "LayerRef":
+        text = path + (f" {name!r}" if name else "") + (f" ({kind})" if kind else "")
+        ref = super().__new__(cls, text)
+        ref.path, ref.name, ref.kind = path, name, kind
+        return ref
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a spec."""
 
     message: str
     location: Location = field(default_factory=Location)
-    layer: str | None = None  # e.g. "layers[3] 'g1' (group)"
+    layer: str | None = None  # a LayerRef, e.g. "layers[3] 'g1' (group)"
 
     def __str__(self) -> str:
         parts = [str(self.location)] if self.location.file or self.location.line else []
@@ -47,7 +61,9 @@ class Problem:
             "file": self.location.file,
             "line": self.location.line,
             "column": self.location.column,
-            "layer": self.layer,
+            "layer": getattr(self.layer, "path", self.layer),  # "layers[3]", as the JSON contract shows
+            "name": getattr(self.layer, "name", None),
+            "type": getattr(self.layer, "kind", None),
             "message": self.message,
         }
 

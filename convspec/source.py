@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError, Location, Problem, SpecError
+from .errors import InputError, LayerRef, Location, Problem, SpecError
 
 Path_ = tuple[Any, ...]  # a path into the data: str keys and int list indices
 
@@ -65,7 +65,7 @@ class Source:
             path = path[:-1]
 
 
-def layer_label(data: Any, path: tuple) -> tuple[tuple, str | None]:
+def layer_label(data: Any, path: tuple) -> tuple[tuple, LayerRef | None]:
     """The deepest layer on `path` and its label, e.g. ``layers[3].layers[0] 'g1' (group)``."""
     node, layer_path, label_parts, layer = data, (), [], None
     for i, part in enumerate(path):
@@ -79,15 +79,11 @@ def layer_label(data: Any, path: tuple) -> tuple[tuple, str | None]:
         node = node.get(part) if isinstance(node, dict) else (node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
     if not label_parts:
         return (), None
-    label = ".".join(label_parts)
+    name = kind = None
     if isinstance(layer, dict):
-        kind = layer.get("type")
-        name = layer.get("name") or (f"{kind}_{layer_path[-1]}" if isinstance(kind, str) else None)
-        if isinstance(name, str):
-            label += f" {name!r}"
-        if isinstance(kind, str):
-            label += f" ({kind})"
-    return layer_path, label
+        kind = layer.get("type") if isinstance(layer.get("type"), str) else None
+        name = layer.get("name") if isinstance(layer.get("name"), str) else (f"{kind}_{layer_path[-1]}" if kind else None)
+    return layer_path, LayerRef(".".join(label_parts), name, kind)
 
 
 def _location(file: str | None, mark: yaml.Mark | None) -> Location:
