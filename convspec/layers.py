@@ -245,17 +245,40 @@ class DynamicConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         weight, bias = self.mixed_weight(x)  # (B, out, in/g, *k), (B, out)
-        batch = x.shape[0]
         x = pad_input(x, self.padding, self.padding_mode)  # (B, C, *S_padded)
-        # Batch as groups: sample b's channels form groups b*groups .. b*groups+groups-1,
-        # which meet exactly sample b's kernels in the flattened (B*out) weight.
-        x = x.flatten(0, 1).unsqueeze(0)  # (1, B*C, *S_padded)
-        weight = weight.flatten(0, 1)  # (B*out, in/g, *k)
-        bias = bias.flatten() if bias is not None else None  # (B*out,)
-        y = _CONV[self.dims](
-            x, weight, bias, self.stride, 0, self.dilation, batch * self.groups
-        )  # (1, B*out, *S_out)
-        return y.squeeze(0).unflatten(0, (batch, self.out_channels))  # (B, out, *S_out)
+        if torch.compiler.is_exporting():
+            return self._forward_im2col(x, weight, bias)
+        return self._forward_per_sample(x, weight, bias)
+
+    def _forward_per_sample(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        # One ordinary conv per sample: each costs what a static conv costs for one sample,
+        # and torch's conv kernels run at full speed (a grouped conv over B*groups does not).
+        conv = _CONV[self.dims]
+        outputs = [
+            conv(x[b : b + 1], weight[b], bias[b] if bias is not None else None, self.stride, 0, self.dilation, self.groups)
+            for b in range(x.shape[0])
+        ]  # B x (1, out, *S_out)
+        return torch.cat(outputs, dim=0)  # (B, out, *S_out)
+
+    def _forward_im2col(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        # For export with a dynamic batch: ONNX Conv's `group` is a static attribute, so the
+        # batch cannot become groups. Instead gather each position's receptive field with a
+        # fixed one-hot depthwise conv (im2col as a Conv node) and apply every sample's own
+        # kernel with one batched MatMul: the same multiply-adds as a static conv.
+        batch, channels = x.shape[0], self.in_channels
+        taps = math.prod(self.kernel_size)
+        one_hot = torch.eye(taps, dtype=x.dtype, device=x.device).reshape(taps, 1, *self.kernel_size)
+        one_hot = one_hot.repeat(channels, *(1,) * (self.dims + 1))  # (C*taps, 1, *k)
+        columns = _CONV[self.dims](x, one_hot, None, self.stride, 0, self.dilation, channels)  # (B, C*taps, *S_out)
+        spatial = columns.shape[2:]
+        g = self.groups
+        columns = columns.reshape(batch, g, (channels // g) * taps, -1)  # (B, g, C/g*taps, L)
+        kernels = weight.reshape(batch, g, self.out_channels // g, (channels // g) * taps)  # (B, g, out/g, C/g*taps)
+        y = torch.matmul(kernels, columns)  # (B, g, out/g, L)
+        y = y.reshape(batch, self.out_channels, *spatial)  # (B, out, *S_out)
+        if bias is not None:
+            y = y + bias.reshape(batch, self.out_channels, *(1,) * self.dims)
+        return y
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

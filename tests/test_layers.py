@@ -402,3 +402,17 @@ def test_channel_shuffle_rejects_indivisible_channels():
 
 def test_channel_shuffle_extra_repr():
     assert "groups=3" in repr(ChannelShuffle(3))
+
+
+@pytest.mark.parametrize(
+    "dims, groups, stride, dilation, padding",
+    [(1, 1, (2,), (1,), ((1, 2),)), (2, 2, (1, 2), (2, 1), ((1, 1), (0, 2))), (3, 3, (1, 1, 2), (1, 2, 1), ((1, 0), (1, 1), (0, 1)))],
+)
+def test_dynamic_conv_export_path_equals_eager(dims, groups, stride, dilation, padding):
+    # the im2col + matmul path used under torch.export must compute what the eager path computes
+    torch.manual_seed(0)
+    conv = DynamicConv(dims, 6, 12, (3,) * dims, stride, padding, dilation, groups=groups, experts=3, reduction=2).double()
+    x = torch.randn(3, 6, *(9,) * dims, dtype=torch.float64)
+    weight, bias = conv.mixed_weight(x)
+    padded = pad_input(x, padding, "zeros")
+    assert torch.allclose(conv._forward_im2col(padded, weight, bias), conv._forward_per_sample(padded, weight, bias), atol=1e-10)

@@ -1,0 +1,408 @@
+"""ONNX export that proves itself: torch's exporter, then the ONNX checker, shape inference and onnxruntime parity.
+
+The file is written only after verification passes, atomically, with the spec's
+text and hash in its metadata, so a `.onnx` from convspec is either absent or
+right. torch's exporter is run quietly: its logs and warnings reach the user
+only with `verbose=True`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import re
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from ._version import __version__
+from .builder import load_weights, read_checkpoint, spec_text
+from .errors import ExportError, InputError, Problem
+from .fileio import check_writable
+from .schema import Spec, load
+from .shapes import Report, check_spec, load_and_check, parse_input_shape
+
+DEFAULT_OPSET = 18  # what torch's exporter is built around; runtimes from 2023 on read it
+MIN_OPSET = 13
+TWO_GB = 2**31  # protobuf's limit for one serialized message
+RTOL, ATOL = 1e-3, 1e-4  # float32 with BatchNorm folded into convs: rounding differs a little
+EXPORT_BATCH = 2  # verification runs at other batch sizes, so a baked-in batch is caught
+VERIFY_BATCHES = (1, 3)
+SPATIAL_CANDIDATES = (64, 96, 128, 224, 48, 32, 256, 16)
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    detail: str
+
+
+@dataclass
+class OutputCheck:
+    name: str
+    input_shape: tuple[int, ...]
+    worst_abs: float
+    worst_rel: float
+    ok: bool
+
+
+@dataclass
+class ExportResult:
+    """What `export_onnx` did and measured."""
+
+    path: Path | None
+    opset: int
+    node_counts: dict[str, int]
+    steps: list[Step] = field(default_factory=list)
+    checks: list[OutputCheck] = field(default_factory=list)
+    rtol: float = RTOL
+    atol: float = ATOL
+    dynamic_spatial: bool = False
+
+    @property
+    def node_count(self) -> int:
+        return sum(self.node_counts.values())
+
+
+# ---------------------------------------------------------------- quiet exporter
+
+
+@contextlib.contextmanager
+def _quiet(verbose: bool) -> Iterator[io.StringIO]:
+    """Capture torch's exporter chatter (prints, warnings, log records) unless verbose."""
+    captured = io.StringIO()
+    if verbose:
+        yield captured
+        return
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # the exporter logs through several loggers
+    try:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield captured
+    finally:
+        logging.disable(previous)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _example_shape(spec: Spec, input_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    """An input shape the spec accepts: given, from input.size, or the first candidate size the checker accepts."""
+    if input_shape is not None:
+        return input_shape
+    if spec.input.size is not None:
+        return (EXPORT_BATCH, spec.input.channels, *spec.input.size)
+    for size in SPATIAL_CANDIDATES:
+        shape = (EXPORT_BATCH, spec.input.channels, *(size,) * spec.dims)
+        if check_spec(spec, shape).valid:
+            return shape
+    raise ExportError(
+        [Problem("no example input size works for this spec; give input.size or --input", spec.source.locate(("input",)))]
+    )
+
+
+def _spatial_variants(spec: Spec, base: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Other valid spatial sizes to verify a dynamic-size export at (odd sizes catch rounding mistakes)."""
+    variants = []
+    for delta in (1, 7, -5, 32):
+        shape = (1, base[1], *(max(1, s + delta) for s in base[2:]))
+        if shape not in variants and check_spec(spec, shape).valid:
+            variants.append(shape)
+        if len(variants) == 2:
+            break
+    return variants
+
+
+def _refuse_inexact_dynamic(report: Report) -> None:
+    """Adaptive pooling to a size other than 1 has no exact static ONNX form when the input size varies."""
+    for layer in report.walk():
+        if layer.type == "adaptive_pool" and any(s != 1 for s in layer.resolved.get("size", ())):
+            raise ExportError(
+                [
+                    Problem(
+                        f"adaptive_pool to size {list(layer.resolved['size'])} cannot be exported exactly with a dynamic "
+                        "spatial size (the exporter bakes in the window for the example size); give `input.size` "
+                        "(or drop --dynamic-size), or pool to size 1 (global_pool)",
+                        report.spec.source.locate(layer.path + ("size",)),
+                        layer.name,
+                    )
+                ]
+            )
+
+
+def load_weights_file(model: nn.Module, path: str | Path) -> None:
+    """Load a bare state_dict or a `convspec build -o` checkpoint into `model` (weights_only: no objects unpickled)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unsafe pickles and corrupt files alike
+        raise InputError(
+            f"{path}: cannot load weights safely ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+            "give a state_dict of tensors saved with torch.save, or a checkpoint from `convspec build -o`"
+        ) from None
+    if isinstance(payload, dict) and "state_dict" in payload and "format" in payload:
+        payload = read_checkpoint(path)["state_dict"]
+    if not isinstance(payload, dict) or not all(isinstance(v, torch.Tensor) for v in payload.values()):
+        raise InputError(f"{path}: not a state_dict (a mapping of names to tensors)")
+    load_weights(model, payload, str(path))
+
+
+def _node_counts(proto: onnx.ModelProto) -> dict[str, int]:
+    return dict(Counter(node.op_type for node in proto.graph.node).most_common())
+
+
+def _opset_of(proto: onnx.ModelProto) -> int:
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _add_metadata(proto: onnx.ModelProto, spec: Spec, opset: int) -> None:
+    text = spec_text(spec)
+    entries = {
+        "convspec.version": __version__,
+        "convspec.spec_name": spec.name or "",
+        "convspec.spec": text,
+        "convspec.spec_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "convspec.opset": str(opset),
+        "torch.version": torch.__version__,
+    }
+    for key, value in entries.items():
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, value
+    proto.producer_name, proto.producer_version = "convspec", __version__
+    proto.doc_string = f"{spec.name or 'network'}: exported by convspec {__version__} from its YAML spec"
+
+
+def _ort_session(proto: onnx.ModelProto, model_path: Path | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    source = str(model_path) if model_path is not None else proto.SerializeToString()
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def _compare(name: str, shape: tuple, expected: np.ndarray, actual: np.ndarray, rtol: float, atol: float) -> OutputCheck:
+    if expected.shape != actual.shape:
+        return OutputCheck(name, shape, float("inf"), float("inf"), False)
+    diff = np.abs(expected.astype(np.float64) - actual.astype(np.float64))
+    worst_abs = float(diff.max()) if diff.size else 0.0
+    worst_rel = float((diff / (np.abs(expected) + atol)).max()) if diff.size else 0.0
+    ok = bool(np.all(diff <= atol + rtol * np.abs(expected)))
+    return OutputCheck(name, shape, worst_abs, worst_rel, ok)
+
+
+# ---------------------------------------------------------------- the export
+
+
+def export_onnx(
+    model: nn.Module | None,
+    spec: Any,
+    path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    verify: bool = True,
+    force: bool = False,
+    dynamic_size: bool | None = None,
+    input_shape: tuple[int, ...] | str | None = None,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    verbose: bool = False,
+    external_data_threshold: int = TWO_GB,
+    on_step: Callable[[Step], None] | None = None,
+    running: Callable[[str], contextlib.AbstractContextManager] | None = None,
+) -> ExportResult:
+    """Export `model` (built from `spec`; built here when None) to ONNX at `path`, verified.
+
+    Batch is a dynamic axis; spatial sizes are dynamic when the spec gives no
+    `input.size` or `dynamic_size` is true. With `verify`, the ONNX checker (full),
+    shape inference and onnxruntime-vs-PyTorch parity at batches 1 and 3 (and other
+    spatial sizes when dynamic) must pass before anything is written. Raises
+    ExportError on any failure; the destination is then untouched.
+    """
+    if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise InputError(f"--opset {opset} is out of range; use {MIN_OPSET} to {onnx.defs.onnx_opset_version()}")
+    destination = check_writable(path, force)
+    if isinstance(input_shape, str):
+        input_shape = parse_input_shape(input_shape)
+    parsed = load(spec) if model is not None else None
+    report = load_and_check(parsed or spec, input_shape, require_size=False)
+    parsed = report.spec
+    report.raise_for_errors()
+    if model is None:
+        from .builder import build_from_report
+
+        model = build_from_report(report)
+    dynamic_spatial = parsed.input.size is None if dynamic_size is None else dynamic_size
+    if dynamic_spatial:
+        _refuse_inexact_dynamic(report)
+    example = _example_shape(parsed, input_shape if input_shape is None else (EXPORT_BATCH, *input_shape[1:]))
+    example_report = check_spec(parsed, example)
+    example_report.raise_for_errors()
+    output_names = list(example_report.outputs)
+    steps: list[Step] = []
+    running = running or (lambda name: contextlib.nullcontext())
+
+    def step(name: str, started: float, detail: str) -> None:
+        steps.append(Step(name, time.perf_counter() - started, detail))
+        if on_step:
+            on_step(steps[-1])
+
+    was_training = model.training
+    model.eval()
+    try:
+        # --- export
+        started = time.perf_counter()
+        batch = torch.export.Dim("batch", min=1)
+        axes: dict[int, Any] = {0: batch}
+        if dynamic_spatial:
+            for axis in range(2, len(example)):
+                axes[axis] = torch.export.Dim(f"size{axis - 2}", min=1)
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(example, generator=generator)
+        with running("export"), _quiet(verbose) as log:
+            try:
+                program = torch.onnx.export(
+                    model, (x,), None, input_names=["input"], output_names=output_names, opset_version=opset,
+                    dynamic_shapes=(axes,), optimize=True, dynamo=True,
+                )
+            except Exception as err:
+                plain = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # the exporter colours its messages
+                lines = [line for line in plain.splitlines() if line.strip()]
+                raise ExportError(f"torch's ONNX exporter failed: {type(err).__name__}: {lines[0] if lines else ''}"
+                                  f"{' (rerun with --verbose for its log)' if not verbose else ''}") from None
+        proto = program.model_proto
+        actual_opset = _opset_of(proto)
+        if actual_opset != opset:
+            # torch's exporter emits opset 18 for lower requests; convert down rather than mislabel
+            try:
+                proto = onnx.version_converter.convert_version(proto, opset)
+            except Exception as err:
+                raise ExportError(
+                    f"opset {opset} was requested but torch's exporter produced opset {actual_opset}, and converting "
+                    f"down failed ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}); use --opset {actual_opset}"
+                ) from None
+        _add_metadata(proto, parsed, opset)
+        counts = _node_counts(proto)
+        summary = ", ".join(f"{op} {n}" for op, n in counts.items())
+        step("export", started, f"opset {opset}, {sum(counts.values())} nodes ({summary})")
+        result = ExportResult(None, opset, counts, steps, rtol=rtol, atol=atol, dynamic_spatial=dynamic_spatial)
+
+        with tempfile.TemporaryDirectory(dir=destination.parent, prefix=f".{destination.name}.") as staging:
+            staged = Path(staging) / destination.name
+            external = proto.ByteSize() >= external_data_threshold
+            data_name = destination.name + ".data"
+            with running("write"):
+                if external:
+                    onnx.save_model(proto, staged, save_as_external_data=True, all_tensors_to_one_file=True, location=data_name)
+                else:
+                    staged.write_bytes(proto.SerializeToString())
+
+            if verify:
+                # --- check: the ONNX checker and shape inference agree with convspec's arithmetic
+                started = time.perf_counter()
+                with running("check"):
+                    _check_model(staged, proto, example_report, dynamic_spatial)
+                step("check", started, "onnx.checker (full), shape inference matches the checker's output shapes")
+                # --- verify: onnxruntime against PyTorch eager
+                started = time.perf_counter()
+                with running("verify"):
+                    result.checks = _verify_parity(staged, model, parsed, example, output_names, dynamic_spatial, rtol, atol)
+                shapes = sorted({"x".join(map(str, c.input_shape)) for c in result.checks})
+                worst = max(result.checks, key=lambda c: c.worst_rel)
+                step(
+                    "verify", started,
+                    f"onnxruntime = PyTorch at {', '.join(shapes)} (rtol {rtol:g}, atol {atol:g}; worst |diff| {worst.worst_abs:.2e})",
+                )
+            # --- write: move into place (data file first, so the model never points at a missing file)
+            started = time.perf_counter()
+            if external:
+                os.replace(Path(staging) / data_name, destination.parent / data_name)
+            os.replace(staged, destination)
+            size = destination.stat().st_size + ((destination.parent / data_name).stat().st_size if external else 0)
+            step("write", started, f"{destination} ({size / 1e6:.2f} MB{', external data in ' + data_name if external else ''})")
+        result.path = destination
+        return result
+    finally:
+        model.train(was_training)
+
+
+def _check_model(path: Path, proto: onnx.ModelProto, report: Report, dynamic_spatial: bool) -> None:
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"the ONNX checker rejects the exported model: {str(err).splitlines()[0]}") from None
+    inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    problems = []
+    for output in inferred.graph.output:
+        expected = report.outputs.get(output.name)
+        dims = output.type.tensor_type.shape.dim
+        got = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        if expected is None or len(got) != len(expected):
+            problems.append(f"output {output.name!r}: ONNX infers rank {len(got)}, convspec {len(expected or ())}")
+            continue
+        for axis, (g, e) in enumerate(zip(got, expected)):
+            if axis == 0:
+                if g is not None:
+                    problems.append(f"output {output.name!r}: ONNX infers a fixed batch of {g}, not a dynamic one")
+            elif dynamic_spatial and axis >= 2:
+                continue  # a dynamic size: ONNX keeps it symbolic
+            elif g != e:
+                problems.append(f"output {output.name!r} dim {axis}: ONNX infers {g if g is not None else 'a dynamic size'}, convspec {e}")
+    if problems:
+        raise ExportError([Problem(f"shape inference disagrees with the checker: {p}") for p in problems])
+
+
+def _verify_parity(
+    path: Path, model: nn.Module, spec: Spec, example: tuple[int, ...], output_names: Sequence[str],
+    dynamic_spatial: bool, rtol: float, atol: float,
+) -> list[OutputCheck]:
+    session = _ort_session(onnx.ModelProto(), path)
+    shapes = [(b, *example[1:]) for b in VERIFY_BATCHES]
+    if dynamic_spatial:
+        shapes += _spatial_variants(spec, example)
+    generator = torch.Generator().manual_seed(1)
+    checks: list[OutputCheck] = []
+    for shape in shapes:
+        x = torch.randn(shape, generator=generator)
+        with torch.no_grad():
+            expected = model(x)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        try:
+            actual = session.run(list(output_names), {"input": x.numpy()})
+        except Exception as err:
+            raise ExportError(f"onnxruntime cannot run the model at input {list(shape)}: {str(err).splitlines()[0][:300]}") from None
+        for name, e, a in zip(output_names, expected, actual):
+            checks.append(_compare(name, shape, e.numpy(), a, rtol, atol))
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise ExportError(
+            [
+                Problem(
+                    f"onnxruntime differs from PyTorch on output {c.name!r} at input {list(c.input_shape)}: "
+                    + ("shapes differ" if c.worst_abs == float("inf") else f"worst |diff| {c.worst_abs:.3g} (rtol {rtol:g}, atol {atol:g})")
+                )
+                for c in failed
+            ]
+        )
+    return checks
+
+
+__all__ = ["export_onnx", "ExportResult", "load_weights_file", "DEFAULT_OPSET"]
