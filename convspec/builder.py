@@ -292,7 +292,7 @@ def build_from_report(report: Report, seed: int | None = None) -> nn.Module:
     return model
 
 
-def build(spec: Any, *, seed: int | None = None, input_shape: tuple[int, ...] | None = None) -> nn.Module:
+def build(spec: Any, *, seed: int | None = None, input_shape: tuple[int, ...] | str | None = None) -> nn.Module:
     """Check a spec (path, YAML text, dict or Spec) and build its nn.Module.
 
     Raises SpecError with every problem if the spec is invalid. With `seed`, the
@@ -317,13 +317,16 @@ def spec_text(spec: Spec) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def save_checkpoint(model: nn.Module, spec: Any, path: str | Path, *, force: bool = False) -> Path:
-    """Save the spec's text and the model's state_dict together, atomically."""
+def save_checkpoint(
+    model: nn.Module, spec: Any, path: str | Path, *, force: bool = False, input_shape: tuple[int, ...] | None = None
+) -> Path:
+    """Save the spec's text and the model's state_dict together, atomically (with the input shape built for, if any)."""
     parsed = load(spec)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "convspec_version": __version__,
         "spec_name": parsed.name,
+        "input_shape": list(input_shape) if input_shape else None,  # needed again to rebuild a spec without input.size
         "spec_text": spec_text(parsed),
         "state_dict": model.state_dict(),
     }
@@ -350,7 +353,8 @@ def load_checkpoint(path: str | Path) -> nn.Module:
     spec = load(payload["spec_text"])
     if spec.name is None:
         spec.name = payload.get("spec_name")
-    model = build(spec)
+    shape = payload.get("input_shape")
+    model = build(spec, input_shape=tuple(shape) if shape else None)
     load_weights(model, payload["state_dict"], str(path))
     return model
 

@@ -68,7 +68,7 @@ def _handles_errors(command: Callable) -> Callable:
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Define convolutional networks in YAML: check them, build them, export them."""
+    """Define convolutional networks in YAML: check them, build them, export them to ONNX."""
     ctx.obj = _State(debug)
 
 
@@ -104,7 +104,7 @@ def check(spec: str, input_text: str | None, fmt: str) -> None:
             if isinstance(err, InputError):
                 raise
             failed = {
-                "spec": spec, "valid": False, "input_shape": None, "layers": [], "outputs": {},
+                "spec": spec, "name": None, "valid": False, "input_shape": None, "layers": [], "outputs": {},
                 "total_params": 0, "trainable_params": 0, "total_macs": 0,
                 "errors": [p.to_dict() for p in err.problems],
             }  # the same keys as a report, so scripts need no special case
@@ -147,7 +147,7 @@ def build(spec: str, output: str | None, seed: int | None, input_text: str | Non
     total, trainable = count_parameters(model)
     render_table(report)
     if output:
-        path = save_checkpoint(model, parsed, output, force=force)
+        path = save_checkpoint(model, parsed, output, force=force, input_shape=_input_shape(input_text))
         click.echo(f"saved {path} (spec + state_dict, {total:,} parameters, {trainable:,} trainable)")
 
 
@@ -195,7 +195,7 @@ def filters(name: str | None, kernel_size: int | None, sigma: float | None, dims
     try:
         values = kernels.make_filter(name, dims, kernel_size, sigma)
     except kernels.FilterError as err:
-        raise InputError(str(err)) from None
+        raise ConvspecError(str(err)) from None  # a wrong name or value: exit 1, as for a spec
     click.echo(_format_kernel(values))
 
 

@@ -990,6 +990,9 @@ def _partial_spec(data: dict, broken: set[tuple], source: Source) -> Spec | None
 def _replace_layers(node: Any, path: tuple, broken: set[tuple]) -> Any:
     if path in broken:
         name = node.get("name") if isinstance(node, dict) else None
+        kind = node.get("type") if isinstance(node, dict) else None
+        if name is None and isinstance(kind, str) and NAME_PATTERN.match(kind):
+            name = f"{kind}_{path[-1]}"  # the default name the layer would have had, so `from` still finds it
         valid_name = isinstance(name, str) and NAME_PATTERN.match(name) and name not in MODULE_ATTRIBUTES and name != "input"
         return {"type": "identity", **({"name": name} if valid_name else {})}
     if isinstance(node, dict):

@@ -24,7 +24,7 @@ from fractions import Fraction
 from typing import Any, Callable
 
 from . import kernels
-from .errors import Problem, SpecError
+from .errors import InputError, Problem, SpecError
 from .schema import LayerBase, Spec
 from .source import layer_label
 
@@ -447,6 +447,9 @@ def _check_init(layer: _Layer, weight_shape: tuple[int, ...], has_bias: bool, ou
                     f"has shape {list(expected)}",
                 )
         elif spec.kind == "filter":
+            if not arrays:
+                layer.error(("init", part), "a filter initialiser is ambiguous here (two kernels); use a named initialiser")
+                continue
             if part == "bias":
                 layer.error(("init", part), "a filter initialises a weight, not a bias")
                 continue
@@ -1008,9 +1011,9 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
     dims = spec.dims
     if input_shape is not None:
         if len(input_shape) != dims + 2:
-            raise SpecError([Problem(f"the input shape {list(input_shape)} has {len(input_shape) - 2} spatial dims but the spec is {dims}-D", spec.source.locate(("input",)))])
+            raise InputError([Problem(f"the input shape {list(input_shape)} has {len(input_shape) - 2} spatial dims but the spec is {dims}-D", spec.source.locate(("input",)))])
         if input_shape[1] != inp.channels:
-            raise SpecError([Problem(f"the input shape has {input_shape[1]} channels but input.channels is {inp.channels}", spec.source.locate(("input", "channels")))])
+            raise InputError([Problem(f"the input shape {list(input_shape)} has {input_shape[1]} channels but input.channels is {inp.channels}", spec.source.locate(("input", "channels")))])
         shape = tuple(input_shape)
     else:
         if inp.size is None and require_size:
@@ -1040,6 +1043,8 @@ def load_and_check(spec: Any, input_shape: tuple[int, ...] | None = None, requir
     """Load and check; if the schema rejects some layers, the raised SpecError also lists the other layers' shape problems."""
     from .schema import load
 
+    if isinstance(input_shape, str):
+        input_shape = parse_input_shape(input_shape)
     try:
         parsed = load(spec)
     except SpecError as err:
