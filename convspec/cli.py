@@ -51,6 +51,9 @@ def _handles_errors(command: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other tools do
+            sys.stderr.close()
+            sys.exit(1)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as err:  # a bug in convspec: say so briefly, traceback only on request
@@ -149,6 +152,61 @@ def build(spec: str, output: str | None, seed: int | None, input_text: str | Non
     if output:
         path = save_checkpoint(model, parsed, output, force=force, input_shape=_input_shape(input_text))
         click.echo(f"saved {path} (spec + state_dict, {total:,} parameters, {trainable:,} trainable)")
+
+
+# ---------------------------------------------------------------- export
+
+DEFAULT_OPSET = 18  # equals convspec.export.DEFAULT_OPSET (a test keeps them equal; importing it would load torch)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="A state_dict or a `convspec build -o` checkpoint to export with.")
+@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset version.")
+@click.option("--no-verify", is_flag=True, help="Skip the checker and onnxruntime parity (not recommended).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option("--dynamic-size", is_flag=True, help="Make the spatial sizes dynamic too (always so without input.size).")
+@click.option("--input", "input_text", metavar="BxCxHxW", help="Example input shape (needed when input.size is omitted and no default size fits).")
+@click.option("--seed", type=int, help="Seed for the initial weights when no --weights are given.")
+@click.option("--verbose", is_flag=True, help="Show torch's exporter log and warnings.")
+@_handles_errors
+def export(
+    spec: str, output: str, weights: str | None, opset: int, no_verify: bool, force: bool, dynamic_size: bool,
+    input_text: str | None, seed: int | None, verbose: bool,
+) -> None:
+    """Export SPEC to ONNX, verify it (ONNX checker + onnxruntime parity) and write it atomically."""
+    from rich.console import Console
+
+    from .fileio import check_writable
+    from .shapes import load_and_check
+
+    check_writable(output, force)
+    input_shape = _input_shape(input_text)
+    report = load_and_check(spec, input_shape, require_size=False)
+    report.raise_for_errors()
+    status = Console(stderr=True)
+
+    def running(name: str):
+        return status.status(f"{name}...", spinner="dots")
+
+    with running("build"):
+        from .builder import build_from_report
+        from .export import export_onnx, load_weights_file
+
+        model = build_from_report(report, seed=seed)
+        if weights:
+            load_weights_file(model, weights)
+
+    def show(step) -> None:
+        click.echo(f"{step.name:<7}{step.seconds:7.2f} s  {step.detail}")
+
+    result = export_onnx(
+        model, report.spec, output, opset=opset, verify=not no_verify, force=force,
+        dynamic_size=dynamic_size or None, input_shape=input_shape, verbose=verbose, on_step=show, running=running,
+    )
+    if no_verify:
+        click.echo("verification skipped (--no-verify)")
 
 
 # ---------------------------------------------------------------- schema

@@ -8,6 +8,7 @@ only with `verbose=True`.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import io
@@ -36,7 +37,7 @@ from .schema import Spec, load
 from .shapes import Report, check_spec, load_and_check, parse_input_shape
 
 DEFAULT_OPSET = 18  # what torch's exporter is built around; runtimes from 2023 on read it
-MIN_OPSET = 13
+MIN_OPSET = 14  # below this torch's exporter silently produces opset 18
 TWO_GB = 2**31  # protobuf's limit for one serialized message
 RTOL, ATOL = 1e-3, 1e-4  # float32 with BatchNorm folded into convs: rounding differs a little
 EXPORT_BATCH = 2  # verification runs at other batch sizes, so a baked-in batch is caught
@@ -164,6 +165,89 @@ def load_weights_file(model: nn.Module, path: str | Path) -> None:
     load_weights(model, payload, str(path))
 
 
+_AXES_BECAME_AN_INPUT_IN_18 = {
+    "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
+    "ReduceLogSumExp", "ReduceSumSquare",
+}  # fmt: skip
+
+
+def _lower_reductions(proto: onnx.ModelProto, opset: int) -> None:
+    """Rewrite opset-18 style reductions (axes as an input) to the attribute form of opsets below 18.
+
+    torch's exporter labels the model with the requested opset but still emits these in the
+    opset-18 form, which the ONNX checker and runtimes reject.
+    """
+    if opset >= 18:
+        return
+    constants = {init.name: onnx.numpy_helper.to_array(init) for init in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
+    for node in proto.graph.node:
+        if node.op_type not in _AXES_BECAME_AN_INPUT_IN_18:
+            continue
+        attributes = {a.name: a for a in node.attribute}
+        noop = attributes.get("noop_with_empty_axes")
+        if len(node.input) > 1 and node.input[1]:
+            if node.input[1] not in constants:
+                raise ExportError(f"{node.name}: {node.op_type} with computed axes has no form in opset {opset}; use --opset 18")
+            axes = [int(a) for a in constants[node.input[1]].reshape(-1)]
+            del node.input[1:]
+            node.attribute.append(onnx.helper.make_attribute("axes", axes))
+        elif noop is not None and noop.i:
+            raise ExportError(f"{node.name}: {node.op_type} with noop_with_empty_axes has no form in opset {opset}; use --opset 18")
+        if noop is not None:
+            node.attribute.remove(noop)
+
+
+def _honour_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """Make the model really opset `opset`, or fail saying why.
+
+    torch's exporter falls back to opset 18 when a graph holds an op it cannot write in a
+    lower opset (reductions, mostly), and even at a lower label it writes reductions in the
+    opset-18 form. Reductions are rewritten here; anything else that differs is caught by
+    the checker and the parity run that follow.
+    """
+    produced = _opset_of(proto)
+    if produced == opset:
+        _lower_reductions(proto, opset)
+        return proto
+    if produced != 18 or opset > 18:
+        raise ExportError(f"opset {opset} was requested but torch's exporter produced opset {produced}; use --opset {produced}")
+    _lower_reductions(proto, opset)
+    for entry in proto.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = 17  # reductions are the ops whose form changed from 17 to 18 in these graphs
+    if opset < 17:
+        try:
+            proto = onnx.version_converter.convert_version(proto, opset)
+        except Exception as err:
+            detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            raise ExportError(f"cannot convert the model to opset {opset} ({detail}); use --opset 17 or higher") from None
+    return proto
+
+
+def _name_nodes(proto: onnx.ModelProto) -> None:
+    """Name each node after the spec layer it came from ("stage.0.conv_0/Conv"), so the graph reads like the spec.
+
+    Also drops the exporter's per-node stack traces: they hold this machine's file paths.
+    """
+    used: Counter = Counter()
+    for node in proto.graph.node:
+        props = {p.key: p.value for p in node.metadata_props}
+        try:
+            scopes = ast.literal_eval(props.get("pkg.torch.onnx.name_scopes", "[]"))
+        except (ValueError, SyntaxError):
+            scopes = []
+        modules = [scope for scope in scopes[:-1] if scope]  # the last scope is the traced op itself
+        base = f"{modules[-1]}/{node.op_type}" if modules else node.op_type
+        used[base] += 1
+        node.name = base if used[base] == 1 else f"{base}_{used[base] - 1}"
+        kept = [p for p in node.metadata_props if p.key not in ("pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node")]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+
+
 def _node_counts(proto: onnx.ModelProto) -> dict[str, int]:
     return dict(Counter(node.op_type for node in proto.graph.node).most_common())
 
@@ -289,16 +373,8 @@ def export_onnx(
                 raise ExportError(f"torch's ONNX exporter failed: {type(err).__name__}: {lines[0] if lines else ''}"
                                   f"{' (rerun with --verbose for its log)' if not verbose else ''}") from None
         proto = program.model_proto
-        actual_opset = _opset_of(proto)
-        if actual_opset != opset:
-            # torch's exporter emits opset 18 for lower requests; convert down rather than mislabel
-            try:
-                proto = onnx.version_converter.convert_version(proto, opset)
-            except Exception as err:
-                raise ExportError(
-                    f"opset {opset} was requested but torch's exporter produced opset {actual_opset}, and converting "
-                    f"down failed ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}); use --opset {actual_opset}"
-                ) from None
+        proto = _honour_opset(proto, opset)
+        _name_nodes(proto)
         _add_metadata(proto, parsed, opset)
         counts = _node_counts(proto)
         summary = ", ".join(f"{op} {n}" for op, n in counts.items())

@@ -1,0 +1,246 @@
+"""ONNX export: every spec and random specs export and verify; the exporter's traps are handled."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import convspec
+from convspec import cli as cli_module
+from convspec.export import DEFAULT_OPSET, export_onnx
+from strategies import specs
+
+SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
+EXAMPLES = int(os.environ.get("CONVSPEC_EXPORT_EXAMPLES", "6"))
+
+
+def spec(*layers, channels=3, size=(16, 16), **extra):
+    inp = {"channels": channels, **({"size": list(size)} if size else {})}
+    return {"input": inp, "layers": list(layers), **extra}
+
+
+def ort_run(path: Path, x: np.ndarray) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_every_spec_exports_and_verifies(path, tmp_path):
+    out = tmp_path / "model.onnx"
+    result = export_onnx(None, path, out)
+    assert out.is_file() and not (tmp_path / "model.onnx.data").exists()  # one self-contained file
+    assert [s.name for s in result.steps] == ["export", "check", "verify", "write"]
+    assert result.checks and all(c.ok for c in result.checks)
+    assert {c.input_shape[0] for c in result.checks} >= {1, 3}  # batches other than the exported one
+    assert list(os.listdir(tmp_path)) == ["model.onnx"]  # no staging leftovers
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_specs_export_and_verify(data, tmp_path_factory):
+    definition = data.draw(specs(max_layers=3))
+    report = convspec.check(definition)
+    assume(report.valid)
+    out = tmp_path_factory.mktemp("random") / "m.onnx"
+    result = export_onnx(None, definition, out)
+    assert all(c.ok for c in result.checks)
+
+
+@pytest.mark.parametrize(
+    "layers, channels, size",
+    [
+        ([{"type": "conv", "out": 4, "kernel": 4, "stride": 2, "padding": "same"}], 3, (15, 16)),
+        ([{"type": "conv", "out": 4, "kernel": [2, 4], "stride": [2, 3], "dilation": [1, 2], "padding": "same"}], 3, (17, 19)),
+        ([{"type": "conv", "out": 4, "kernel": 3, "padding": 2, "padding_mode": "reflect"}], 3, (9, 9)),
+        ([{"type": "conv", "out": 4, "kernel": 2, "padding": "same", "padding_mode": "circular"}], 3, (9, 9)),
+        ([{"type": "transposed", "out": 6, "kernel": 3, "stride": 2, "output_padding": 1, "groups": 3, "padding": 1}], 3, (7, 8)),
+        ([{"type": "transposed", "out": 4, "kernel": 4, "stride": 2, "padding": "same"}], 2, (5,)),
+        ([{"type": "fixed", "filter": "gaussian", "kernel_size": 5, "sigma": 1.2, "padding": "same"}], 3, (12, 12)),
+        ([{"type": "fixed", "filter": [[1, -1]], "per_channel": False, "out": 2}], 3, (6, 8)),
+        ([{"type": "dynamic", "out": 8, "kernel": 3, "padding": 1, "groups": 2, "experts": 3}], 4, (10, 10)),
+        ([{"type": "dynamic", "out": 4, "kernel": 3, "stride": 2, "padding": "same"}], 2, (20,)),
+        ([{"type": "dynamic", "out": 4, "kernel": 3, "padding": 1, "norm": "batch", "act": "relu"}], 2, (5, 6, 7)),
+        ([{"type": "depthwise", "kernel": 3, "padding": "same", "multiplier": 2}, {"type": "shuffle", "groups": 2}], 3, (4, 6, 6)),
+        ([{"type": "upsample", "scale": 2, "mode": "trilinear"}, {"type": "conv", "out": 2, "kernel": 1}], 2, (3, 4, 5)),
+    ],
+    ids=lambda v: None,
+)
+def test_layer_kinds_export_in_every_dim(layers, channels, size, tmp_path):
+    result = export_onnx(None, spec(*layers, channels=channels, size=size), tmp_path / "m.onnx")
+    assert all(c.ok for c in result.checks)
+
+
+def test_dynamic_conv_exports_with_a_dynamic_batch(tmp_path):
+    definition = spec({"type": "dynamic", "name": "dyn", "out": 8, "kernel": 3, "padding": 1, "experts": 4}, channels=4)
+    model = convspec.build(definition, seed=0).eval()
+    out = tmp_path / "dyn.onnx"
+    export_onnx(model, definition, out)
+    batch = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch.dim_param and not batch.HasField("dim_value")
+    for b in (1, 5):
+        x = torch.randn(b, 4, 16, 16)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        np.testing.assert_allclose(ort_run(out, x.numpy())[0], expected, rtol=1e-3, atol=1e-4)
+    assert "Conv" in {n.op_type for n in onnx.load(str(out)).graph.node}
+
+
+def test_multiple_outputs_are_named_after_the_spec(tmp_path):
+    out = tmp_path / "m.onnx"
+    export_onnx(None, "specs/multi_output.yaml", out)
+    names = [o.name for o in onnx.load(str(out)).graph.output]
+    assert names == list(convspec.check("specs/multi_output.yaml").outputs)
+    assert [i.name for i in onnx.load(str(out)).graph.input] == ["input"]
+
+
+def test_batchnorm_is_folded_into_convs(tmp_path):
+    # bias=False convs followed by BatchNorm: the exporter's optimizer must fuse them
+    out = tmp_path / "r.onnx"
+    result = export_onnx(None, "specs/resnet_small.yaml", out)
+    assert "BatchNormalization" not in result.node_counts
+    assert result.node_counts["Conv"] == 20
+
+
+def test_node_names_follow_the_spec_and_carry_no_local_paths(tmp_path):
+    out = tmp_path / "m.onnx"
+    export_onnx(None, "specs/nine_kinds.yaml", out)
+    graph = onnx.load(str(out)).graph
+    names = [n.name for n in graph.node]
+    assert names[0] == "conv/Conv" and "transposed/ConvTranspose" in names
+    assert len(set(names)) == len(names)
+    assert not any(p.key.endswith("stack_trace") for n in graph.node for p in n.metadata_props)
+
+
+def test_provenance_metadata(tmp_path):
+    out = tmp_path / "m.onnx"
+    export_onnx(None, "specs/small_cnn.yaml", out)
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    text = Path("specs/small_cnn.yaml").read_text()
+    assert meta["convspec.spec"] == text
+    assert meta["convspec.spec_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    assert meta["convspec.opset"] == str(DEFAULT_OPSET) and meta["torch.version"] == torch.__version__
+    assert meta["convspec.version"] == convspec.__version__
+
+
+@pytest.mark.parametrize("opset", [14, 16, 17, 20])
+def test_requested_opset_is_honoured(opset, tmp_path):
+    # small_cnn ends in a global average pool: a reduction, whose form changed in opset 18
+    out = tmp_path / "m.onnx"
+    result = export_onnx(None, "specs/small_cnn.yaml", out, opset=opset)
+    model = onnx.load(str(out))
+    assert result.opset == opset
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [opset]
+
+
+def test_adaptive_pool_with_dynamic_size_is_refused(tmp_path):
+    definition = spec({"type": "conv", "out": 4, "kernel": 3}, {"type": "adaptive_pool", "size": 2}, size=None)
+    with pytest.raises(convspec.ExportError, match="adaptive_pool to size"):
+        export_onnx(None, definition, tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())
+    # with a static size it is exact and allowed
+    export_onnx(None, spec({"type": "conv", "out": 4, "kernel": 3}, {"type": "adaptive_pool", "size": 2}), tmp_path / "ok.onnx")
+
+
+def test_dynamic_spatial_size_is_verified_at_several_sizes(tmp_path):
+    result = export_onnx(None, "specs/unet_small.yaml", tmp_path / "u.onnx", dynamic_size=True)
+    assert len({c.input_shape[2:] for c in result.checks}) >= 2
+    session = ort.InferenceSession(str(tmp_path / "u.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": np.zeros((1, 1, 96, 96), np.float32)})[0].shape == (1, 2, 96, 96)
+
+
+def test_large_models_use_external_data_written_beside(tmp_path):
+    out = tmp_path / "big.onnx"
+    export_onnx(None, "specs/small_cnn.yaml", out, external_data_threshold=1)  # force the >2 GB path
+    assert sorted(os.listdir(tmp_path)) == ["big.onnx", "big.onnx.data"]
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    assert ort_run(out, x)[0].shape == (1, 10)
+
+
+def test_failed_verification_leaves_existing_file_untouched(tmp_path, monkeypatch):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"precious")
+    from convspec import export as export_module
+
+    monkeypatch.setattr(export_module, "_compare", lambda name, shape, e, a, rtol, atol: export_module.OutputCheck(name, shape, 1.0, 1.0, False))
+    with pytest.raises(convspec.ExportError, match="onnxruntime differs from PyTorch on output 'fc'"):
+        export_onnx(None, "specs/small_cnn.yaml", out, force=True)
+    assert out.read_bytes() == b"precious"
+    assert os.listdir(tmp_path) == ["m.onnx"]
+
+
+def test_existing_file_needs_force(tmp_path):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"x")
+    with pytest.raises(convspec.InputError, match="--force"):
+        export_onnx(None, "specs/small_cnn.yaml", out)
+    export_onnx(None, "specs/small_cnn.yaml", out, force=True)
+    assert onnx.load(str(out)).graph.node
+
+
+# ---------------------------------------------------------------- the command
+
+
+def run(*args):
+    return CliRunner().invoke(cli_module.cli, [str(a) for a in args])
+
+
+def test_cli_export_prints_one_line_per_step_and_nothing_else(tmp_path):
+    result = run("export", "specs/small_cnn.yaml", "-o", tmp_path / "m.onnx")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["export", "check", "verify", "write"]
+    assert "rtol" in lines[2] and "atol" in lines[2]
+    assert "Warning" not in result.output and "torch.onnx" not in result.output
+
+
+def test_cli_default_opset_matches_the_library():
+    assert cli_module.DEFAULT_OPSET == DEFAULT_OPSET
+
+
+def test_cli_export_with_weights_from_a_checkpoint_and_a_state_dict(tmp_path):
+    model = convspec.build("specs/small_cnn.yaml", seed=5)
+    convspec.save_checkpoint(model, "specs/small_cnn.yaml", tmp_path / "ck.pt")
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).numpy()
+    for weights in ("ck.pt", "sd.pt"):
+        out = tmp_path / f"{weights}.onnx"
+        result = run("export", "specs/small_cnn.yaml", "-o", out, "--weights", tmp_path / weights)
+        assert result.exit_code == 0, result.output
+        np.testing.assert_allclose(ort_run(out, x)[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_cli_export_refuses_unsafe_or_mismatched_weights(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    torch.save({"conv1.weight": Evil()}, tmp_path / "evil.pt")
+    result = run("export", "specs/small_cnn.yaml", "-o", tmp_path / "m.onnx", "--weights", tmp_path / "evil.pt")
+    assert result.exit_code == 2 and "cannot load weights safely" in result.output
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "m.onnx").exists()
+
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pt")
+    result = run("export", "specs/small_cnn.yaml", "-o", tmp_path / "m.onnx", "--weights", tmp_path / "bad.pt")
+    assert result.exit_code == 2 and "missing keys" in result.output and "shape mismatches" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_export_no_verify_and_bad_opset(tmp_path):
+    result = run("export", "specs/small_cnn.yaml", "-o", tmp_path / "m.onnx", "--no-verify")
+    assert result.exit_code == 0 and "verification skipped" in result.output
+    assert [line.split()[0] for line in result.output.strip().splitlines()[:2]] == ["export", "write"]
+    for opset in ("7", "13"):  # torch's exporter cannot write below 14
+        result = run("export", "specs/small_cnn.yaml", "-o", tmp_path / "x.onnx", "--opset", opset)
+        assert result.exit_code == 2 and "out of range" in result.output
