@@ -209,6 +209,51 @@ def export(
         click.echo("verification skipped (--no-verify)")
 
 
+# ---------------------------------------------------------------- bench
+
+
+def _batches(value: str) -> tuple[int, ...]:
+    try:
+        batches = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of batch sizes like 1,8", param_hint="--batch") from None
+    if not batches or any(b < 1 for b in batches):
+        raise click.BadParameter("batch sizes must be >= 1", param_hint="--batch")
+    return batches
+
+
+@cli.command(name="bench")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--batch", "batch_text", default="1,8", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--threads", type=click.IntRange(1, 256), help="Threads for both engines (default: torch's).")
+@click.option("--rounds", type=click.IntRange(1, 100), default=7, show_default=True, help="Timed rounds per engine; medians are reported.")
+@click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape (when the spec has no input.size).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_handles_errors
+def bench_command(spec: str, batch_text: str, threads: int | None, rounds: int, input_text: str | None, fmt: str) -> None:
+    """Latency of SPEC's model in PyTorch eager (NCHW, channels_last) and in onnxruntime, side by side."""
+    from rich.console import Console
+
+    batches = _batches(batch_text)
+    with Console(stderr=True).status("benchmarking...", spinner="dots"):
+        from .bench import bench
+
+        result = bench(spec, batches=batches, threads=threads, rounds=rounds, input_shape=_input_shape(input_text))
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    from rich.table import Table
+
+    shape = "x".join(map(str, result.input_shape))
+    click.echo(f"{result.spec}: input Bx{shape}, {result.threads} threads, medians of {rounds} rounds")
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for heading in ("batch", "engine", "latency", "vs eager", "GMAC/s"):
+        table.add_column(heading, justify="left" if heading == "engine" else "right")
+    for t in result.timings:
+        table.add_row(str(t.batch), t.engine, f"{t.median_ms:.3f} ms", f"{t.ratio:.2f}x", f"{t.gmacs_per_s:.1f}")
+    Console(width=120).print(table)
+
+
 # ---------------------------------------------------------------- schema
 
 
