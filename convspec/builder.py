@@ -19,9 +19,10 @@ from torch import nn
 from . import kernels
 from ._version import __version__
 from .errors import InputError, Problem, SpecError
+from .budget import enforce_budget
 from .fileio import atomic_write
 from .graph import Add, Concat, Graph, Residual
-from .layers import ChannelLayerNorm, ChannelShuffle, ConvNormAct, DynamicConv, FixedConv
+from .layers import ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv
 from .schema import Init, Spec, load
 from .shapes import ConvGeometry, LayerReport, Report, load_and_check
 
@@ -253,6 +254,7 @@ BUILDERS: dict[str, Callable[[LayerReport, int], nn.Module]] = {
     "global_pool": lambda r, dims: _ADAPTIVE_POOL[r.layer.op, dims](1),
     "upsample": _build_upsample,
     "shuffle": lambda r, dims: ChannelShuffle(r.layer.groups),
+    "split": lambda r, dims: ChannelSplit(r.resolved["sizes"]),
     "dropout": lambda r, dims: nn.Dropout(r.layer.p),
     "flatten": lambda r, dims: nn.Flatten(1),
     "linear": _build_linear,
@@ -283,23 +285,28 @@ def _seeded(seed: int | None) -> Iterator[None]:
         yield
 
 
-def build_from_report(report: Report, seed: int | None = None) -> nn.Module:
-    """The module for an already checked spec."""
+def build_from_report(report: Report, seed: int | None = None, max_memory: int | None = None) -> nn.Module:
+    """The module for an already checked spec; refused (BudgetError) before allocation if it would not fit in memory."""
     report.raise_for_errors()
+    enforce_budget(report, max_memory)
     spec = report.spec
     with _seeded(seed):
         model = Graph(_build_nodes(report.layers, spec.dims), spec.output_names)
     return model
 
 
-def build(spec: Any, *, seed: int | None = None, input_shape: tuple[int, ...] | str | None = None) -> nn.Module:
+def build(
+    spec: Any, *, seed: int | None = None, input_shape: tuple[int, ...] | str | None = None, max_memory: int | None = None
+) -> nn.Module:
     """Check a spec (path, YAML text, dict or Spec) and build its nn.Module.
 
-    Raises SpecError with every problem if the spec is invalid. With `seed`, the
-    weights are the same on every call (torch's global RNG is left as it was).
+    Raises SpecError with every problem if the spec is invalid, and BudgetError if its
+    weights and activations (estimated by arithmetic) exceed `max_memory` bytes (default:
+    half the memory available). With `seed`, the weights are the same on every call
+    (torch's global RNG is left as it was).
     """
     report = load_and_check(spec, input_shape, require_size=False)
-    return build_from_report(report, seed)
+    return build_from_report(report, seed, max_memory)
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -86,6 +86,20 @@ def _input_shape(value: str | None) -> tuple[int, ...] | None:
         raise click.BadParameter(str(err), param_hint="--input") from None
 
 
+def _max_memory(value: str | None) -> int | None:
+    if value is None:
+        return None
+    from .budget import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--max-memory") from None
+
+
+_MAX_MEMORY_HELP = "Refuse to build beyond this much memory (e.g. 8GB); default: half of what is available."
+
+
 # ---------------------------------------------------------------- check
 
 
@@ -131,8 +145,9 @@ def check(spec: str, input_text: str | None, fmt: str) -> None:
 @click.option("--seed", type=int, help="Seed the weight initialisation (reproducible weights).")
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape for the summary.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
 @_handles_errors
-def build(spec: str, output: str | None, seed: int | None, input_text: str | None, force: bool) -> None:
+def build(spec: str, output: str | None, seed: int | None, input_text: str | None, force: bool, max_memory: str | None) -> None:
     """Check SPEC, build its nn.Module, print it with the summary."""
     from .fileio import check_writable
     from .report_view import render_table
@@ -145,7 +160,7 @@ def build(spec: str, output: str | None, seed: int | None, input_text: str | Non
     parsed = report.spec
     from .builder import build_from_report, count_parameters, save_checkpoint
 
-    model = build_from_report(report, seed=seed)
+    model = build_from_report(report, seed=seed, max_memory=_max_memory(max_memory))
     click.echo(model)
     total, trainable = count_parameters(model)
     render_table(report)
@@ -170,10 +185,11 @@ DEFAULT_OPSET = 18  # equals convspec.export.DEFAULT_OPSET (a test keeps them eq
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Example input shape (needed when input.size is omitted and no default size fits).")
 @click.option("--seed", type=int, help="Seed for the initial weights when no --weights are given.")
 @click.option("--verbose", is_flag=True, help="Show torch's exporter log and warnings.")
+@click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
 @_handles_errors
 def export(
     spec: str, output: str, weights: str | None, opset: int, no_verify: bool, force: bool, dynamic_size: bool,
-    input_text: str | None, seed: int | None, verbose: bool,
+    input_text: str | None, seed: int | None, verbose: bool, max_memory: str | None,
 ) -> None:
     """Export SPEC to ONNX, verify it (ONNX checker + onnxruntime parity) and write it atomically."""
     from rich.console import Console
@@ -194,7 +210,7 @@ def export(
         from .builder import build_from_report
         from .export import export_onnx, load_weights_file
 
-        model = build_from_report(report, seed=seed)
+        model = build_from_report(report, seed=seed, max_memory=_max_memory(max_memory))
         if weights:
             load_weights_file(model, weights)
 

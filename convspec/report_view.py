@@ -70,8 +70,16 @@ def render_table(report: Report, file=None) -> None:
     console.print(table)
     frozen = report.total_params - report.trainable_params
     outputs = ", ".join(f"{name} {_shape(shape)}" for name, shape in report.outputs.items())
+    from .budget import estimate_memory, human
+
+    memory = estimate_memory(report)
     console.print(
         f"total: {report.total_params:,} parameters ({report.trainable_params:,} trainable"
         f"{f', {frozen:,} frozen' if frozen else ''}), {report.total_macs:,} MACs; outputs: {outputs}",
+        highlight=False,
+    )
+    console.print(
+        f"memory: about {human(memory.weight_bytes)} of weights and {human(memory.activation_bytes)} of activations "
+        f"(float32, every output kept, batch {report.input_shape[0]})",
         highlight=False,
     )

@@ -1,0 +1,144 @@
+"""Memory estimates from the checker's arithmetic, and a budget checked before anything is allocated.
+
+A spec with a typo such as `out_channels: 1000000` must end in a clear error, not in
+a MemoryError or the kernel's OOM killer. The estimate is deliberately simple and
+conservative: float32 parameters and buffers, plus every layer's output kept at once
+(as in a training forward pass).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+
+from .errors import BudgetError, Problem
+from .shapes import LayerReport, Report
+from .source import layer_label
+
+BYTES_PER_VALUE = 4  # float32
+BUDGET_SHARE_OF_AVAILABLE = 0.5  # leave room for the framework, a second copy (export), the OS
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    report: LayerReport
+    label: str  # "stage.0.conv_0"
+    weight_bytes: int
+    activation_bytes: int
+
+    @property
+    def total(self) -> int:
+        return self.weight_bytes + self.activation_bytes
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weight_bytes: int
+    activation_bytes: int
+    layers: tuple[LayerMemory, ...]
+
+    @property
+    def total(self) -> int:
+        return self.weight_bytes + self.activation_bytes
+
+
+def _weight_values(layer: LayerReport) -> int:
+    """Parameters plus the buffers the builder creates (fixed kernels, BatchNorm statistics)."""
+    values = layer.params
+    if layer.type == "fixed" and layer.params == 0:
+        geometry = layer.resolved.get("geometry")
+        if geometry is not None:  # a frozen kernel: a buffer of the full weight shape
+            values += geometry.out_channels * (geometry.in_channels // geometry.groups) * math.prod(geometry.kernel_size)
+    model = layer.layer
+    norms = [getattr(model, "norm", None), getattr(model, "kind", None) if layer.type == "norm" else None]
+    if "batch" in norms and layer.output_shape is not None and layer.output_shape[1] is not None:
+        values += 2 * layer.output_shape[1]  # running mean and variance
+    return values
+
+
+def estimate_memory(report: Report) -> MemoryEstimate:
+    """Bytes of weights and of activations (every output at the report's batch; 0 where a size is dynamic)."""
+    leaves: list[LayerMemory] = []
+
+    def walk(layers: list[LayerReport], prefix: str) -> None:
+        for layer in layers:
+            label = prefix + layer.name
+            if layer.children:
+                walk(layer.children, label + ".")
+                continue
+            shape = layer.output_shape
+            activations = math.prod(shape) if shape is not None and all(s is not None for s in shape) else 0
+            leaves.append(LayerMemory(layer, label, _weight_values(layer) * BYTES_PER_VALUE, activations * BYTES_PER_VALUE))
+
+    walk(report.layers, "")
+    return MemoryEstimate(sum(m.weight_bytes for m in leaves), sum(m.activation_bytes for m in leaves), tuple(leaves))
+
+
+def available_memory() -> int | None:
+    """Bytes the system can still give (MemAvailable on Linux), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_budget() -> int | None:
+    available = available_memory()
+    return int(available * BUDGET_SHARE_OF_AVAILABLE) if available else None
+
+
+def parse_size(text: str) -> int:
+    """'8GB', '512 MiB', '2e9' -> bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgt]i?b?|b)?\s*", text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a size like 8GB, 512MiB or 2e9")
+    number, unit = float(match.group(1)), (match.group(2) or "b")
+    powers = {"k": 1, "m": 2, "g": 3, "t": 4}
+    if unit == "b":
+        return int(number)
+    base = 1024 if "i" in unit else 1000
+    return int(number * base ** powers[unit[0]])
+
+
+def human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(size) < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def enforce_budget(report: Report, max_memory: int | None = None) -> MemoryEstimate:
+    """Raise BudgetError, naming the biggest layers, when the estimate exceeds the budget."""
+    estimate = estimate_memory(report)
+    budget, origin = max_memory, "the given --max-memory"
+    if budget is None:
+        budget, origin = default_budget(), "half the memory available now; raise it with --max-memory"
+    if budget is None or estimate.total <= budget:
+        return estimate
+    biggest = sorted(estimate.layers, key=lambda m: m.total, reverse=True)[:3]
+    named = ", ".join(
+        f"{m.label} ({m.report.type}: {human(m.weight_bytes)} weights, {human(m.activation_bytes)} output)" for m in biggest
+    )
+    message = (
+        f"building this network needs about {human(estimate.total)} ({human(estimate.weight_bytes)} weights, "
+        f"{human(estimate.activation_bytes)} activations at batch {report.input_shape[0]}), over the budget of "
+        f"{human(budget)} ({origin}); biggest layers: {named}"
+    )
+    source = report.spec.source
+    if not biggest:
+        raise BudgetError([Problem(message, source.locate(()))])
+    _, label = layer_label(source.data, biggest[0].report.path) if source.data is not None else ((), None)
+    raise BudgetError([Problem(message, source.locate(biggest[0].report.path), label)])
+
+
+__all__ = ["estimate_memory", "enforce_budget", "default_budget", "parse_size", "MemoryEstimate"]

@@ -1,0 +1,53 @@
+"""The memory budget: estimated by arithmetic, enforced before anything is allocated."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import convspec
+from convspec.budget import estimate_memory, parse_size
+from convspec.cli import cli
+
+HUGE = """input: {channels: 3, size: [224, 224]}
+layers:
+  - {type: conv, name: wide1, out_channels: 1000000, kernel_size: 3, padding: 1}
+  - {type: conv, name: wide2, out_channels: 1000000, kernel_size: 3, padding: 1}
+"""
+
+
+@pytest.mark.parametrize("path", ["specs/resnet_small.yaml", "specs/gaussian_named.yaml", "specs/nine_kinds.yaml"])
+def test_weight_estimate_equals_the_built_module(path):
+    report = convspec.check(path)
+    model = convspec.build(path)
+    real = sum(p.numel() for p in model.parameters()) + sum(
+        b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked")
+    )
+    assert estimate_memory(report).weight_bytes == 4 * real
+
+
+def test_two_million_channel_convs_end_in_seconds_with_a_clear_error(tmp_path):
+    spec = tmp_path / "huge.yaml"
+    spec.write_text(HUGE)
+    started = time.perf_counter()
+    result = CliRunner().invoke(cli, ["build", str(spec)])
+    assert time.perf_counter() - started < 10
+    assert result.exit_code == 1, result.output
+    assert "over the budget" in result.output and "wide2" in result.output and "wide1" in result.output
+    assert "huge.yaml:4:5: layers[1] 'wide2' (conv)" in result.output
+
+
+def test_max_memory_is_enforced_and_parsed():
+    with pytest.raises(convspec.BudgetError, match="over the budget of 1.0 KB"):
+        convspec.build("specs/small_cnn.yaml", max_memory=1000)
+    assert isinstance(convspec.build("specs/small_cnn.yaml", max_memory=parse_size("1GB")), torch.nn.Module)
+    assert parse_size("512MiB") == 512 * 2**20 and parse_size("2e9") == 2_000_000_000 and parse_size("1.5 kb") == 1500
+    with pytest.raises(ValueError):
+        parse_size("lots")
+    result = CliRunner().invoke(cli, ["build", "specs/small_cnn.yaml", "--max-memory", "1KB"])
+    assert result.exit_code == 1 and "budget" in result.output
+    result = CliRunner().invoke(cli, ["build", "specs/small_cnn.yaml", "--max-memory", "lots"])
+    assert result.exit_code == 2
