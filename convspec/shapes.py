@@ -96,8 +96,8 @@ class Value:
     """What flows along an edge: a shape and what its pixels see."""
 
     shape: tuple[int | None, ...]  # (B, C, *spatial) or (B, F)
-    rf: tuple[Fraction, ...]  # receptive field per input spatial dim
-    jump: tuple[Fraction | None, ...]  # effective stride per input spatial dim
+    rf: tuple[int | Fraction, ...]  # receptive field per input spatial dim
+    jump: tuple[int | Fraction | None, ...]  # effective stride per input spatial dim (a Fraction only when not whole)
     flat: bool = False
 
     @property
@@ -133,7 +133,11 @@ class ConvGeometry:
         return None
 
 
-def _figure(value: Fraction | None) -> int | float | None:
+def _whole(value: Fraction) -> int | Fraction:
+    return value.numerator if value.denominator == 1 else value
+
+
+def _figure(value: int | Fraction | None) -> int | float | None:
     if value is None:
         return None
     return int(value) if value.denominator == 1 else round(float(value), 6)
@@ -258,6 +262,7 @@ class _Traced:
     macs: int = 0
     resolved: dict = field(default_factory=dict)
     children: list[LayerReport] = field(default_factory=list)
+    parts: list[Value] | None = None  # a split's outputs, read as NAME.0, NAME.1, ...
 
 
 class _Layer:
@@ -600,7 +605,7 @@ def _rule_transposed(layer: _Layer, inputs: list[Value]) -> _Traced:
     for r, j, k, s, d in zip(value.rf, value.jump, kernel, stride, dilation):
         # each output pixel gathers at most ceil(k_eff / s) neighbouring input pixels
         rf.append(r + (-(-(d * (k - 1) + 1) // s) - 1) * j if j is not None else r)
-        jump.append(j / s if j is not None else None)
+        jump.append(_whole(Fraction(j) / s) if j is not None else None)
     shape = (value.shape[0], out_channels, *out_spatial)
     macs = 0
     if all(s is not None for s in value.shape):
@@ -715,7 +720,7 @@ def _rule_adaptive_pool(layer: _Layer, inputs: list[Value]) -> _Traced:
         else:
             window = -(-s_in // s_out)  # the widest of PyTorch's adaptive windows
             rf.append(r + (window - 1) * j)
-            jump.append(j * Fraction(s_in, s_out))
+            jump.append(_whole(j * Fraction(s_in, s_out)))
     return _Traced(Value((value.shape[0], value.channels, *size), tuple(rf), tuple(jump)), resolved={"size": size})
 
 
@@ -753,7 +758,7 @@ def _rule_upsample(layer: _Layer, inputs: list[Value]) -> _Traced:
             rf.append(r)
             jump.append(None)
         else:
-            step = j * Fraction(s_in, s_out)
+            step = _whole(j * Fraction(s_in, s_out))
             rf.append(r + (j if model.mode != "nearest" else 0))
             jump.append(step)
     resolved = {"size": size if model.size is not None else None, "scale": scale}
@@ -766,6 +771,41 @@ def _rule_shuffle(layer: _Layer, inputs: list[Value]) -> _Traced:
     if value.channels % groups:
         layer.fail("groups", f"groups={groups} does not divide the {value.channels} channels (divisors: {_divisors(value.channels)})")
     return _Traced(value)
+
+
+def _rule_split(layer: _Layer, inputs: list[Value]) -> _Traced:
+    model, value = layer.model, inputs[0]
+    channels = value.shape[1]
+    what = "features" if value.flat else "channels"
+    if channels is None:
+        layer.fail(None, f"cannot split an unknown number of {what}; give `input.size` or pool to a fixed size first")
+    if model.sizes is not None:
+        sizes = list(model.sizes)
+        if sum(sizes) != channels:
+            layer.fail(
+                "sizes",
+                f"the sizes {sizes} add up to {sum(sizes)}, but the input has {channels} {what}; they must add up to {channels}",
+            )
+    else:
+        if channels % model.parts:
+            layer.fail("parts", f"parts={model.parts} does not divide the {channels} {what} (divisors: {_divisors(channels)})")
+        sizes = [channels // model.parts] * model.parts
+    parts = [Value((value.shape[0], size, *value.shape[2:]), value.rf, value.jump, value.flat) for size in sizes]
+    # the split itself passes its input on; each part is a child (module NAME.i), read with `from: NAME.i`
+    children = [
+        LayerReport(str(i), "part", layer.path, None, [], [value.shape], part.shape, receptive_field=part.rf, stride=part.jump)
+        for i, part in enumerate(parts)
+    ]
+    return _Traced(value, children=children, parts=parts, resolved={"sizes": sizes})
+
+
+def split_parts(model: LayerBase) -> int:
+    """How many outputs a split layer has (known from the spec alone)."""
+    return model.parts if model.sizes is None else len(model.sizes)
+
+
+def _part_names(name: str, parts: int) -> str:
+    return ", ".join(f"{name}.{i}" for i in range(parts))
 
 
 def _rule_flatten(layer: _Layer, inputs: list[Value]) -> _Traced:
@@ -845,10 +885,12 @@ def _rule_block(layer: _Layer, inputs: list[Value]) -> _Traced:
 
 
 def _rule_repeat(layer: _Layer, inputs: list[Value]) -> _Traced:
-    value = inputs[0]
+    model, value = layer.model, inputs[0]
     copies = []
-    for index in range(layer.model.times):
-        children, out = _trace_list(layer.model.layers, layer.path + ("layers",), value, layer.ctx)
+    for index in range(model.times):
+        # copy 0 may differ (`first`), as the downsampling block that opens a ResNet stage
+        key = "first" if index == 0 and model.first else "layers"
+        children, out = _trace_list(getattr(model, key), layer.path + (key,), value, layer.ctx)
         if out is None:
             raise _LayerFailed
         copy = _sum_children(out, children)
@@ -921,6 +963,7 @@ SHAPE_RULES: dict[str, Callable[[_Layer, list[Value]], _Traced]] = {
     "global_pool": _rule_global_pool,
     "upsample": _rule_upsample,
     "shuffle": _rule_shuffle,
+    "split": _rule_split,
     "dropout": _rule_passthrough,
     "flatten": _rule_flatten,
     "linear": _rule_linear,
@@ -944,7 +987,9 @@ def layer_name(layer: LayerBase, index: int) -> str:
 
 def _trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: _Context) -> tuple[list[LayerReport], Value | None]:
     """Trace one list (a scope). Returns its layer reports and its output (None if it cannot be known)."""
-    values: dict[str, Value | None] = {"input": value}
+    values: dict[str, Value | None] = {"input": value}  # a split's parts as NAME.0, NAME.1, ...
+    splits: dict[str, int] = {}  # split layers of this list: name -> number of parts
+    broken_names: set[str] = set()  # layers invalid in the schema, stood in for: their parts are unknown
     positions: dict[str, int] = {}
     reports: list[LayerReport] = []
     previous = "input"
@@ -955,13 +1000,34 @@ def _trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: _Contex
         if name in positions:
             layer.error("name", f"the name {name!r} is already used by {path[-1]}[{positions[name]}] in this list; names must be unique")
         sources = model.sources or [previous]
+        if model.sources is None and previous in splits:
+            layer.error(
+                None,
+                f"the layer before is the split {previous!r}; say which part this layer reads, "
+                f"with `from:` one of {_part_names(previous, splits[previous])}",
+            )
         inputs: list[Value | None] = []
         for source in sources:
+            base, dot, part = source.partition(".")
+            if base in splits:
+                if dot and part in [str(i) for i in range(splits[base])]:
+                    inputs.append(values[source])
+                elif dot or model.sources is not None:
+                    layer.error("from", f"{source!r}: the split {base!r} has {splits[base]} parts: {_part_names(base, splits[base])}")
+                    inputs.append(None)
+                else:
+                    inputs.append(None)  # reported above
+                continue
+            if dot and base in values:
+                if base not in broken_names:
+                    layer.error("from", f"{source!r}: {base!r} is not a split, so it has no parts; use `from: {base}`")
+                inputs.append(None)
+                continue
             if source in values:
                 inputs.append(values[source])
                 continue
             later = [layer_name(m, i) for i, m in enumerate(layers) if i >= index]
-            if source in later:
+            if base in later:
                 layer.error("from", f"{source!r} comes at or after this layer; `from` can only name earlier layers (or 'input')")
             else:
                 known = list(values)
@@ -974,6 +1040,8 @@ def _trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: _Contex
         output: Value | None = None
         traced = None
         broken = layer_path in ctx.spec._broken_layers  # invalid in the schema: already reported
+        if broken:
+            broken_names.add(name)
         if not layer.failed and not broken and all(v is not None for v in inputs):
             try:
                 traced = SHAPE_RULES[model.type](layer, inputs)  # type: ignore[arg-type]
@@ -989,7 +1057,18 @@ def _trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: _Contex
         reports.append(report)
         positions.setdefault(name, index)
         values[name] = output
+        if model.type == "split":
+            splits[name] = split_parts(model)
+            parts = traced.parts if traced is not None and output is not None else None
+            for i in range(splits[name]):
+                values[f"{name}.{i}"] = parts[i] if parts else None
         previous = name
+    if previous in splits:
+        ctx.problem(
+            path + (len(layers) - 1,), None,
+            f"a split cannot end a list: its parts must be read by later layers (`from: {previous}.0`, ...)",
+        )
+        return reports, None
     return reports, values[previous] if layers else value
 
 
@@ -1019,7 +1098,7 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
         if inp.size is None and require_size:
             raise SpecError([Problem("input.size is not given, so shapes are unknown; pass an input shape (e.g. --input 1x3x224x224)", spec.source.locate(("input",)))])
         shape = (inp.batch, inp.channels, *(inp.size or (None,) * dims))
-    value = Value(shape, (Fraction(1),) * dims, (Fraction(1),) * dims)
+    value = Value(shape, (1,) * dims, (1,) * dims)  # ints while they stay whole: Fraction arithmetic is slow
     data = spec.source.data
     if data is None:  # a Spec built in Python rather than loaded
         data = spec.model_dump(by_alias=True, exclude_unset=True, warnings=False)
@@ -1033,6 +1112,10 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             path = ("outputs", index) if isinstance(spec.outputs, list) else ("outputs",)
             problems.append(Problem(f"`outputs` names {name!r}, which is not a top-level layer{hint}", spec.source.locate(path)))
+            continue
+        if names[name].type == "split" and spec.output_names:  # a split ending the list is reported there
+            path = ("outputs", index) if isinstance(spec.outputs, list) else ("outputs",)
+            problems.append(Problem(f"`outputs` names the split {name!r}; name a layer that reads its parts", spec.source.locate(path)))
             continue
         outputs[name] = names[name].output_shape
     problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
