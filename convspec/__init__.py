@@ -5,6 +5,7 @@ The public API:
     spec = convspec.load("specs/small_cnn.yaml")   # validated Spec
     report = convspec.check(spec)                   # shapes, params, MACs, receptive fields
     model = convspec.build(spec)                    # torch.nn.Module
+    convspec.export_onnx(model, spec, "net.onnx")   # verified ONNX
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from .shapes import Report, check
 
 if TYPE_CHECKING:  # torch is imported only when a model is built
     from .builder import build, load_checkpoint, save_checkpoint
+    from .export import export_onnx
 
 __all__ = [
     "__version__",
     "load",
     "check",
     "build",
+    "export_onnx",
     "save_checkpoint",
     "load_checkpoint",
     "json_schema",
@@ -37,13 +40,13 @@ __all__ = [
     "ExportError",
 ]
 
-_LAZY = {"build", "save_checkpoint", "load_checkpoint"}
+_LAZY = {"build": "builder", "save_checkpoint": "builder", "load_checkpoint": "builder", "export_onnx": "export"}
 
 
 def __getattr__(name: str) -> Any:
-    # `convspec check` must not pay for importing torch; the builder loads it on first use.
+    # `convspec check` must not pay for importing torch: these load it on first use.
     if name in _LAZY:
-        from . import builder as _builder_module
+        import importlib
 
-        return getattr(_builder_module, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'convspec' has no attribute {name!r}")
