@@ -196,7 +196,8 @@ class DynamicNormAct(nn.Sequential):
 
 def _build_fixed(report: LayerReport, dims: int) -> nn.Module:
     model = report.layer
-    return FixedConv(report.resolved["geometry"], report.resolved["kernel"], trainable=model.trainable)
+    r = report.resolved
+    return FixedConv(r["geometry"], r["kernel"], trainable=model.trainable, passes=r["passes"])
 
 
 def _build_norm(report: LayerReport, dims: int) -> nn.Module:

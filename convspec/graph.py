@@ -12,8 +12,17 @@ import torch
 from torch import nn
 
 
+def _reference(source: str) -> tuple[str, int | None]:
+    """'halves.1' -> ('halves', 1): part 1 of a split; a plain name -> (name, None). Names hold no dots."""
+    name, _, part = source.partition(".")
+    return name, int(part) if part else None
+
+
 class Graph(nn.Module):
-    """Runs named children in order; each reads the outputs named in its `from` (or the previous one)."""
+    """Runs named children in order; each reads the outputs named in its `from` (or the previous one).
+
+    A `from` entry NAME.i reads part i of a split: the output of its child `i` on the split's output.
+    """
 
     def __init__(self, nodes: Sequence[tuple[str, nn.Module, Sequence[str]]], outputs: Sequence[str] | None = None):
         super().__init__()
@@ -22,6 +31,7 @@ class Graph(nn.Module):
                 raise ValueError(f"layer name {name!r} clashes with an attribute of torch.nn.Module")
             self.add_module(name, module)
         self._wiring = [(name, tuple(sources)) for name, _, sources in nodes]
+        self._reads = [tuple(_reference(s) for s in sources) for _, sources in self._wiring]
         self._outputs = tuple(outputs) if outputs else (nodes[-1][0],)
         previous = ["input"] + [name for name, _, _ in nodes[:-1]]
         # A plain chain (each layer reads the one before) runs without a dict of intermediate values.
@@ -30,12 +40,12 @@ class Graph(nn.Module):
         )
         # Drop each intermediate value after its last reader, so memory stays as for a chain.
         last_reader: dict[str, int] = {}
-        for index, (_, sources) in enumerate(self._wiring):
-            for source in sources:
+        for index, reads in enumerate(self._reads):
+            for source, _ in reads:
                 last_reader[source] = index
         self._release = [
-            tuple(s for s in set(sources) if last_reader[s] == index and s not in self._outputs)
-            for index, (_, sources) in enumerate(self._wiring)
+            tuple(s for s in {source for source, _ in reads} if last_reader[s] == index and s not in self._outputs)
+            for index, reads in enumerate(self._reads)
         ]
 
     def forward(self, x: torch.Tensor):
@@ -44,8 +54,10 @@ class Graph(nn.Module):
                 x = self._modules[name](x)
             return x
         values: dict[str, torch.Tensor] = {"input": x}
-        for (name, sources), release in zip(self._wiring, self._release):
-            values[name] = self._modules[name](*(values[s] for s in sources))
+        for (name, _), reads, release in zip(self._wiring, self._reads, self._release):
+            values[name] = self._modules[name](
+                *(values[s] if part is None else self._modules[s].part(values[s], part) for s, part in reads)
+            )
             for source in release:
                 del values[source]
         if len(self._outputs) == 1:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 __all__ = [
+    "separable_factors",
+    "SEPARABLE_FROM",
     "FilterError",
     "FilterInfo",
     "NAMED_FILTERS",
@@ -541,3 +543,39 @@ def normalize_kernel(kernel: list) -> list:
             "sobel_x or laplacian do), so it cannot be scaled to sum 1; drop normalize"
         )
     return _scale(kernel, 1.0 / total)  # type: ignore[return-value]
+
+
+SEPARABLE_FROM = 5  # kernels at least this wide run as 1-D passes; below, one pass is as fast
+
+
+def separable_factors(kernel: list, rtol: float = 1e-6) -> list[list[float]] | None:
+    """1-D kernels whose outer product is `kernel` (to `rtol`), one per dim, or None if it is not separable.
+
+    Gaussian and box filters are separable: convolving with them as one 1-D pass per dim
+    costs k + k multiply-adds per output instead of k * k.
+    """
+    shape = kernel_shape(kernel)
+    if len(shape) < 2:
+        return None
+    flat = flatten_kernel(kernel)
+    peak_at = max(range(len(flat)), key=lambda i: abs(flat[i]))
+    pivot = flat[peak_at]
+    if pivot == 0:
+        return None
+    strides = [math.prod(shape[d + 1 :]) for d in range(len(shape))]
+    peak = [(peak_at // strides[d]) % shape[d] for d in range(len(shape))]
+    factors = []
+    for axis in range(len(shape)):
+        base = peak_at - peak[axis] * strides[axis]
+        factors.append([flat[base + i * strides[axis]] for i in range(shape[axis])])
+    # kernel = f0 (x) f1 (x) ... / pivot^(dims - 1): fold the scale into the first factor
+    factors[0] = [v / pivot ** (len(shape) - 1) for v in factors[0]]
+    tolerance = rtol * abs(pivot)
+    for index, value in enumerate(flat):
+        product = 1.0
+        for axis, factor in enumerate(factors):
+            product *= factor[(index // strides[axis]) % shape[axis]]
+        if abs(product - value) > tolerance:
+            return None
+    return factors
+

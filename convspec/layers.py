@@ -10,6 +10,10 @@
   (out, in/groups, *kernel_size) weight, never a 5-D tensor handed to conv2d.
 - `ChannelShuffle`: ShuffleNet's channel shuffle, built from reshapes and a
   transpose so it exports to ONNX.
+- `ChannelSplit`: ShuffleNet V2's channel split. It passes its input on
+  unchanged; its children `0`, `1`, ... (`ChannelSlice`) cut out the parts,
+  so the part a `Graph` reads as `from: NAME.i` is the output of the real
+  submodule `NAME.i`.
 
 Shapes: B batch, C (= in) input channels, K experts, S spatial dims.
 """
@@ -26,7 +30,7 @@ from torch import Tensor, nn
 from .shapes import attention_hidden  # the one formula, shared with the checker
 
 __all__ = [
-    "PADDING_MODES", "pad_input", "attention_hidden", "DynamicConv", "ChannelShuffle",
+    "PADDING_MODES", "pad_input", "attention_hidden", "DynamicConv", "ChannelShuffle", "ChannelSplit", "ChannelSlice",
     "ConvNormAct", "FixedConv", "ChannelLayerNorm",
 ]
 
@@ -322,6 +326,50 @@ class ChannelShuffle(nn.Module):
         return f"groups={self.groups}"
 
 
+class ChannelSlice(nn.Module):
+    """(B, C, ...) -> (B, length, ...): channels start .. start + length - 1 (a view, no copy)."""
+
+    def __init__(self, start: int, length: int) -> None:
+        super().__init__()
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"start must be an integer >= 0, got {start!r}")
+        self.start, self.length = start, _positive_int("length", length)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if _eager() and x.shape[1] < self.start + self.length:
+            raise ValueError(f"ChannelSlice: channels {self.start}..{self.start + self.length - 1} of an input with {x.shape[1]}")
+        return x.narrow(1, self.start, self.length)
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, length={self.length}"
+
+
+class ChannelSplit(nn.Module):
+    """Consecutive channel parts of `sizes` channels each (sum(sizes) == C), as children `0`, `1`, ...
+
+    forward passes the input on unchanged; `part(x, i)` is the output of child `i`.
+    """
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        super().__init__()
+        start = 0
+        for index, size in enumerate(sizes):
+            self.add_module(str(index), ChannelSlice(start, size))
+            start += size
+        self.sizes = tuple(sizes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if _eager() and x.shape[1] != sum(self.sizes):
+            raise ValueError(f"ChannelSplit: the sizes {list(self.sizes)} add up to {sum(self.sizes)}, but the input has {x.shape[1]} channels")
+        return x
+
+    def part(self, x: Tensor, index: int) -> Tensor:
+        return self._modules[str(index)](x)
+
+    def extra_repr(self) -> str:
+        return f"sizes={list(self.sizes)}"
+
+
 # ---------------------------------------------------------------- convolution with norm and activation
 
 _CONV_MODULES = {
@@ -398,7 +446,7 @@ class FixedConv(nn.Module):
     every (out, in) pair gets the same kernel.
     """
 
-    def __init__(self, geometry, kernel: list, trainable: bool = False):
+    def __init__(self, geometry, kernel: list, trainable: bool = False, passes: list[list[float]] | None = None):
         super().__init__()
         g = geometry
         values = torch.tensor(kernel, dtype=torch.float32)  # (*kernel_size)
@@ -409,10 +457,26 @@ class FixedConv(nn.Module):
             self.register_buffer("weight", weight)
         self.dims, self.stride, self.dilation, self.groups = g.dims, g.stride, g.dilation, g.groups
         self.padding, self.padding_mode = g.padding, g.padding_mode
+        # `passes`: the checker found the frozen kernel to be an outer product of 1-D kernels
+        # (gaussian, box) wide enough to gain: run one 1-D pass per dim, k + k multiply-adds, not k * k.
+        self.passes = len(passes) if passes else 0
+        for axis, factor in enumerate(passes or ()):
+            shape = [1] * self.dims
+            shape[axis] = len(factor)
+            one_d = torch.tensor(factor, dtype=torch.float32).reshape(1, 1, *shape)
+            # (C, 1, 1, .., k, .., 1): derived from `weight`, so kept out of the state_dict
+            self.register_buffer(f"pass{axis}", one_d.repeat(g.out_channels, 1, *[1] * self.dims), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         x = pad_input(x, self.padding, self.padding_mode)
-        return _CONV[self.dims](x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+        if not self.passes:
+            return _CONV[self.dims](x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+        for axis in range(self.dims):
+            stride = [1] * self.dims
+            dilation = [1] * self.dims
+            stride[axis], dilation[axis] = self.stride[axis], self.dilation[axis]
+            x = _CONV[self.dims](x, getattr(self, f"pass{axis}"), None, stride, 0, dilation, self.groups)
+        return x
 
     def extra_repr(self) -> str:
         out, per_group = self.weight.shape[:2]

@@ -33,6 +33,8 @@ from pydantic_core import PydanticCustomError
 
 from .errors import Problem, SpecError
 from .source import Source, layer_label
+from .templates import expand as expand_templates
+from .templates import template_json_schema
 
 INT_LIMIT = 2**31 - 1  # larger values overflow ONNX int32 attributes and no real layer needs them
 
@@ -654,6 +656,24 @@ class ShuffleLayer(LayerBase):
     groups: PosInt
 
 
+class SplitLayer(LayerBase):
+    """Split the channels into parts, read by later layers as `from: NAME.0`, `NAME.1`, ..."""
+
+    type: Literal["split"]
+    parts: PosInt | None = Field(None, description="equal parts; must divide the channels (torch.chunk)")
+    sizes: list[PosInt] | None = Field(None, min_length=2, description="channels of each part; must add up to the channels (torch.split)")
+
+    @model_validator(mode="after")
+    def _parts_or_sizes(self):
+        if self.parts is None and self.sizes is None:
+            raise PydanticCustomError("convspec", "`split` needs `parts` (equal parts) or `sizes` (channels of each part)", {})
+        if self.parts is not None and self.sizes is not None:
+            raise PydanticCustomError("convspec_key", "give `parts` or `sizes`, not both", {"key": "sizes"})
+        if self.parts is not None and self.parts < 2:
+            raise PydanticCustomError("convspec_key", "`parts` must be >= 2 (one part is the input itself)", {"key": "parts"})
+        return self
+
+
 class DropoutLayer(LayerBase):
     """Dropout."""
 
@@ -734,6 +754,9 @@ class RepeatLayer(LayerBase):
     type: Literal["repeat"]
     times: PosInt
     layers: LayerList
+    first: list["Layer"] | None = Field(
+        None, min_length=1, description="the layers of copy 0 when it differs from the others (a downsampling block); default `layers`"
+    )
 
 
 class BlockLayer(LayerBase):
@@ -748,7 +771,7 @@ LAYER_MODELS: dict[str, type[LayerBase]] = {
     for model in (
         ConvLayer, PointwiseLayer, AsymmetricLayer, DilatedLayer, DepthwiseLayer, GroupLayer,
         SeparableLayer, TransposedLayer, DynamicLayer, FixedLayer, NormLayer, ActLayer, PoolLayer,
-        AdaptivePoolLayer, GlobalPoolLayer, UpsampleLayer, ShuffleLayer, DropoutLayer, FlattenLayer,
+        AdaptivePoolLayer, GlobalPoolLayer, UpsampleLayer, ShuffleLayer, SplitLayer, DropoutLayer, FlattenLayer,
         LinearLayer, IdentityLayer, AddLayer, ConcatLayer, ResidualLayer, RepeatLayer, BlockLayer,
     )
 }  # fmt: skip
@@ -794,6 +817,9 @@ class Spec(_Model):
     input: InputSpec
     layers: LayerList
     outputs: str | list[str] | None = Field(None, description="layer name(s) returned; default the last layer")
+    blocks: dict[str, Any] | None = Field(
+        None, description="named block templates (a layer with `params`), placed with `{type: use, block: NAME, with: {...}}`"
+    )
 
     _source: Source = PrivateAttr(default_factory=Source)
     # Layers that failed validation, stood in for by placeholders so the rest can still be shape-checked.
@@ -933,16 +959,20 @@ def parse_spec(data: Any, source: Source | None = None) -> Spec:
     source.data = data
     if not isinstance(data, dict):
         raise SpecError([Problem(f"a spec must be a mapping, not {_describe(data)}", source.locate(()))])
+    # `use` layers become their templates' layers first; everything after sees ordinary layers
+    expansion = expand_templates(data, source)
+    data = source.data = expansion.data
+    problems: list[Problem] = list(expansion.problems)
+    broken: set[tuple] = set(expansion.broken)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
-        problems: list[Problem] = []
-        broken: set[tuple] = set()
         for error in err.errors(include_url=False):
             problem = _problem_from_error(error, data, source)
             if problem not in problems:
                 problems.append(problem)
             broken.add(layer_label(data, _data_path(data, tuple(error["loc"])))[0])
+    if problems:
         problems = _drop_missing_explained_by_typos(problems)
         problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
         failure = SpecError(problems)
@@ -1021,6 +1051,7 @@ def json_schema() -> dict:
                         # either spelling satisfies the requirement (one anyOf per required key)
                         required.remove(long)
                         definition.setdefault("allOf", []).append({"anyOf": [{"required": [long]}, {"required": [short]}]})
+    template_json_schema(schema)  # `blocks:` templates and `use` layers, expanded before validation
     return schema
 
 

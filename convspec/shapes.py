@@ -662,7 +662,25 @@ def _rule_fixed(layer: _Layer, inputs: list[Value]) -> _Traced:
     params = conv_params(channels, out, kernel, groups, False)
     # frozen fixed kernels are buffers, not parameters; trainable ones are parameters
     traced_params = params if model.trainable else 0
-    return _Traced(result, traced_params, traced_params, macs, {"geometry": geometry, "kernel": kernel_values})
+    passes = None
+    if not model.trainable and model.per_channel and max(kernel) >= kernels.SEPARABLE_FROM:
+        passes = kernels.separable_factors(kernel_values)
+    if passes is not None:
+        macs = _separable_macs(geometry, value.shape)
+    resolved = {"geometry": geometry, "kernel": kernel_values, "passes": passes}
+    return _Traced(result, traced_params, traced_params, macs, resolved)
+
+
+def _separable_macs(geometry: ConvGeometry, in_shape: tuple) -> int:
+    """MACs of one 1-D pass per dim: pass d shrinks dim d to its output size and costs k_d per output."""
+    if any(s is None for s in in_shape):
+        return 0
+    sizes = [s + lo + hi for s, (lo, hi) in zip(in_shape[2:], geometry.padding)]
+    macs = 0
+    for axis, (k, s, d) in enumerate(zip(geometry.kernel_size, geometry.stride, geometry.dilation)):
+        sizes[axis] = conv_output_size(sizes[axis], k, s, d, (0, 0))
+        macs += in_shape[0] * geometry.out_channels * math.prod(sizes) * k
+    return macs
 
 
 def _rule_norm(layer: _Layer, inputs: list[Value]) -> _Traced:

@@ -69,7 +69,7 @@ def layer_label(data: Any, path: tuple) -> tuple[tuple, LayerRef | None]:
     """The deepest layer on `path` and its label, e.g. ``layers[3].layers[0] 'g1' (group)``."""
     node, layer_path, label_parts, layer = data, (), [], None
     for i, part in enumerate(path):
-        if isinstance(node, dict) and part in ("layers", "shortcut") and i + 1 < len(path) and isinstance(path[i + 1], int):
+        if isinstance(node, dict) and part in ("layers", "shortcut", "first") and i + 1 < len(path) and isinstance(path[i + 1], int):
             items = node[part]
             index = path[i + 1]
             if isinstance(items, list) and index < len(items):

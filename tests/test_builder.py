@@ -256,3 +256,37 @@ def test_weights_that_do_not_fit_are_listed():
     assert "missing keys (1): conv_0.bias" in text
     assert "unexpected keys (1): extra" in text
     assert "conv_0.weight: file [4, 3, 5, 5], spec [4, 3, 3, 3]" in text
+
+
+@pytest.mark.parametrize(
+    "layer, size",
+    [
+        ({"type": "fixed", "filter": "gaussian", "kernel_size": 7, "sigma": 1.5, "padding": "same"}, (19, 23)),
+        ({"type": "fixed", "filter": "box", "kernel_size": [5, 9], "stride": 2, "padding": 3, "padding_mode": "reflect"}, (17, 20)),
+        ({"type": "fixed", "filter": "gaussian", "kernel_size": 5, "sigma": 1.0, "dilation": 2, "padding": "same"}, (6, 9, 11)),
+        ({"type": "fixed", "filter": [[1, 2, 1, 0, 1], [2, 4, 2, 0, 2]], "padding": 1}, (8, 8)),  # a literal rank-1 kernel
+    ],
+)
+def test_separable_fixed_filters_run_as_1d_passes_with_the_same_output(layer, size):
+    definition = spec(layer, size=size)
+    model = convspec.build(definition)
+    conv = model.fixed_0
+    assert conv.passes == len(size)
+    x = torch.randn(2, 3, *size)
+    padded = convspec.layers.pad_input(x, conv.padding, conv.padding_mode)
+    single = {2: F.conv2d, 3: F.conv3d}[len(size)](padded, conv.weight, None, conv.stride, 0, conv.dilation, conv.groups)
+    assert torch.allclose(model(x), single, atol=1e-5)
+    assert list(model.state_dict()) == ["fixed_0.weight"]
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        {"type": "fixed", "filter": "laplacian", "padding": 1},
+        {"type": "fixed", "filter": "gaussian", "kernel_size": 3, "sigma": 1.0},  # too small to gain
+        {"type": "fixed", "filter": "gaussian", "kernel_size": 7, "sigma": 1.0, "trainable": True},
+        {"type": "fixed", "filter": "box", "kernel_size": 5, "per_channel": False, "out": 2},
+    ],
+)
+def test_other_fixed_filters_run_as_one_conv(layer):
+    assert convspec.build(spec(layer)).fixed_0.passes == 0

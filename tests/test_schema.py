@@ -45,6 +45,7 @@ MINIMAL = {
     "global_pool": {},
     "upsample": {"scale": 2},
     "shuffle": {"groups": 2},
+    "split": {"parts": 2},
     "dropout": {},
     "flatten": {},
     "linear": {"out_features": 10},

@@ -1,0 +1,583 @@
+"""Block templates: a top-level `blocks:` mapping of named, parameterised layers, placed with `type: use`.
+
+    blocks:
+      basic:
+        params: {out: required, stride: 1}
+        type: residual
+        act: relu
+        layers:
+          - {name: conv1, type: conv, out: $out, kernel: 3, stride: $stride, padding: 1, norm: batch, act: relu}
+          - {name: conv2, type: conv, out: $out, kernel: 3, padding: 1, norm: batch}
+    layers:
+      - {name: block1, type: use, block: basic, with: {out: 64}}
+
+A template is one layer (any kind) plus `params`. `use` is replaced, when the
+spec is loaded and before it is validated, by a copy of its template in which
+every placeholder `$param` (or `${param}`) is replaced by the whole YAML value
+given in `with:` (or the declared default). Nothing is evaluated: a placeholder
+is a whole value, never part of a string. The copy takes the `use` layer's
+`name` and `from`, so its module and state_dict keys follow the instance.
+
+Every node of the copy keeps a position: template text for what the template
+wrote, the `with:` entry (or the `params:` default) for a substituted value. So
+the validator and the shape checker, which only see the expanded spec, report a
+mistake in a template at the template's line and a bad value at the `with:`
+entry's line, under the instance's layer path.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import LayerRef, Location, Problem
+from .source import MAX_NODES, Source, layer_label
+
+# `$out`, or `${out}` (which YAML reads only in block style or quoted: `{` is a flow indicator)
+PLACEHOLDER = re.compile(r"^\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})$")
+MENTION = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")  # parameters named in a string, whole or not
+PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+BLOCK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+REQUIRED = "required"  # a parameter's "default" that means: must be given in `with:`
+USE_KEYS = ("type", "name", "from", "block", "with")
+LAYER_LIST_KEYS = ("layers", "shortcut", "first")  # keys of a layer that hold layer lists
+
+Position = tuple[int, int]
+
+
+@dataclass
+class _Node:
+    """A YAML value with where its key and its value are written."""
+
+    value: Any  # a scalar, dict[str, _Node] or list[_Node]
+    key_at: Position | None = None
+    at: Position | None = None
+
+
+def _nodes(data: Any, source: Source, path: tuple) -> _Node:
+    node = _Node(None, source.key_positions.get(path), source.value_positions.get(path))
+    if isinstance(data, dict):
+        node.value = {k: _nodes(v, source, path + (k,)) for k, v in data.items()}
+    elif isinstance(data, list):
+        node.value = [_nodes(v, source, path + (i,)) for i, v in enumerate(data)]
+    else:
+        node.value = data
+    return node
+
+
+def _plain(node: _Node) -> Any:
+    if isinstance(node.value, dict):
+        return {k: _plain(v) for k, v in node.value.items()}
+    if isinstance(node.value, list):
+        return [_plain(v) for v in node.value]
+    return node.value
+
+
+def _install(node: _Node, path: tuple, source: Source) -> None:
+    if node.key_at is not None:
+        source.key_positions[path] = node.key_at
+    if node.at is not None:
+        source.value_positions[path] = node.at
+    if isinstance(node.value, dict):
+        for k, v in node.value.items():
+            _install(v, path + (k,), source)
+    elif isinstance(node.value, list):
+        for i, v in enumerate(node.value):
+            _install(v, path + (i,), source)
+
+
+def _walk(node: _Node, path: tuple = ()):
+    """(path, node) for every node under `node`, itself first."""
+    yield path, node
+    if isinstance(node.value, dict):
+        for k, v in node.value.items():
+            yield from _walk(v, path + (k,))
+    elif isinstance(node.value, list):
+        for i, v in enumerate(node.value):
+            yield from _walk(v, path + (i,))
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _param(text: Any) -> str | None:
+    """The parameter a placeholder names, or None."""
+    match = PLACEHOLDER.match(text) if isinstance(text, str) else None
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def _looks_like_placeholder(text: Any) -> bool:
+    # no other value of the format holds a `$`, so any `$` is a (maybe mistyped) placeholder
+    return isinstance(text, str) and "$" in text
+
+
+def _is_use(node: _Node) -> bool:
+    return isinstance(node.value, dict) and isinstance(node.value.get("type"), _Node) and node.value["type"].value == "use"
+
+
+@dataclass
+class _Template:
+    name: str
+    body: _Node  # the layer, without `params`
+    params: dict[str, _Node]  # name -> default node (value REQUIRED when it must be given)
+    valid: bool = True
+
+
+@dataclass
+class Expansion:
+    """The spec with every `use` replaced, and what went wrong on the way."""
+
+    data: dict
+    problems: list[Problem] = field(default_factory=list)
+    broken: set[tuple] = field(default_factory=set)  # paths of instances that could not be made
+
+
+class _Expander:
+    def __init__(self, data: dict, source: Source):
+        self.data = data
+        self.source = source
+        self.problems: list[tuple[tuple | None, Problem]] = []  # (layer path to label, problem)
+        self.broken: set[tuple] = set()
+        self.templates: dict[str, _Template] = {}
+        self.made = 0  # nodes created by instances, against templates that explode
+        self.leftovers: list[tuple] = []  # paths of placeholders outside any template
+
+    # ------------------------------------------------------------ reporting
+
+    def _at(self, node: _Node | None) -> Location:
+        pos = (node.key_at or node.at) if node is not None else None  # a key, as `Source.locate` prefers
+        return Location(self.source.file, *pos) if pos else Location(self.source.file)
+
+    def _problem(self, message: str, node: _Node | None, path: tuple | None, label: str | None = None) -> None:
+        problem = Problem(message, self._at(node), label)
+        if all(problem != p for _, p in self.problems):
+            self.problems.append((path, problem))
+
+    # ------------------------------------------------------------ templates
+
+    def read_templates(self) -> None:
+        raw = self.data.get("blocks")
+        if not isinstance(raw, dict):
+            return  # none, or not a mapping: the validator reports that ("`blocks` must be a mapping")
+        root = _nodes(raw, self.source, ("blocks",))
+        for name, node in root.value.items():
+            label = LayerRef(f"blocks.{name}")
+            if not isinstance(name, str) or not BLOCK_NAME.match(name):
+                self._problem(f"{name!r} is not a valid block name: use letters, digits and underscores, starting with a letter", node, None, label)
+                continue
+            self.templates[name] = self._template(name, node, label)
+
+    def _template(self, name: str, node: _Node, label: str) -> _Template:
+        template = _Template(name, node, {})
+        if not isinstance(node.value, dict):
+            self._problem(f"block {name!r} must be a mapping: a layer (with `type`) and its `params`", node, None, label)
+            template.valid = False
+            return template
+        keys = node.value
+        params_node = keys.get("params")
+        template.body = _Node({k: v for k, v in keys.items() if k != "params"}, node.key_at, node.at)
+        kind = keys.get("type")
+        if kind is None:
+            self._problem(f"block {name!r} needs `type`: a template is one layer (use `type: block` for several)", node, None, label)
+            template.valid = False
+        elif not isinstance(kind.value, str):
+            self._problem(f"block {name!r}: `type` must be a layer kind, not a placeholder or a {type(kind.value).__name__}", kind, None, label)
+            template.valid = False
+        for key in ("name", "from"):
+            if key in keys:
+                where = "name each instance on its `use` layer" if key == "name" else "give `from` on the `use` layer"
+                self._problem(f"block {name!r}: a template has no `{key}`; {where}", keys[key], None, label)
+                template.valid = False
+        if params_node is not None:
+            if not isinstance(params_node.value, dict):
+                self._problem(f"`params` of block {name!r} must be a mapping, e.g. {{out: required, stride: 1}}", params_node, None, label)
+                template.valid = False
+            else:
+                for param, default in params_node.value.items():
+                    if not isinstance(param, str) or not PARAM_NAME.match(param):
+                        self._problem(f"{param!r} is not a valid parameter name: letters, digits and underscores", default, None, label)
+                        template.valid = False
+                        continue
+                    for _, inner in _walk(default):
+                        if _looks_like_placeholder(inner.value):
+                            self._problem(f"the default of parameter {param!r} cannot hold a placeholder ({inner.value!r}); give a plain value", inner, None, label)
+                            template.valid = False
+                    template.params[param] = default
+        used: set[str] = set()
+        for path, inner in _walk(template.body):
+            if not _looks_like_placeholder(inner.value):
+                continue
+            used.update(MENTION.findall(inner.value))
+            param = _param(inner.value)
+            if param is None:
+                self._problem(
+                    f"{inner.value!r}: a placeholder is a whole value, a parameter's name after `$` such as $out; "
+                    "it cannot be part of a string", inner, None, label
+                )
+                template.valid = False
+                continue
+            if len(path) >= 1 and path[-1] == "type" and path[-2:-1] != ("with",):
+                self._problem(f"a layer's `type` cannot be a placeholder ({inner.value})", inner, None, label)
+                template.valid = False
+                continue
+            if param not in template.params:
+                used.update(difflib.get_close_matches(param, list(template.params), n=1, cutoff=0.6))  # a typo of it
+                declared = ", ".join(template.params) or "none"
+                self._problem(
+                    f"${param} is not a parameter of block {name!r}{_did_you_mean(param, template.params)}; "
+                    f"declare it in `params` (declared: {declared})",
+                    inner, None, label,
+                )
+                template.valid = False
+        for param, default in template.params.items():
+            if param not in used:
+                # a mistake, but harmless to the instances: they are still made and checked
+                self._problem(f"parameter {param!r} of block {name!r} is never used (no ${param} in the template); drop it", default, None, label)
+        return template
+
+    # ------------------------------------------------------------ instances
+
+    def expand_layers(self) -> _Node | None:
+        if "layers" not in self.data:
+            return None
+        root = _nodes(self.data["layers"], self.source, ("layers",))
+        self._expand_list(root, ("layers",), ())
+        return root
+
+    def _expand_list(self, node: _Node, path: tuple, stack: tuple[str, ...]) -> None:
+        if not isinstance(node.value, list):
+            return
+        for index, item in enumerate(node.value):
+            item_path = path + (index,)
+            inner_stack = stack
+            while _is_use(item):
+                made = self._instance(item, item_path, inner_stack)
+                if made is None:
+                    self.broken.add(item_path)
+                    break
+                item, inner_stack = made
+                node.value[index] = item
+            if item_path not in self.broken:
+                self._expand_inside(item, item_path, inner_stack)
+
+    def _expand_inside(self, layer: _Node, path: tuple, stack: tuple[str, ...]) -> None:
+        if isinstance(layer.value, dict):
+            for key in LAYER_LIST_KEYS:
+                if key in layer.value:
+                    self._expand_list(layer.value[key], path + (key,), stack)
+
+    def _instance(self, use: _Node, path: tuple, stack: tuple[str, ...]) -> tuple[_Node, tuple[str, ...]] | None:
+        """The template's layer for one `use`, with the use's name and from; None (reported) if it cannot be made."""
+        keys: dict[str, _Node] = use.value
+        ok = True
+        for key, node in keys.items():
+            if key not in USE_KEYS:
+                hint = _did_you_mean(str(key), USE_KEYS) or f"; a `use` layer has: {', '.join(USE_KEYS)}"
+                self._problem(f"unknown key {key!r}{hint}", node, path)
+                ok = False
+        block = keys.get("block")
+        if block is None:
+            self._problem("missing required key `block` (the name of a template in `blocks:`)", use, path)
+            return None
+        if not isinstance(block.value, str):
+            self._problem(f"`block` must be the name of a template in `blocks:`, not {block.value!r}", block, path)
+            return None
+        name = block.value
+        template = self.templates.get(name)
+        if template is None:
+            if "blocks" in self.data and not self.templates:
+                self._problem(f"no block named {name!r}: `blocks:` defines no usable template", block, path)
+            elif not self.templates:
+                self._problem(f"no block named {name!r}: the spec has no `blocks:` section to define it in", block, path)
+            else:
+                hint = _did_you_mean(name, self.templates) or f"; blocks: {', '.join(self.templates)}"
+                self._problem(f"no block named {name!r}{hint}", block, path)
+            return None
+        if name in stack:
+            chain = " -> ".join(stack[stack.index(name):] + (name,))
+            self._problem(f"block {name!r} uses itself ({chain}); a template cannot contain itself", block, path)
+            return None
+        args_node = keys.get("with")
+        args: dict[str, _Node] = {}
+        if args_node is not None:
+            if not isinstance(args_node.value, dict):
+                self._problem(f"`with` must be a mapping of parameter values, e.g. {{out: 64}}", args_node, path)
+                return None
+            for param, value in args_node.value.items():
+                if param not in template.params:
+                    declared = ", ".join(template.params) or "none"
+                    self._problem(
+                        f"block {name!r} has no parameter {param!r}{_did_you_mean(str(param), template.params)}; its parameters: {declared}",
+                        value, path,
+                    )
+                    ok = False
+                else:
+                    args[param] = value
+        missing = [p for p, default in template.params.items() if p not in args and default.value == REQUIRED]
+        if missing and ok:  # after an unknown key (`wiht:`), "missing" would only repeat it
+            names = ", ".join(f"`{p}`" for p in missing)
+            where = args_node if args_node is not None else block
+            self._problem(
+                f"block {name!r} needs {names} (required parameter{'s' if len(missing) > 1 else ''}); give {'them' if len(missing) > 1 else 'it'} in `with:`",
+                where, path,
+            )
+            ok = False
+        if not ok or not template.valid:
+            return None  # a broken template's problems are reported once, at the template
+        env = {p: args.get(p, default) for p, default in template.params.items()}
+        instance = self._substitute(template.body, env)
+        instance.key_at, instance.at = use.key_at, use.at  # "this layer" is the `use` line
+        instance.value = dict(instance.value)
+        for key in ("name", "from"):
+            if key in keys:
+                instance.value[key] = keys[key]
+        if self.made > MAX_NODES:
+            self._problem(f"the block templates expand to more than {MAX_NODES:,} nodes; a spec is far smaller than that", block, path)
+            return None
+        return instance, stack + (name,)
+
+    def _substitute(self, node: _Node, env: dict[str, _Node]) -> _Node:
+        self.made += 1
+        if isinstance(node.value, str):
+            param = _param(node.value)
+            if param is not None:
+                # the value as given, with the `with:` entry's (or the default's) positions;
+                # every placeholder was checked against `params` when the template was read
+                return copy.deepcopy(env[param])
+        if isinstance(node.value, dict):
+            return _Node({k: self._substitute(v, env) for k, v in node.value.items()}, node.key_at, node.at)
+        if isinstance(node.value, list):
+            return _Node([self._substitute(v, env) for v in node.value], node.key_at, node.at)
+        return _Node(node.value, node.key_at, node.at)
+
+    def leftover_placeholders(self, root: _Node) -> None:
+        for path, node in _walk(root, ("layers",)):
+            if any(path[: len(b)] == b for b in self.broken):
+                continue  # already reported at the failed `use`
+            if _looks_like_placeholder(node.value):
+                self._problem(
+                    f"{node.value!r} looks like a placeholder, but placeholders only work inside a template in `blocks:`",
+                    node, path,
+                )
+                self.leftovers.append(path)
+
+
+def _stand_in(layer: Any, index: Any) -> dict:
+    """An identity layer in place of one that could not be made, so the rest can still be checked.
+
+    It keeps the layer's name, or the default name it would have had, so `from` still finds it.
+    """
+    name = layer.get("name") if isinstance(layer, dict) else None
+    kind = layer.get("type") if isinstance(layer, dict) else None
+    if not (isinstance(name, str) and BLOCK_NAME.match(name)):
+        name = f"{kind}_{index}" if isinstance(kind, str) and BLOCK_NAME.match(kind) and isinstance(index, int) else None
+    return {"type": "identity", **({"name": name} if name else {})}
+
+
+def has_templates(data: Any) -> bool:
+    """True when the spec uses `blocks:`, `use` or placeholders, so it needs expanding."""
+    if not isinstance(data, dict):
+        return False
+    if "blocks" in data:
+        return True
+    stack = [data.get("layers")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "use":
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif _looks_like_placeholder(node):
+            return True
+    return False
+
+
+def expand(data: dict, source: Source) -> Expansion:
+    """The spec with every `use` replaced by its template's layer; positions recorded in `source`."""
+    if not has_templates(data):
+        return Expansion(data)
+    expander = _Expander(data, source)
+    expander.read_templates()
+    root = expander.expand_layers()
+    if root is None:
+        return Expansion(data, [p for _, p in expander.problems])
+    expander.leftover_placeholders(root)
+    layers = _plain(root)
+    expanded = {**data, "layers": layers}
+    # positions of the expanded layers replace those of the written ones
+    for table in (source.key_positions, source.value_positions):
+        for path in [p for p in table if p[:1] == ("layers",) and len(p) > 1]:
+            del table[path]
+    for index, item in enumerate(root.value if isinstance(root.value, list) else []):
+        _install(item, ("layers", index), source)
+    # label problems by the layer path of the instance, while the failed `use` layers are still in place
+    problems = []
+    for path, problem in expander.problems:
+        if path is not None and problem.layer is None:
+            problem = Problem(problem.message, problem.location, layer_label(expanded, path)[1])
+        problems.append(problem)
+    # a layer holding a stray placeholder is reported above; the validator need not say it again
+    broken = set(expander.broken) | {layer_label(expanded, path)[0] for path in expander.leftovers} - {()}
+    for path in sorted(broken, key=len, reverse=True):
+        parent = expanded
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = _stand_in(parent[path[-1]], path[-1])
+    return Expansion(expanded, problems, broken)
+
+
+# ---------------------------------------------------------------- JSON Schema
+
+_GROUP = "blocks"  # the definitions below live in $defs/blocks/$defs, apart from the layer models'
+_PLACEHOLDER_JSON = {
+    "type": "string",
+    "pattern": PLACEHOLDER.pattern,
+    "description": "a parameter of the enclosing block template, e.g. $out",
+}
+
+
+def _group_ref(name: str) -> str:
+    return f"#/$defs/{_GROUP}/$defs/{name}"
+
+
+def _layer_unions(node: Any):
+    """Every `oneOf` of layer kinds (discriminated on `type`) in the schema."""
+    if isinstance(node, dict):
+        discriminator = node.get("discriminator")
+        if isinstance(discriminator, dict) and discriminator.get("propertyName") == "type" and "conv" in discriminator.get("mapping", {}):
+            yield node
+        for value in node.values():
+            yield from _layer_unions(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _layer_unions(value)
+
+
+class _TemplatedSchema:
+    """Copies of definitions in which every value may also be a `$param` placeholder.
+
+    `Open<Def>` is the copy without `additionalProperties: false`, so that
+    `Template<Def>` (a layer inside a template) and `Block<Def>` (a template's top
+    layer, which adds `params`) can close it with `unevaluatedProperties`.
+    """
+
+    def __init__(self, defs: dict, group: dict, layer_union: dict):
+        self.defs, self.group, self.layer_union = defs, group, layer_union
+
+    def target(self, ref: str) -> str:
+        name = ref.rsplit("/", 1)[-1]
+        closed = f"Template{name}"
+        if closed not in self.group:
+            open_ = f"Open{name}"
+            self.group[closed] = {"$ref": _group_ref(open_), "unevaluatedProperties": False}
+            self.group[open_] = {}  # reserved first: definitions refer to each other
+            source = self.group[name] if ref == _group_ref(name) else self.defs[name]
+            body = self.copy(source, wrap=False)
+            body.pop("additionalProperties", None)
+            self.group[open_] = body
+        return _group_ref(closed)
+
+    def union(self, node: dict) -> dict:
+        """One shared definition for "any layer" inside a template."""
+        if "TemplateLayer" not in self.group:
+            self.group["TemplateLayer"] = {}
+            self.group["TemplateLayer"] = {
+                "discriminator": {**node["discriminator"], "mapping": {k: self.target(v) for k, v in node["discriminator"]["mapping"].items()}},
+                "oneOf": [{"$ref": self.target(v["$ref"])} for v in node["oneOf"]],
+            }
+        return {"$ref": _group_ref("TemplateLayer")}
+
+    def copy(self, node: Any, wrap: bool) -> Any:
+        if not isinstance(node, dict):
+            return copy.deepcopy(node)
+        if node == self.layer_union:
+            out = self.union(node)
+        else:
+            out = {}
+            for key, value in node.items():
+                if key == "$ref":
+                    out[key] = self.target(value)
+                elif key == "properties":
+                    # a layer's `type` stays literal: it picks the kind
+                    out[key] = {k: (copy.deepcopy(v) if k == "type" else self.copy(v, wrap=True)) for k, v in value.items()}
+                elif key in ("items", "additionalProperties") and isinstance(value, dict):
+                    out[key] = self.copy(value, wrap=True)
+                elif key in ("anyOf", "oneOf", "allOf"):
+                    out[key] = [self.copy(v, wrap=False) for v in value]
+                else:
+                    out[key] = copy.deepcopy(value)
+        if not wrap:
+            return out
+        wrapped: dict = {"anyOf": [{"$ref": _group_ref("Placeholder")}, out]}
+        if "description" in out:
+            wrapped["description"] = out["description"]
+        return wrapped
+
+
+def template_json_schema(schema: dict) -> None:
+    """Add `blocks:` and `use` layers to the format's JSON Schema (in place).
+
+    A `use` layer is accepted wherever a layer is. In a template every value
+    except a layer's `type` may be a placeholder, and a template's top layer
+    takes `params` and no `name` or `from`.
+    """
+    defs = schema["$defs"]
+    group: dict = {"Placeholder": _PLACEHOLDER_JSON}
+    layer_props = defs["ConvLayer"]["properties"]
+    group["UseLayer"] = {
+        "type": "object",
+        "title": "UseLayer",
+        "description": "An instance of a block template: the template's layer with the `with:` values in place of its `$params`.",
+        "properties": {
+            "name": copy.deepcopy(layer_props["name"]),
+            "from": copy.deepcopy(layer_props["from"]),
+            "type": {"const": "use", "type": "string"},
+            "block": {"type": "string", "description": "the name of a template in `blocks:`"},
+            "with": {
+                "type": "object",
+                "description": "a value for each parameter of the template (whole YAML values)",
+                "propertyNames": {"pattern": PARAM_NAME.pattern},
+            },
+        },
+        "required": ["type", "block"],
+        "additionalProperties": False,
+    }
+    unions = list(_layer_unions(schema))
+    for union in unions:
+        union["oneOf"].append({"$ref": _group_ref("UseLayer")})
+        union["discriminator"]["mapping"]["use"] = _group_ref("UseLayer")
+    templated = _TemplatedSchema(defs, group, copy.deepcopy(unions[0]))
+    roots: dict[str, str] = {}
+    for kind, ref in unions[0]["discriminator"]["mapping"].items():
+        templated.target(ref)
+        name = ref.rsplit("/", 1)[-1]
+        group[f"Block{name}"] = {
+            "$ref": _group_ref(f"Open{name}"),
+            "properties": {
+                "params": {
+                    "type": "object",
+                    "description": "the template's parameters and their defaults; `required` marks one that `with:` must give",
+                    "propertyNames": {"pattern": PARAM_NAME.pattern},
+                }
+            },
+            "not": {"anyOf": [{"required": ["name"]}, {"required": ["from"]}]},  # given on the `use` layer
+            "unevaluatedProperties": False,
+        }
+        roots[kind] = _group_ref(f"Block{name}")
+    defs[_GROUP] = {"description": "block templates (`blocks:`) and their instances (`use`)", "$defs": group}
+    schema["properties"]["blocks"] = {
+        "type": "object",
+        "description": schema["properties"].get("blocks", {}).get("description", "named block templates"),
+        "propertyNames": {"pattern": BLOCK_NAME.pattern},
+        "additionalProperties": {
+            "discriminator": {"propertyName": "type", "mapping": roots},
+            "oneOf": [{"$ref": ref} for ref in roots.values()],
+        },
+    }
