@@ -242,6 +242,7 @@ class _Context:
     dims: int
     data: dict  # the spec as plain data, for labels
     problems: list[Problem]
+    layers_traced: int = 0  # after `repeat` expansion; bounded so a huge `times` ends in an error, not a hang
 
     def problem(self, path: tuple, key: str | tuple | None, message: str) -> None:
         """Record a problem at the layer `path`, located at its `key` (a name, or a path within the layer)."""
@@ -904,6 +905,9 @@ def _rule_block(layer: _Layer, inputs: list[Value]) -> _Traced:
 
 def _rule_repeat(layer: _Layer, inputs: list[Value]) -> _Traced:
     model, value = layer.model, inputs[0]
+    per_copy = max(len(model.layers), len(model.first or ()))
+    if model.times * per_copy > MAX_LAYERS:
+        layer.fail("times", f"times={model.times:,} makes {model.times * per_copy:,} layers; a network may have at most {MAX_LAYERS:,}")
     copies = []
     for index in range(model.times):
         # copy 0 may differ (`first`), as the downsampling block that opens a ResNet stage
@@ -993,6 +997,8 @@ SHAPE_RULES: dict[str, Callable[[_Layer, list[Value]], _Traced]] = {
     "block": _rule_block,
 }
 
+MAX_LAYERS = 100_000  # after `repeat` expansion: the largest real networks have a few thousand
+
 MULTI_INPUT_KINDS = ("add", "concat")
 
 
@@ -1013,6 +1019,10 @@ def _trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: _Contex
     previous = "input"
     for index, model in enumerate(layers):
         layer_path = path + (index,)
+        ctx.layers_traced += 1
+        if ctx.layers_traced > MAX_LAYERS:
+            ctx.problem(layer_path, None, f"the network expands to more than {MAX_LAYERS:,} layers; that is more than any real network")
+            return reports, None
         name = layer_name(model, index)
         layer = _Layer(model, layer_path, ctx)
         if name in positions:
