@@ -58,16 +58,6 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def to_memory_format(model: torch.nn.Module, memory_format: torch.memory_format, rank: int) -> None:
-    """Like `model.to(memory_format=...)`, but only for tensors of the given rank (a dynamic conv's 5-D expert weights stay)."""
-    with torch.no_grad():
-        for module in model.modules():
-            for tensors in (module._parameters, module._buffers):
-                for name, tensor in tensors.items():
-                    if tensor is not None and tensor.dim() == rank:
-                        tensor.data = tensor.data.contiguous(memory_format=memory_format)
-
-
 def _calls_for(fn: Callable[[], Any], target_seconds: float) -> int:
     """How many calls make one timed block last about `target_seconds` (after a warm-up call)."""
     fn()
@@ -88,7 +78,7 @@ def bench(
     seed: int = 0,
 ) -> BenchResult:
     """Latency of the built model in eager (NCHW, channels_last) and of its ONNX in onnxruntime."""
-    from .builder import build_from_report
+    from .builder import build_from_report, to_memory_format
 
     report = load_and_check(spec, input_shape, require_size=False)
     report.raise_for_errors()
@@ -96,7 +86,7 @@ def bench(
     threads = threads or torch.get_num_threads()
     example = _example_shape(parsed, input_shape)
     per_sample = check_spec(parsed, (1, *example[1:])).total_macs
-    model = build_from_report(report, seed=seed).eval()
+    model = build_from_report(report, seed=seed, memory_format="contiguous").eval()  # the baseline: NCHW
     timings: list[EngineTiming] = []
     with tempfile.TemporaryDirectory() as folder, _torch_threads(threads), torch.inference_mode():
         onnx_path = Path(folder) / "model.onnx"
@@ -110,11 +100,12 @@ def bench(
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        channels_last_model = build_from_report(report, seed=seed).eval()
+        channels_last_model = build_from_report(report, seed=seed, memory_format="contiguous").eval()
         channels_last_model.load_state_dict(model.state_dict())
         memory_format = {4: torch.channels_last, 5: torch.channels_last_3d}.get(len(example))  # none for 1-D
         if memory_format is not None:
             to_memory_format(channels_last_model, memory_format, len(example))
+            channels_last_model._memory_format = memory_format
         for batch in batches:
             x = torch.randn((batch, *example[1:]), generator=torch.Generator().manual_seed(seed))
             x_numpy = x.numpy()

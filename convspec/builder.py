@@ -21,7 +21,7 @@ from ._version import __version__
 from .errors import InputError, Problem, SpecError
 from .budget import enforce_budget
 from .fileio import atomic_write
-from .graph import Add, Concat, Graph, Residual
+from .graph import Add, Concat, Graph, Network, Residual
 from .layers import ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv
 from .schema import Init, Spec, load
 from .shapes import ConvGeometry, LayerReport, Report, load_and_check
@@ -286,18 +286,39 @@ def _seeded(seed: int | None) -> Iterator[None]:
         yield
 
 
-def build_from_report(report: Report, seed: int | None = None, max_memory: int | None = None) -> nn.Module:
+def build_from_report(
+    report: Report, seed: int | None = None, max_memory: int | None = None, memory_format: str | None = None
+) -> nn.Module:
     """The module for an already checked spec; refused (BudgetError) before allocation if it would not fit in memory."""
     report.raise_for_errors()
     enforce_budget(report, max_memory)
     spec = report.spec
+    memory_format = memory_format or spec.memory_format
+    layout = {4: torch.channels_last, 5: torch.channels_last_3d}.get(spec.dims + 2) if memory_format == "channels_last" else None
     with _seeded(seed):
-        model = Graph(_build_nodes(report.layers, spec.dims), spec.output_names)
+        model = Network(_build_nodes(report.layers, spec.dims), spec.output_names, layout)
+    if layout is not None:
+        to_memory_format(model, layout, spec.dims + 2)
     return model
 
 
+def to_memory_format(model: nn.Module, memory_format: torch.memory_format, rank: int) -> None:
+    """Like `model.to(memory_format=...)`, but only for tensors of that rank (a dynamic conv's 5-D expert weights stay)."""
+    with torch.no_grad():
+        for module in model.modules():
+            for tensors in (module._parameters, module._buffers):
+                for name, tensor in tensors.items():
+                    if tensor is not None and tensor.dim() == rank:
+                        tensor.data = tensor.data.contiguous(memory_format=memory_format)
+
+
 def build(
-    spec: Any, *, seed: int | None = None, input_shape: tuple[int, ...] | str | None = None, max_memory: int | None = None
+    spec: Any,
+    *,
+    seed: int | None = None,
+    input_shape: tuple[int, ...] | str | None = None,
+    max_memory: int | None = None,
+    memory_format: str | None = None,
 ) -> nn.Module:
     """Check a spec (path, YAML text, dict or Spec) and build its nn.Module.
 
@@ -307,7 +328,7 @@ def build(
     (torch's global RNG is left as it was).
     """
     report = load_and_check(spec, input_shape, require_size=False)
-    return build_from_report(report, seed, max_memory)
+    return build_from_report(report, seed, max_memory, memory_format)
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -146,8 +146,12 @@ def check(spec: str, input_text: str | None, fmt: str) -> None:
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape for the summary.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
+@click.option("--memory-format", type=click.Choice(["contiguous", "channels_last"]), help="Override the spec's memory_format.")
 @_handles_errors
-def build(spec: str, output: str | None, seed: int | None, input_text: str | None, force: bool, max_memory: str | None) -> None:
+def build(
+    spec: str, output: str | None, seed: int | None, input_text: str | None, force: bool, max_memory: str | None,
+    memory_format: str | None,
+) -> None:
     """Check SPEC, build its nn.Module, print it with the summary."""
     from .fileio import check_writable
     from .report_view import render_table
@@ -160,7 +164,7 @@ def build(spec: str, output: str | None, seed: int | None, input_text: str | Non
     parsed = report.spec
     from .builder import build_from_report, count_parameters, save_checkpoint
 
-    model = build_from_report(report, seed=seed, max_memory=_max_memory(max_memory))
+    model = build_from_report(report, seed=seed, max_memory=_max_memory(max_memory), memory_format=memory_format)
     click.echo(model)
     total, trainable = count_parameters(model)
     render_table(report)

@@ -65,6 +65,19 @@ class Graph(nn.Module):
         return tuple(values[name] for name in self._outputs)
 
 
+class Network(Graph):
+    """The top-level graph: the model `convspec.build` returns. Optionally computes in channels_last."""
+
+    def __init__(self, nodes, outputs=None, memory_format: torch.memory_format | None = None):
+        super().__init__(nodes, outputs)
+        self._memory_format = memory_format
+
+    def forward(self, x: torch.Tensor):
+        if self._memory_format is not None:
+            x = x.contiguous(memory_format=self._memory_format)  # the first conv then runs in that layout
+        return super().forward(x)
+
+
 class Residual(Graph):
     """act(layers(x) + shortcut(x)); the main-path layers are direct children, the shortcut one child."""
 

@@ -817,6 +817,9 @@ class Spec(_Model):
     input: InputSpec
     layers: LayerList
     outputs: str | list[str] | None = Field(None, description="layer name(s) returned; default the last layer")
+    memory_format: _enum("memory_format", ("contiguous", "channels_last")) = Field(
+        "contiguous", description="the layout the built model computes in; channels_last suits depthwise-heavy nets on CPU"
+    )
     blocks: dict[str, Any] | None = Field(
         None, description="named block templates (a layer with `params`), placed with `{type: use, block: NAME, with: {...}}`"
     )

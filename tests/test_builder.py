@@ -290,3 +290,14 @@ def test_separable_fixed_filters_run_as_1d_passes_with_the_same_output(layer, si
 )
 def test_other_fixed_filters_run_as_one_conv(layer):
     assert convspec.build(spec(layer)).fixed_0.passes == 0
+
+
+def test_memory_format_channels_last_gives_the_same_outputs():
+    base = convspec.build("specs/nine_kinds.yaml", seed=0).eval()
+    last = convspec.build("specs/nine_kinds.yaml", seed=0, memory_format="channels_last").eval()
+    assert last.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(base(x), last(x), atol=1e-5)
+    in_spec = convspec.load(open("specs/small_cnn.yaml").read() + "memory_format: channels_last\n")
+    assert convspec.build(in_spec).conv1.weight.is_contiguous(memory_format=torch.channels_last)
