@@ -93,6 +93,9 @@ def main() -> None:
     parser.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results.json"))
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = [name for name in chosen if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     results = {
         "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),
         "machine": {

@@ -61,9 +61,12 @@ def _torch_threads(threads: int) -> Iterator[None]:
 def _calls_for(fn: Callable[[], Any], target_seconds: float) -> int:
     """How many calls make one timed block last about `target_seconds` (after a warm-up call)."""
     fn()
-    started = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - started, 1e-6)
+    durations = []
+    for _ in range(3):
+        started = time.perf_counter()
+        fn()
+        durations.append(time.perf_counter() - started)
+    once = max(statistics.median(durations), 1e-6)
     return max(1, min(1000, int(target_seconds / once)))
 
 
@@ -99,6 +102,9 @@ def bench(
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle onnxruntime workers spin for a while after each run, stealing the cores from the eager
+        # block that follows; without spinning every engine gets the machine to itself.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         channels_last_model = build_from_report(report, seed=seed, memory_format="contiguous").eval()
         channels_last_model.load_state_dict(model.state_dict())

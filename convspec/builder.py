@@ -22,7 +22,7 @@ from .errors import InputError, Problem, SpecError
 from .budget import enforce_budget
 from .fileio import atomic_write
 from .graph import Add, Concat, Graph, Network, Residual
-from .layers import ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv
+from .layers import AdaptivePool, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv
 from .schema import Init, Spec, load
 from .shapes import ConvGeometry, LayerReport, Report, load_and_check
 
@@ -251,7 +251,7 @@ BUILDERS: dict[str, Callable[[LayerReport, int], nn.Module]] = {
     "norm": _build_norm,
     "act": lambda r, dims: make_act(r.layer.fn, r.layer.negative_slope),
     "pool": _build_pool,
-    "adaptive_pool": lambda r, dims: _ADAPTIVE_POOL[r.layer.op, dims](tuple(r.resolved["size"])),
+    "adaptive_pool": lambda r, dims: AdaptivePool(r.layer.op, r.resolved["size"]),
     "global_pool": lambda r, dims: _ADAPTIVE_POOL[r.layer.op, dims](1),
     "upsample": _build_upsample,
     "shuffle": lambda r, dims: ChannelShuffle(r.layer.groups),

@@ -107,8 +107,12 @@ _MAX_MEMORY_HELP = "Refuse to build beyond this much memory (e.g. 8GB); default:
 @click.argument("spec", type=click.Path(dir_okay=False, allow_dash=False))
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape, e.g. 1x3x224x224 (needed when the spec has no input.size).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--depth", type=click.IntRange(min=0), metavar="N",
+    help="Show nested layers down to depth N (0: top level only); default: every row up to 60 rows, else depth 1.",
+)
 @_handles_errors
-def check(spec: str, input_text: str | None, fmt: str) -> None:
+def check(spec: str, input_text: str | None, fmt: str, depth: int | None) -> None:
     """Validate SPEC and print every layer's shape, parameters, MACs and receptive field."""
     from .report_view import render_table, report_json
     from .shapes import load_and_check
@@ -133,7 +137,7 @@ def check(spec: str, input_text: str | None, fmt: str) -> None:
     if not report.valid:
         _print_problems(report.errors)
         sys.exit(1)
-    render_table(report)
+    render_table(report, depth=depth)
 
 
 # ---------------------------------------------------------------- build
@@ -265,7 +269,8 @@ def bench_command(spec: str, batch_text: str, threads: int | None, rounds: int, 
     from rich.table import Table
 
     shape = "x".join(map(str, result.input_shape))
-    click.echo(f"{result.spec}: input Bx{shape}, {result.threads} threads, medians of {rounds} rounds")
+    threads_text = f"{result.threads} thread{'s' if result.threads != 1 else ''}"
+    click.echo(f"{result.spec}: input Bx{shape}, {threads_text}, medians of {rounds} rounds")
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
     for heading in ("batch", "engine", "latency", "vs eager", "GMAC/s"):
         table.add_column(heading, justify="left" if heading == "engine" else "right")
@@ -292,6 +297,47 @@ def schema(output: str | None, force: bool) -> None:
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------- draw
+
+MERMAID_SUFFIXES = (".mmd", ".mermaid")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True), help="The file to write (- for stdout).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["svg", "mermaid"]),
+    help="svg (default) or mermaid (a Mermaid flowchart); default mermaid for a .mmd or .mermaid file.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option("--collapse/--no-collapse", default=None, help="Draw identical repeat copies once with a ×N badge (default: beyond 40 boxes).")
+@click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape for the shapes shown (when the spec has no input.size, sizes are ?).")
+@_handles_errors
+def draw(spec: str, output: str, fmt: str | None, force: bool, collapse: bool | None, input_text: str | None) -> None:
+    """Draw SPEC's network: every layer with its shape, the wiring, groups and frozen layers (SVG or Mermaid)."""
+    from pathlib import Path
+
+    from .draw import diagram, to_mermaid, to_svg
+    from .fileio import atomic_write_text, check_writable
+    from .shapes import load_and_check
+
+    to_stdout = output == "-"
+    if not to_stdout:
+        check_writable(output, force)
+    if fmt is None:
+        fmt = "mermaid" if Path(output).suffix.lower() in MERMAID_SUFFIXES else "svg"
+    report = load_and_check(spec, _input_shape(input_text), require_size=False)
+    report.raise_for_errors()
+    picture = diagram(report, collapse)
+    text = to_svg(picture) if fmt == "svg" else to_mermaid(picture)
+    if to_stdout:
+        click.echo(text, nl=False)
+        return
+    atomic_write_text(output, text, force=force)
+    folded = "; identical repeat copies drawn once" if picture.collapsed else ""
+    click.echo(f"wrote {output} ({fmt}: {len(picture.layers())} layers, {len(picture.edges())} edges{folded})")
 
 
 # ---------------------------------------------------------------- filters

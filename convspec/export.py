@@ -35,9 +35,11 @@ from .errors import ExportError, InputError, Problem
 from .fileio import check_writable
 from .schema import Spec, load
 from .shapes import Report, check_spec, load_and_check, parse_input_shape
+from .source import layer_label
 
 DEFAULT_OPSET = 18  # what torch's exporter is built around; runtimes from 2023 on read it
-MIN_OPSET = 14  # below this torch's exporter silently produces opset 18
+MIN_OPSET = 14  # below this torch's exporter emits opset 18 and onnx's converter cannot step down (no adapters)
+MAX_OPSET = 26  # the newest opset onnxruntime 1.31 loads; newer ones fail there, so refuse them up front
 TWO_GB = 2**31  # protobuf's limit for one serialized message
 RTOL, ATOL = 1e-3, 1e-4  # float32 with BatchNorm folded into convs: rounding differs a little
 EXPORT_BATCH = 2  # verification runs at other batch sizes, so a baked-in batch is caught
@@ -137,10 +139,10 @@ def _refuse_inexact_dynamic(report: Report) -> None:
                 [
                     Problem(
                         f"adaptive_pool to size {list(layer.resolved['size'])} cannot be exported exactly with a dynamic "
-                        "spatial size (the exporter bakes in the window for the example size); give `input.size` "
-                        "(or drop --dynamic-size), or pool to size 1 (global_pool)",
+                        "spatial size (the exporter bakes in the windows of the example size); give `input.size` in the "
+                        "spec and drop --dynamic-size, or pool to size 1 (global_pool)",
                         report.spec.source.locate(layer.path + ("size",)),
-                        layer.name,
+                        layer_label(report.spec.source.data, layer.path)[1] if report.spec.source.data is not None else layer.name,
                     )
                 ]
             )
@@ -227,9 +229,23 @@ def _honour_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     return proto
 
 
-def _name_nodes(proto: onnx.ModelProto) -> None:
+def _layer_paths(report: Report) -> set[str]:
+    """Module paths of every spec layer: "stem", "stage.0.conv_0", ..."""
+    paths: set[str] = set()
+
+    def walk(layers, prefix: str) -> None:
+        for layer in layers:
+            paths.add(prefix + layer.name)
+            walk(layer.children, prefix + layer.name + ".")
+
+    walk(report.layers, "")
+    return paths
+
+
+def _name_nodes(proto: onnx.ModelProto, layer_paths: set[str]) -> None:
     """Name each node after the spec layer it came from ("stage.0.conv_0/Conv"), so the graph reads like the spec.
 
+    A conv with its BatchNorm folded in is named after the conv's layer, not its `norm` child.
     Also drops the exporter's per-node stack traces: they hold this machine's file paths.
     """
     used: Counter = Counter()
@@ -239,7 +255,7 @@ def _name_nodes(proto: onnx.ModelProto) -> None:
             scopes = ast.literal_eval(props.get("pkg.torch.onnx.name_scopes", "[]"))
         except (ValueError, SyntaxError):
             scopes = []
-        modules = [scope for scope in scopes[:-1] if scope]  # the last scope is the traced op itself
+        modules = [scope for scope in scopes[:-1] if scope in layer_paths]  # the last scope is the traced op itself
         base = f"{modules[-1]}/{node.op_type}" if modules else node.op_type
         used[base] += 1
         node.name = base if used[base] == 1 else f"{base}_{used[base] - 1}"
@@ -321,8 +337,9 @@ def export_onnx(
     spatial sizes when dynamic) must pass before anything is written. Raises
     ExportError on any failure; the destination is then untouched.
     """
-    if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
-        raise InputError(f"--opset {opset} is out of range; use {MIN_OPSET} to {onnx.defs.onnx_opset_version()}")
+    newest = min(MAX_OPSET, onnx.defs.onnx_opset_version())
+    if not MIN_OPSET <= opset <= newest:
+        raise InputError(f"--opset {opset} is out of range; use {MIN_OPSET} to {newest}")
     destination = check_writable(path, force)
     if isinstance(input_shape, str):
         input_shape = parse_input_shape(input_shape)
@@ -371,10 +388,10 @@ def export_onnx(
                 plain = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # the exporter colours its messages
                 lines = [line for line in plain.splitlines() if line.strip()]
                 raise ExportError(f"torch's ONNX exporter failed: {type(err).__name__}: {lines[0] if lines else ''}"
-                                  f"{' (rerun with --verbose for its log)' if not verbose else ''}") from None
+                                  f"{' (rerun with --verbose for its log, --debug for the traceback)' if not verbose else ''}") from err
         proto = program.model_proto
         proto = _honour_opset(proto, opset)
-        _name_nodes(proto)
+        _name_nodes(proto, _layer_paths(report))
         _add_metadata(proto, parsed, opset)
         counts = _node_counts(proto)
         summary = ", ".join(f"{op} {n}" for op, n in counts.items())
@@ -402,13 +419,15 @@ def export_onnx(
                 with running("verify"):
                     result.checks = _verify_parity(staged, model, parsed, example, output_names, dynamic_spatial, rtol, atol)
                 shapes = sorted({"x".join(map(str, c.input_shape)) for c in result.checks})
-                worst = max(result.checks, key=lambda c: c.worst_rel)
+                worst = max(c.worst_abs for c in result.checks)
                 step(
                     "verify", started,
-                    f"onnxruntime = PyTorch at {', '.join(shapes)} (rtol {rtol:g}, atol {atol:g}; worst |diff| {worst.worst_abs:.2e})",
+                    f"onnxruntime = PyTorch at {', '.join(shapes)} (rtol {rtol:g}, atol {atol:g}; largest |diff| {worst:.2e})",
                 )
             # --- write: move into place (data file first, so the model never points at a missing file)
             started = time.perf_counter()
+            if external and (destination.parent / data_name).exists() and not force:
+                raise InputError(f"{destination.parent / data_name}: already exists; pass --force to replace it")
             if external:
                 os.replace(Path(staging) / data_name, destination.parent / data_name)
             os.replace(staged, destination)
@@ -450,7 +469,10 @@ def _verify_parity(
     path: Path, model: nn.Module, spec: Spec, example: tuple[int, ...], output_names: Sequence[str],
     dynamic_spatial: bool, rtol: float, atol: float,
 ) -> list[OutputCheck]:
-    session = _ort_session(onnx.ModelProto(), path)
+    try:
+        session = _ort_session(onnx.ModelProto(), path)
+    except Exception as err:
+        raise ExportError(f"onnxruntime cannot load the exported model: {str(err).splitlines()[0][:300]}") from err
     shapes = [(b, *example[1:]) for b in VERIFY_BATCHES]
     if dynamic_spatial:
         shapes += _spatial_variants(spec, example)

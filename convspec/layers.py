@@ -5,8 +5,9 @@
   wants the last dim first; this is the one place that converts).
 - `DynamicConv`: CondConv / Dynamic Convolution (Chen et al., 2020). K expert
   kernels are mixed per sample by a small attention branch, and each sample is
-  convolved with its own kernel. All samples run in one grouped convolution
-  (the batch becomes groups), so the mixed kernel is a proper
+  convolved with its own kernel: one ordinary conv per sample in eager mode,
+  and under export (for a dynamic batch) an im2col by a fixed one-hot conv and
+  one batched MatMul. The mixed kernel is always a proper
   (out, in/groups, *kernel_size) weight, never a 5-D tensor handed to conv2d.
 - `ChannelShuffle`: ShuffleNet's channel shuffle, built from reshapes and a
   transpose so it exports to ONNX.
@@ -372,12 +373,6 @@ class ChannelSplit(nn.Module):
 
 # ---------------------------------------------------------------- convolution with norm and activation
 
-_CONV_MODULES = {
-    (1, False): nn.Conv1d, (2, False): nn.Conv2d, (3, False): nn.Conv3d,
-    (1, True): nn.ConvTranspose1d, (2, True): nn.ConvTranspose2d, (3, True): nn.ConvTranspose3d,
-}  # fmt: skip
-
-
 class _ConvNormActMixin:
     """Explicit padding where it is asymmetric, the conv itself, then `norm` and `act` children.
 
@@ -400,10 +395,35 @@ class _ConvNormActMixin:
         return x
 
 
+# Module-level classes (not made with type()), so a whole model pickles with torch.save.
+class Conv1d(_ConvNormActMixin, nn.Conv1d):
+    """nn.Conv1d with optional explicit padding, `norm` and `act`."""
+
+
+class Conv2d(_ConvNormActMixin, nn.Conv2d):
+    """nn.Conv2d with optional explicit padding, `norm` and `act`."""
+
+
+class Conv3d(_ConvNormActMixin, nn.Conv3d):
+    """nn.Conv3d with optional explicit padding, `norm` and `act`."""
+
+
+class ConvTranspose1d(_ConvNormActMixin, nn.ConvTranspose1d):
+    """nn.ConvTranspose1d with optional `norm` and `act`."""
+
+
+class ConvTranspose2d(_ConvNormActMixin, nn.ConvTranspose2d):
+    """nn.ConvTranspose2d with optional `norm` and `act`."""
+
+
+class ConvTranspose3d(_ConvNormActMixin, nn.ConvTranspose3d):
+    """nn.ConvTranspose3d with optional `norm` and `act`."""
+
+
 _CONV_NORM_ACT_CLASSES: dict[tuple[int, bool], type] = {
-    key: type(base.__name__, (_ConvNormActMixin, base), {"__module__": __name__, "__qualname__": base.__name__})
-    for key, base in _CONV_MODULES.items()
-}
+    (1, False): Conv1d, (2, False): Conv2d, (3, False): Conv3d,
+    (1, True): ConvTranspose1d, (2, True): ConvTranspose2d, (3, True): ConvTranspose3d,
+}  # fmt: skip
 
 
 def ConvNormAct(geometry, norm: nn.Module | None = None, act: nn.Module | None = None) -> nn.Module:
@@ -501,3 +521,37 @@ class ChannelLayerNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+class AdaptivePool(nn.Module):
+    """Adaptive max/avg pooling to a fixed size, exportable when the size does not divide the input.
+
+    ONNX has no adaptive pooling: torch's exporter turns it into a fixed pool only when every
+    output size divides the input size. Otherwise, under export, each output cell is reduced
+    over its own window, exactly PyTorch's windows: [floor(i * n / m), ceil((i + 1) * n / m)).
+    """
+
+    def __init__(self, op: str, size: Sequence[int]):
+        super().__init__()
+        self.op, self.size = op, tuple(size)
+        dims = len(self.size)
+        pools = {"max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
+                 "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)}  # fmt: skip
+        self.pool = pools[op][dims - 1](self.size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        spatial = x.shape[2:]
+        if not torch.compiler.is_exporting() or all(n % m == 0 for n, m in zip(spatial, self.size)):
+            return self.pool(x)
+        for axis, (n, m) in enumerate(zip(spatial, self.size)):
+            dim = 2 + axis
+            cells = []
+            for i in range(m):
+                start, end = (i * n) // m, -(-((i + 1) * n) // m)
+                window = x.narrow(dim, start, end - start)  # (B, C, .., end - start, ..)
+                cells.append(window.amax(dim, keepdim=True) if self.op == "max" else window.mean(dim, keepdim=True))
+            x = torch.cat(cells, dim)  # (B, C, .., m, ..): one dim at a time, as the windows are separable
+        return x
+
+    def extra_repr(self) -> str:
+        return f"{self.op}, size={self.size}"

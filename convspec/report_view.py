@@ -29,10 +29,29 @@ def _figures(values: tuple) -> str:
     return "x".join(parts) if len(set(parts)) > 1 else (parts[0] if parts else "")
 
 
-def _rows(layers: list[LayerReport], depth: int = 0):
+FOLD_FROM = 60  # a longer table shows the top level and one level of nesting, unless a depth is asked for
+
+
+def _rows(layers: list[LayerReport], depth: int = 0, limit: int | None = None):
     for layer in layers:
         yield depth, layer
-        yield from _rows(layer.children, depth + 1)
+        if limit is None or depth < limit:
+            yield from _rows(layer.children, depth + 1, limit)
+
+
+def _count(layers: list[LayerReport]) -> int:
+    return sum(1 + _count(layer.children) for layer in layers)
+
+
+def _deepest(layers: list[LayerReport], depth: int = 0) -> int:
+    return max((max(depth, _deepest(layer.children, depth + 1)) for layer in layers), default=depth - 1)
+
+
+def table_depth(report: Report, depth: int | None = None) -> int | None:
+    """The deepest nesting the table shows (0: top level only), or None for every row."""
+    if depth is not None:
+        return None if depth >= _deepest(report.layers) else depth
+    return None if _count(report.layers) <= FOLD_FROM else 1
 
 
 def _params(layer: LayerReport) -> str:
@@ -43,8 +62,13 @@ def _params(layer: LayerReport) -> str:
     return text
 
 
-def render_table(report: Report, file=None) -> None:
-    """Print the per-layer table with totals (rich when the output is a terminal, plain otherwise)."""
+def render_table(report: Report, file=None, depth: int | None = None) -> None:
+    """Print the per-layer table with totals (rich when the output is a terminal, plain otherwise).
+
+    `depth` limits the nested rows shown (0: top level only); by default a table of more
+    than FOLD_FROM rows shows the top level and one level of nesting. A folded layer
+    reads `name (+N)`, N being the rows folded under it, and a note counts them all.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -57,9 +81,13 @@ def render_table(report: Report, file=None) -> None:
         ("MACs", "right"), ("RF", "right"), ("stride", "right"),
     ):  # fmt: skip
         table.add_column(heading, justify=justify, no_wrap=True)
-    for depth, layer in _rows(report.layers):
+    limit = table_depth(report, depth)
+    folded = 0
+    for level, layer in _rows(report.layers, limit=limit):
+        hidden = _count(layer.children) if limit is not None and level == limit else 0
+        folded += hidden
         table.add_row(
-            "  " * depth + layer.name,
+            "  " * level + layer.name + (f" (+{hidden})" if hidden else ""),
             layer.type,
             _shape(layer.output_shape),
             _params(layer),
@@ -68,6 +96,12 @@ def render_table(report: Report, file=None) -> None:
             _figures(layer.stride),
         )
     console.print(table)
+    if folded:
+        console.print(
+            f"{folded:,} nested rows folded (+N: rows under a layer; showing depth {limit}); "
+            f"--depth {_deepest(report.layers)} shows every row",
+            highlight=False,
+        )
     frozen = report.total_params - report.trainable_params
     outputs = ", ".join(f"{name} {_shape(shape)}" for name, shape in report.outputs.items())
     from .budget import estimate_memory, human
