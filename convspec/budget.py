@@ -110,6 +110,7 @@ def parse_size(text: str) -> int:
 
 
 def human(size: float) -> str:
+    size = float(size)  # sizes may be ints far beyond a float's exact range; only their magnitude matters here
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(size) < 1000 or unit == "TB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

@@ -18,7 +18,7 @@ from torch import nn
 
 from . import kernels
 from ._version import __version__
-from .errors import InputError, Problem, SpecError
+from .errors import BudgetError, InputError, Problem, SpecError, first_line
 from .budget import enforce_budget
 from .fileio import atomic_write
 from .graph import Add, Concat, Graph, Network, Residual
@@ -295,8 +295,14 @@ def build_from_report(
     spec = report.spec
     memory_format = memory_format or spec.memory_format
     layout = {4: torch.channels_last, 5: torch.channels_last_3d}.get(spec.dims + 2) if memory_format == "channels_last" else None
-    with _seeded(seed):
-        model = Network(_build_nodes(report.layers, spec.dims), spec.output_names, layout)
+    try:
+        with _seeded(seed):
+            model = Network(_build_nodes(report.layers, spec.dims), spec.output_names, layout)
+    except (MemoryError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "allocate" not in str(err):
+            raise
+        # over a raised --max-memory, or the machine changed since the estimate
+        raise BudgetError(f"the machine could not allocate the network's weights ({first_line(err, 200)}); lower the sizes in the spec") from None
     if layout is not None:
         to_memory_format(model, layout, spec.dims + 2)
     return model
@@ -370,7 +376,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad or unsafe file
-        raise InputError(f"{path}: not a readable convspec checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        raise InputError(f"{path}: not a readable convspec checkpoint ({type(err).__name__}: {first_line(err)})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not a convspec checkpoint (made by `convspec build -o`); for a bare state_dict use --weights")
     return payload

@@ -162,7 +162,7 @@ def build(
     from .shapes import load_and_check
 
     if output:
-        check_writable(output, force)
+        check_writable(output, force, protect=spec)
     report = load_and_check(spec, _input_shape(input_text), require_size=False)
     report.raise_for_errors()
     parsed = report.spec
@@ -205,7 +205,7 @@ def export(
     from .fileio import check_writable
     from .shapes import load_and_check
 
-    check_writable(output, force)
+    check_writable(output, force, protect=spec)
     input_shape = _input_shape(input_text)
     report = load_and_check(spec, input_shape, require_size=False)
     report.raise_for_errors()
@@ -258,7 +258,10 @@ def bench_command(spec: str, batch_text: str, threads: int | None, rounds: int, 
     """Latency of SPEC's model in PyTorch eager (NCHW, channels_last) and in onnxruntime, side by side."""
     from rich.console import Console
 
+    from .shapes import load_and_check
+
     batches = _batches(batch_text)
+    load_and_check(spec, _input_shape(input_text), require_size=False).raise_for_errors()  # fail fast, before torch loads
     with Console(stderr=True).status("benchmarking...", spinner="dots"):
         from .bench import bench
 

@@ -28,6 +28,7 @@ consecutive repeat copies once, with a "×N" badge.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from .shapes import LayerReport, Report
@@ -45,6 +46,7 @@ NODE_PAD, MIN_NODE_W = 10, 96
 H_GAP, V_GAP = 18, 26  # between items of a row, between rows
 FRAME_PAD, FRAME_TOP, FRAME_BOTTOM = 10, 22, 8  # inside a frame: sides, title band, below the last row
 LANE_GAP = 12  # between skip lanes
+TITLE_OFFSET = 10  # a frame's title, right of its entry port
 PORT_R = 3.5
 MARGIN = 16
 
@@ -153,6 +155,7 @@ class Diagram:
     collapsed: bool
     width: float = 0.0
     height: float = 0.0
+    legend_top: float = 0.0
 
     def groups(self) -> list[Group]:
         """Every framed group, outer ones first."""
@@ -391,7 +394,8 @@ def diagram(report: Report, collapse: bool | None = None) -> Diagram:
         + (f" ({frozen:,} frozen)" if frozen else "")
         + f" · {report.total_macs:,} MACs"
     )
-    result = Diagram(spec.name or str(spec.source.file), subtitle, root, collapse)
+    title = spec.name or (Path(spec.source.file).stem if not str(spec.source.file).startswith("<") else "network")
+    result = Diagram(title, subtitle, root, collapse)
     _layout(result)
     return result
 
@@ -493,7 +497,7 @@ def _measure_group(group: Group) -> None:
     right = max((centre[i] - _anchor(group.items[i]) + group.items[i].w for i in centre), default=0.0)
     framed = group.kind != "root"
     pad = FRAME_PAD if framed else 0.0
-    top = FRAME_TOP + V_GAP * 0.5 if framed else 0.0
+    top = FRAME_TOP + V_GAP * 0.75 if framed else 0.0
     left = min(left, -PORT_R)
     right = max(right, PORT_R)
     # the rows
@@ -516,8 +520,8 @@ def _measure_group(group: Group) -> None:
     long_links = [link for link in group.links if _span(link, layer_of, count) > 1]
     group._lanes = len(long_links)
     width = group._content_right + (group._lanes * LANE_GAP + (LANE_GAP / 2 if group._lanes else 0)) + pad
-    if framed:
-        title = _text_width(group.title, FRAME_SIZE, bold=True) + 2 * FRAME_PAD
+    if framed:  # the title sits right of the entry port, whose edges run straight down the axis
+        title = group._axis + TITLE_OFFSET + _text_width(group.title, FRAME_SIZE, bold=True) + FRAME_PAD
         if group.badge:
             title += _text_width(group.badge, FRAME_SIZE, bold=True) + 18
         width = max(width, title)
@@ -610,7 +614,11 @@ def _route(group: Group) -> None:
         edge = link.edge
         edge.to_port = link.b == OUT or isinstance(b, Group)
         if id(link) not in lane_of:
-            edge.points, edge.curved = [start, end], True
+            edge.curved = True
+            if link.a == IN:  # straight down past the frame's title, then the curve
+                edge.points = [start, (start[0], group.y + FRAME_TOP), end]
+            else:
+                edge.points = [start, end]
             continue
         lane = lane_of[id(link)]
         x_lane = lane_x0 + LANE_GAP * (lane + 1)
@@ -634,8 +642,9 @@ def _layout(result: Diagram) -> None:
     title_w = max(_text_width(result.title, 16, bold=True), _text_width(result.subtitle, DETAIL_SIZE)) + 2 * MARGIN
     result.width = round(max(root.w + 2 * MARGIN, title_w, 480))
     _place(root, (result.width - root.w) / 2, MARGIN + header)  # centred under the header
-    legend_h = 30
-    result.height = round(MARGIN + header + root.h + 24 + legend_h + MARGIN)
+    result.legend_top = MARGIN + header + root.h + 24
+    rows = len(_legend_rows(result, result.width - 2 * MARGIN))
+    result.height = round(result.legend_top + rows * LEGEND_ROW + MARGIN)
 
 
 # ---------------------------------------------------------------- SVG
@@ -647,10 +656,14 @@ def _f(value: float) -> str:
 
 def _path(edge: Edge) -> str:
     points = edge.points
-    if edge.curved:
-        (x1, y1), (x2, y2) = points
+    if edge.curved:  # straight segments, then a curve for the last one
+        (x1, y1), (x2, y2) = points[-2:]
         bend = max((y2 - y1) / 2, 8)
-        return f"M{_f(x1)},{_f(y1)} C{_f(x1)},{_f(y1 + bend)} {_f(x2)},{_f(y2 - bend)} {_f(x2)},{_f(y2)}"
+        lead = "".join(f" L{_f(x)},{_f(y)}" for x, y in points[1:-1])
+        return (
+            f"M{_f(points[0][0])},{_f(points[0][1])}{lead} "
+            f"C{_f(x1)},{_f(y1 + bend)} {_f(x2)},{_f(y2 - bend)} {_f(x2)},{_f(y2)}"
+        )
     return _rounded(points, 6)
 
 
@@ -751,16 +764,19 @@ def _svg_frame(group: Group) -> list[str]:
         f'<rect x="{_f(group.x)}" y="{_f(group.y)}" width="{_f(group.w)}" height="{_f(group.h)}" rx="8" '
         f'fill="{fill}" stroke="{stroke}" stroke-width="1.2"{dashed}/>'
     )
-    out.append(f'<text class="title" x="{_f(group.x + FRAME_PAD)}" y="{_f(group.y + 16)}">{escape(group.title)}</text>')
+    out.append(f'<text class="title" x="{_f(group.x + group._axis + TITLE_OFFSET)}" y="{_f(group.y + 16)}">{escape(group.title)}</text>')
     if group.badge:
         out.extend(_badge(group.badge, group.x + group.w - 6, group.y + 5))
     out.append("</g>")
     return out
 
 
-def _legend(result: Diagram, y: float) -> list[str]:
+LEGEND_ROW = 22
+
+
+def _legend_entries(result: Diagram) -> list[tuple[str, str]]:
+    """(symbol, text) for what this diagram shows."""
     entries: list[tuple[str, str]] = []
-    x = MARGIN
     if any(n.frozen for n in result.layers()):
         entries.append(("frozen", "frozen: not trained (fixed filter or trainable: false)"))
     groups = result.groups()
@@ -768,36 +784,54 @@ def _legend(result: Diagram, y: float) -> list[str]:
         entries.append(("add", "residual: main path + shortcut, added"))
     if groups:
         entries.append(("port", "group entry / exit"))
-    if any(link.edge.curved is False for g in [result.root, *groups] for link in g.links):
+    if any(not edge.curved for edge in result.edges()):
         entries.append(("lane", "skip connection"))
-    if result.collapsed and any(g.badge or any(isinstance(i, Node) and i.badge for i in g.items) for g in groups):
+    if any(g.badge for g in groups) or any(n.badge for n in result.layers()):
         entries.append(("badge", "identical repeat copies, drawn once"))
+    return entries
+
+
+_SYMBOL_W = {"frozen": 32, "add": 32, "port": 14, "lane": 30, "badge": 32}
+
+
+def _legend_rows(result: Diagram, width: float) -> list[list[tuple[str, str]]]:
+    rows: list[list[tuple[str, str]]] = [[]]
+    used = 0.0
+    for kind, text in _legend_entries(result):
+        need = _SYMBOL_W[kind] + _text_width(text, DETAIL_SIZE) + 22
+        if rows[-1] and used + need > width:
+            rows.append([])
+            used = 0.0
+        rows[-1].append((kind, text))
+        used += need
+    return [row for row in rows if row]
+
+
+def _legend(result: Diagram, top: float) -> list[str]:
     out = ['<g class="legend">']
-    for kind, text in entries:
-        if kind == "frozen":
-            out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="26" height="16" rx="3" fill="#f4f4f4" stroke="#8a8a8a"/>')
-            out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="26" height="16" rx="3" fill="url(#hatch)"/>')
-            out.append(_lock(x + 8, y + 2))
-            x += 32
-        elif kind == "add":
-            fill, stroke = _COLOURS["add"]
-            out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="26" height="16" rx="8" fill="{fill}" stroke="{stroke}"/>')
-            out.append(f'<text x="{_f(x + 13)}" y="{_f(y + 12)}" text-anchor="middle">⊕</text>')
-            x += 32
-        elif kind == "port":
-            out.append(f'<circle cx="{_f(x + 5)}" cy="{_f(y + 8)}" r="{PORT_R}" fill="#6e7781"/>')
-            x += 14
-        elif kind == "lane":
-            out.append(
-                f'<path d="M{_f(x)},{_f(y + 2)} H{_f(x + 10)} V{_f(y + 14)} H{_f(x + 22)}" fill="none" stroke="#6e7781" '
-                'stroke-width="1.3" marker-end="url(#arrow)"/>'
-            )
-            x += 30
-        elif kind == "badge":
-            out.extend(_badge("×N", x + 26, y))
-            x += 32
-        out.append(f'<text x="{_f(x)}" y="{_f(y + 12)}">{escape(text)}</text>')
-        x += _text_width(text, DETAIL_SIZE) + 22
+    for number, row in enumerate(_legend_rows(result, result.width - 2 * MARGIN)):
+        x, y = float(MARGIN), top + number * LEGEND_ROW
+        for kind, text in row:
+            if kind == "frozen":
+                out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="26" height="16" rx="3" fill="#f4f4f4" stroke="#8a8a8a"/>')
+                out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="26" height="16" rx="3" fill="url(#hatch)"/>')
+                out.append(_lock(x + 8, y + 2))
+            elif kind == "add":
+                fill, stroke = _COLOURS["add"]
+                out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="26" height="16" rx="8" fill="{fill}" stroke="{stroke}"/>')
+                out.append(f'<text x="{_f(x + 13)}" y="{_f(y + 12)}" text-anchor="middle">⊕</text>')
+            elif kind == "port":
+                out.append(f'<circle cx="{_f(x + 5)}" cy="{_f(y + 8)}" r="{PORT_R}" fill="#6e7781"/>')
+            elif kind == "lane":
+                out.append(
+                    f'<path d="M{_f(x)},{_f(y + 2)} H{_f(x + 10)} V{_f(y + 14)} H{_f(x + 22)}" fill="none" stroke="#6e7781" '
+                    'stroke-width="1.3" marker-end="url(#arrow)"/>'
+                )
+            elif kind == "badge":
+                out.extend(_badge("×N", x + 26, y))
+            x += _SYMBOL_W[kind]
+            out.append(f'<text x="{_f(x)}" y="{_f(y + 12)}">{escape(text)}</text>')
+            x += _text_width(text, DETAIL_SIZE) + 22
     out.append("</g>")
     return out
 
@@ -838,7 +872,7 @@ def to_svg(result: Diagram) -> str:
     for node in result.nodes():
         out.extend(_svg_node(node))
     out.append("</g>")
-    out.extend(_legend(result, height - MARGIN - 18))
+    out.extend(_legend(result, result.legend_top))
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

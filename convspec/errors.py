@@ -98,3 +98,12 @@ class InputError(ConvspecError):
 
 class ExportError(ConvspecError):
     """ONNX export or its verification failed."""
+
+
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """An exception's first non-empty line (or its type name), for messages that quote a library's error."""
+    for line in str(err).splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return type(err).__name__
+

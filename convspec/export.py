@@ -31,11 +31,11 @@ from torch import nn
 
 from ._version import __version__
 from .builder import load_weights, read_checkpoint, spec_text
-from .errors import ExportError, InputError, Problem
+from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_writable
 from .schema import Spec, load
 from .shapes import Report, check_spec, load_and_check, parse_input_shape
-from .source import layer_label
+from .source import layer_label, looks_like_yaml_text
 
 DEFAULT_OPSET = 18  # what torch's exporter is built around; runtimes from 2023 on read it
 MIN_OPSET = 14  # below this torch's exporter emits opset 18 and onnx's converter cannot step down (no adapters)
@@ -157,7 +157,7 @@ def load_weights_file(model: nn.Module, path: str | Path) -> None:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unsafe pickles and corrupt files alike
         raise InputError(
-            f"{path}: cannot load weights safely ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+            f"{path}: cannot load weights safely ({type(err).__name__}: {first_line(err, 200)}); "
             "give a state_dict of tensors saved with torch.save, or a checkpoint from `convspec build -o`"
         ) from None
     if isinstance(payload, dict) and "state_dict" in payload and "format" in payload:
@@ -224,7 +224,7 @@ def _honour_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
         try:
             proto = onnx.version_converter.convert_version(proto, opset)
         except Exception as err:
-            detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            detail = first_line(err, 200) if str(err) else type(err).__name__
             raise ExportError(f"cannot convert the model to opset {opset} ({detail}); use --opset 17 or higher") from None
     return proto
 
@@ -340,7 +340,8 @@ def export_onnx(
     newest = min(MAX_OPSET, onnx.defs.onnx_opset_version())
     if not MIN_OPSET <= opset <= newest:
         raise InputError(f"--opset {opset} is out of range; use {MIN_OPSET} to {newest}")
-    destination = check_writable(path, force)
+    spec_file = spec if isinstance(spec, Path) or (isinstance(spec, str) and not looks_like_yaml_text(spec)) else None
+    destination = check_writable(path, force, protect=spec_file)
     if isinstance(input_shape, str):
         input_shape = parse_input_shape(input_shape)
     parsed = load(spec) if model is not None else None
@@ -443,7 +444,7 @@ def _check_model(path: Path, proto: onnx.ModelProto, report: Report, dynamic_spa
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as err:
-        raise ExportError(f"the ONNX checker rejects the exported model: {str(err).splitlines()[0]}") from None
+        raise ExportError(f"the ONNX checker rejects the exported model: {first_line(err)}") from None
     inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
     problems = []
     for output in inferred.graph.output:
@@ -472,7 +473,7 @@ def _verify_parity(
     try:
         session = _ort_session(onnx.ModelProto(), path)
     except Exception as err:
-        raise ExportError(f"onnxruntime cannot load the exported model: {str(err).splitlines()[0][:300]}") from err
+        raise ExportError(f"onnxruntime cannot load the exported model: {first_line(err, 300)}") from err
     shapes = [(b, *example[1:]) for b in VERIFY_BATCHES]
     if dynamic_spatial:
         shapes += _spatial_variants(spec, example)
@@ -486,7 +487,7 @@ def _verify_parity(
         try:
             actual = session.run(list(output_names), {"input": x.numpy()})
         except Exception as err:
-            raise ExportError(f"onnxruntime cannot run the model at input {list(shape)}: {str(err).splitlines()[0][:300]}") from None
+            raise ExportError(f"onnxruntime cannot run the model at input {list(shape)}: {first_line(err, 300)}") from None
         for name, e, a in zip(output_names, expected, actual):
             checks.append(_compare(name, shape, e.numpy(), a, rtol, atol))
     failed = [c for c in checks if not c.ok]

@@ -11,11 +11,16 @@ from typing import BinaryIO
 from .errors import InputError
 
 
-def check_writable(path: str | Path, force: bool) -> Path:
-    """Refuse to replace an existing file without `force`, and a missing directory, before any work is done."""
+def check_writable(path: str | Path, force: bool, protect: str | Path | None = None) -> Path:
+    """Refuse, before any work is done: replacing a file without `force`, writing over `protect`
+    (the spec being read), a device or other special file, or into a missing directory."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file name")
+    if protect is not None and path.exists() and Path(protect).exists() and path.resolve() == Path(protect).resolve():
+        raise InputError(f"{path}: is the spec itself; convspec never writes over a spec, give another output name")
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: not a regular file; give a file name to write")
     if path.exists() and not force:
         raise InputError(f"{path}: already exists; pass --force to replace it")
     if not path.parent.exists():

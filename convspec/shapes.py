@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from . import kernels
 from .errors import InputError, Problem, SpecError
-from .schema import LayerBase, Spec
+from .schema import INT_LIMIT, LayerBase, Spec
 from .source import layer_label
 
 DIM_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
@@ -765,10 +765,15 @@ def _rule_upsample(layer: _Layer, inputs: list[Value]) -> _Traced:
         scale = tuple(model.scale) if isinstance(model.scale, list) else (model.scale,) * dims
         if len(scale) != dims:
             layer.fail("scale", f"`scale` has {len(scale)} entries but the input is {dims}-D")
-        size = tuple(None if s is None else math.floor(s * f) for s, f in zip(value.spatial, scale))
-        for axis, s in enumerate(size):
-            if s == 0:
-                layer.error("scale", f"scale {scale[axis]} leaves no output in {DIM_NAMES[dims][axis]}")
+        size = []
+        for axis, (s, f) in enumerate(zip(value.spatial, scale)):
+            out = None if s is None else s * f
+            if out is not None and not out <= INT_LIMIT:  # also catches inf
+                layer.fail("scale", f"scale {f:g} makes {DIM_NAMES[dims][axis]} larger than {INT_LIMIT:,}")
+            size.append(None if out is None else math.floor(out))
+            if size[-1] == 0:
+                layer.error("scale", f"scale {f:g} leaves no output in {DIM_NAMES[dims][axis]}")
+        size = tuple(size)
     if layer.failed:
         raise _LayerFailed
     rf, jump = [], []
@@ -997,7 +1002,7 @@ SHAPE_RULES: dict[str, Callable[[_Layer, list[Value]], _Traced]] = {
     "block": _rule_block,
 }
 
-MAX_LAYERS = 100_000  # after `repeat` expansion: the largest real networks have a few thousand
+MAX_LAYERS = 10_000  # after `repeat` expansion: the largest real networks have a few thousand
 
 MULTI_INPUT_KINDS = ("add", "concat")
 
