@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -68,7 +69,175 @@ def section_ort(quick: bool) -> list[dict]:
     return rows
 
 
+def interleaved(engines: dict[str, Callable[[], object]], rounds: int, calls: int = 1) -> dict[str, float]:
+    """Median seconds per call of each engine, engines interleaved round by round."""
+    for fn in engines.values():
+        fn()  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(rounds):
+        for name, fn in engines.items():
+            started = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            samples[name].append((time.perf_counter() - started) / calls)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def section_checker(quick: bool) -> list[dict]:
+    """convspec.check on a 1,000-layer spec against building it and running one forward pass (a dry run)."""
+    layers = [{"type": "conv", "out": 16, "kernel": 3, "padding": "same", "act": "relu"} for _ in range(1000)]
+    spec = {"input": {"channels": 16, "size": [32, 32]}, "layers": layers}
+
+    def dry_run():
+        model = convspec.build(spec)
+        with torch.no_grad():
+            model(torch.zeros(1, 16, 32, 32))
+
+    times = interleaved({"check": lambda: convspec.check(spec), "build + forward": dry_run}, rounds=3 if quick else 7)
+    command = [sys.executable, "-m", "convspec", "check", str(spec_path("resnet34"))]
+    import subprocess
+
+    walls = []
+    for _ in range(3 if quick else 7):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        walls.append(time.perf_counter() - started)
+    return [
+        {"what": "check, 1,000 layers", "median_ms": round(times["check"] * 1e3, 1), "ratio": 1.0},
+        {"what": "build + forward, 1,000 layers", "median_ms": round(times["build + forward"] * 1e3, 1),
+         "ratio": round(times["build + forward"] / times["check"], 1)},
+        {"what": "`convspec check specs/resnet34.yaml` (whole command)", "median_ms": round(statistics.median(walls) * 1e3, 1), "ratio": ""},
+    ]
+
+
+def _hand_written_resnet18() -> torch.nn.Module:
+    """ResNet-18 written by hand in plain PyTorch, as torchvision writes it."""
+    from torch import nn
+
+    class BasicBlock(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.relu = nn.ReLU()
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.downsample = (
+                nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)) if stride != 1 or cin != cout else None
+            )
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return self.relu(out + identity)
+
+    layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+        cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(512, 1000)]
+    return nn.Sequential(*layers)
+
+
+def section_overhead(quick: bool) -> list[dict]:
+    """The built ResNet-18-style spec against the same network written by hand: forward latency ratio."""
+    built = convspec.build(spec_path("resnet_small"), seed=0).eval()
+    hand = _hand_written_resnet18().eval()
+    assert sum(p.numel() for p in built.parameters()) == sum(p.numel() for p in hand.parameters())
+    rows = []
+    for batch in (1,) if quick else (1, 8):
+        x = torch.randn(batch, 3, 224, 224)
+        with torch.no_grad():
+            times = interleaved({"hand": lambda: hand(x), "convspec": lambda: built(x)}, rounds=5 if quick else 15)
+        rows.append({"batch": batch, "hand_ms": round(times["hand"] * 1e3, 2), "convspec_ms": round(times["convspec"] * 1e3, 2),
+                     "ratio": round(times["convspec"] / times["hand"], 3)})
+    return rows
+
+
+def section_fixed(quick: bool) -> list[dict]:
+    """Per-channel gaussian on 8x64x128x128: convspec's fixed layer against the seed article's loop over channels."""
+    import torch.nn.functional as F
+
+    rows = []
+    x = torch.randn(8, 64, 128, 128)
+    for k in (3, 15):
+        spec = {"input": {"channels": 64, "size": [128, 128]},
+                "layers": [{"type": "fixed", "filter": "gaussian", "kernel_size": k, "sigma": k / 6, "padding": "same"}]}
+        model = convspec.build(spec).eval()
+        kernel = model.fixed_0.weight[:1]  # (1, 1, k, k)
+
+        def article_loop():  # one conv per channel, then torch.cat, as the article writes it
+            return torch.cat([F.conv2d(x[:, c : c + 1], kernel, padding=k // 2) for c in range(64)], dim=1)
+
+        last = convspec.build(spec, memory_format="channels_last").eval()
+        x_last = x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            error = (model(x) - article_loop()).abs().max().item()
+            engines = {"article loop": article_loop, "convspec (NCHW)": lambda: model(x), "convspec (channels_last)": lambda: last(x_last)}
+            times = interleaved(engines, rounds=3 if quick else 7)
+        base = times["article loop"]
+        for name, seconds in times.items():
+            rows.append({"kernel": f"{k}x{k}", "engine": name, "median_ms": round(seconds * 1e3, 1),
+                         "speedup_vs_loop": round(base / seconds, 1), "max_abs_diff": f"{error:.1e}" if name != "article loop" else ""})
+    return rows
+
+
+def section_memory_format(quick: bool) -> list[dict]:
+    """Eager NCHW against channels_last per example spec, batch 8: which specs gain."""
+    rows = []
+    names = ["mobilenet_v1", "shufflenet_v2_x1_0", "resnet_small", "nine_kinds", "unet_small"]
+    if quick:
+        names = names[:2]
+    for name in names:
+        if not spec_path(name).exists():
+            continue
+        report = convspec.check(spec_path(name))
+        x = torch.randn(8, *report.input_shape[1:])
+        nchw = convspec.build(spec_path(name), seed=0).eval()
+        last = convspec.build(spec_path(name), seed=0, memory_format="channels_last").eval()
+        with torch.no_grad():
+            times = interleaved({"nchw": lambda: nchw(x), "last": lambda: last(x)}, rounds=3 if quick else 7)
+        rows.append({"spec": name, "nchw_ms": round(times["nchw"] * 1e3, 1), "channels_last_ms": round(times["last"] * 1e3, 1),
+                     "ratio": round(times["last"] / times["nchw"], 2)})
+    return rows
+
+
+def section_dynamic(quick: bool) -> list[dict]:
+    """Dynamic conv (K=4) against a static conv of the same shape: B=32, 32->64, 56x56, eager and onnxruntime."""
+    import onnxruntime as ort
+
+    base = {"input": {"channels": 32, "size": [56, 56]}}
+    static = dict(base, layers=[{"type": "conv", "out": 64, "kernel": 3, "padding": 1}])
+    dynamic = dict(base, layers=[{"type": "dynamic", "out": 64, "kernel": 3, "padding": 1, "experts": 4}])
+    x = torch.randn(32, 32, 56, 56)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        sessions, models = {}, {}
+        for name, spec in (("static", static), ("dynamic", dynamic)):
+            models[name] = convspec.build(spec, seed=0).eval()
+            path = Path(folder) / f"{name}.onnx"
+            export_onnx(models[name], spec, path)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        with torch.no_grad():
+            eager = interleaved({n: (lambda m=m: m(x)) for n, m in models.items()}, rounds=3 if quick else 7)
+        onnx_times = interleaved({n: (lambda s=s: s.run(None, {"input": x.numpy()})) for n, s in sessions.items()}, rounds=3 if quick else 7)
+    for engine, times in (("eager", eager), ("onnxruntime", onnx_times)):
+        rows.append({"engine": engine, "static_ms": round(times["static"] * 1e3, 1), "dynamic_ms": round(times["dynamic"] * 1e3, 1),
+                     "ratio": round(times["dynamic"] / times["static"], 2)})
+    return rows
+
+
 SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
+    "checker": section_checker,
+    "overhead": section_overhead,
+    "fixed": section_fixed,
+    "memory_format": section_memory_format,
+    "dynamic": section_dynamic,
     "export": section_export,
     "ort": section_ort,
 }
