@@ -121,7 +121,7 @@ def human(size: float) -> str:
 def enforce_budget(report: Report, max_memory: int | None = None) -> MemoryEstimate:
     """Raise BudgetError, naming the biggest layers, when the estimate exceeds the budget."""
     estimate = estimate_memory(report)
-    budget, origin = max_memory, "the max_memory given (--max-memory)"
+    budget, origin = max_memory, "as given"
     if budget is None:
         budget, origin = default_budget(), "half the memory available now; raise it with --max-memory"
     if budget is None or estimate.total <= budget:

@@ -225,7 +225,7 @@ def export(
     def show(step) -> None:
         click.echo(f"{step.name:<7}{step.seconds:7.2f} s  {step.detail}")
 
-    result = export_onnx(
+    export_onnx(
         model, report.spec, output, opset=opset, verify=not no_verify, force=force,
         dynamic_size=dynamic_size or None, input_shape=input_shape, verbose=verbose, on_step=show, running=running,
     )
@@ -328,7 +328,7 @@ def draw(spec: str, output: str, fmt: str | None, force: bool, collapse: bool | 
 
     to_stdout = output == "-"
     if not to_stdout:
-        check_writable(output, force)
+        check_writable(output, force, protect=spec)
     if fmt is None:
         fmt = "mermaid" if Path(output).suffix.lower() in MERMAID_SUFFIXES else "svg"
     report = load_and_check(spec, _input_shape(input_text), require_size=False)

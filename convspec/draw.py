@@ -437,10 +437,6 @@ def _rows(group: Group) -> list[int]:
     return layer
 
 
-def _size(item: Node | Group) -> tuple[float, float]:
-    return item.w, item.h
-
-
 def _anchor(item: Node | Group) -> float:
     """The x (relative to the item's left) where edges meet it: a group's ports, a node's centre."""
     return item._axis if isinstance(item, Group) else item.w / 2

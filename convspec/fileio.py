@@ -40,6 +40,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, force
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode of a new file
         os.replace(temp_name, path)
     except BaseException as err:
         with _quiet():
@@ -48,6 +49,12 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, force
             raise InputError(f"{path}: cannot write: {err.strerror or err}") from None
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str, *, force: bool = False) -> Path:

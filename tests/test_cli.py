@@ -336,3 +336,67 @@ def test_checker_never_imports_torch():
     code = "import convspec, sys; convspec.check('specs/small_cnn.yaml'); assert 'torch' not in sys.modules"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- check: folding deep tables
+
+
+def _table_rows(out: str) -> list[str]:
+    """The table's body rows: between the header line and the notes."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("layer ")) + 1
+    return [line for line in lines[start:] if line and not line.startswith(("total:", "memory:")) and "folded" not in line]
+
+
+def _nested_count(layers) -> int:
+    return sum(1 + _nested_count(layer.children) for layer in layers)
+
+
+def test_check_short_table_shows_every_row():
+    report = convspec.check(str(ROOT / "specs" / "resnet_small.yaml"))
+    result = run("check", ROOT / "specs" / "resnet_small.yaml")
+    assert_ok(result)
+    assert len(_table_rows(result.stdout)) == _nested_count(report.layers) <= 60
+    assert "folded" not in result.stdout
+
+
+def test_check_deep_table_folds_to_one_level_with_a_note():
+    path = ROOT / "specs" / "resnet34.yaml"
+    report = convspec.check(str(path))
+    total = _nested_count(report.layers)
+    assert total > 60
+    result = run("check", path)
+    assert_ok(result)
+    rows = _table_rows(result.stdout)
+    shown = len(report.layers) + sum(len(layer.children) for layer in report.layers)
+    assert len(rows) == shown
+    assert f"{total - shown:,} nested rows folded" in result.stdout
+    assert "--depth 4 shows every row" in result.stdout
+    assert "  0 (+3)" in result.stdout  # a copy of layer1: its residual and two convs folded
+    # the totals do not change with folding
+    assert f"total: {report.total_params:,} parameters" in result.stdout
+
+
+def test_check_depth_option():
+    path = ROOT / "specs" / "resnet_small.yaml"
+    report = convspec.check(str(path))
+    top = run("check", path, "--depth", "0")
+    assert_ok(top)
+    rows = _table_rows(top.stdout)
+    assert len(rows) == len(report.layers)
+    assert not any(row.startswith(" ") for row in rows)
+    assert f"{_nested_count(report.layers) - len(report.layers):,} nested rows folded" in top.stdout
+    everything = run("check", ROOT / "specs" / "resnet34.yaml", "--depth", "99")
+    assert_ok(everything)
+    assert len(_table_rows(everything.stdout)) == _nested_count(convspec.check(str(ROOT / "specs" / "resnet34.yaml")).layers)
+    assert "folded" not in everything.stdout
+    assert run("check", path, "--depth", "-1").exit_code == 2
+    assert run("check", path, "--depth", "x").exit_code == 2
+
+
+def test_check_depth_leaves_json_alone():
+    path = ROOT / "specs" / "resnet34.yaml"
+    plain = run("check", path, "--format", "json")
+    shallow = run("check", path, "--format", "json", "--depth", "0")
+    assert_ok(shallow)
+    assert json.loads(plain.stdout) == json.loads(shallow.stdout)
