@@ -5,7 +5,7 @@
   wants the last dim first; this is the one place that converts).
 - `DynamicConv`: CondConv / Dynamic Convolution (Chen et al., 2020). K expert
   kernels are mixed per sample by a small attention branch, and each sample is
-  convolved with its own kernel: one ordinary conv per sample in eager mode,
+  convolved with its own kernel: in eager mode one conv with the batch as groups,
   and under export (for a dynamic batch) an im2col by a fixed one-hot conv and
   one batched MatMul. The mixed kernel is always a proper
   (out, in/groups, *kernel_size) weight, never a 5-D tensor handed to conv2d.
@@ -253,7 +253,19 @@ class DynamicConv(nn.Module):
         x = pad_input(x, self.padding, self.padding_mode)  # (B, C, *S_padded)
         if torch.compiler.is_exporting():
             return self._forward_im2col(x, weight, bias)
-        return self._forward_per_sample(x, weight, bias)
+        return self._forward_grouped(x, weight, bias)
+
+    def _forward_grouped(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        # The batch as groups: one conv call whose group b*groups + j sees sample b's channels of
+        # group j and meets exactly sample b's kernels in the flattened (B*out) weight.
+        batch = x.shape[0]
+        y = _CONV[self.dims](
+            x.flatten(0, 1).unsqueeze(0),  # (1, B*C, *S_padded)
+            weight.flatten(0, 1),  # (B*out, in/g, *k)
+            bias.flatten() if bias is not None else None,  # (B*out,)
+            self.stride, 0, self.dilation, batch * self.groups,
+        )  # (1, B*out, *S_out)
+        return y.squeeze(0).unflatten(0, (batch, self.out_channels))  # (B, out, *S_out)
 
     def _forward_per_sample(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         # One ordinary conv per sample: each costs what a static conv costs for one sample,
