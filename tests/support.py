@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from collections.abc import Iterator
 
 import torch
@@ -45,3 +47,24 @@ def assert_report_matches_model(report: Report, model: torch.nn.Module) -> None:
         assert tuple(outputs[path].shape) == layer.output_shape, (path, layer.type)
         assert sum(p.numel() for p in module.parameters()) == layer.params, (path, layer.type)
         assert sum(p.numel() for p in module.parameters() if p.requires_grad) == layer.trainable_params, path
+
+
+class Hang(BaseException):
+    """The watchdog's exception: a BaseException, so neither convspec nor CliRunner swallows it."""
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float, what: str):
+    """Turn a hang into a failure after `seconds` (SIGALRM: the main thread only)."""
+
+    def fire(signum, frame):
+        raise Hang(f"{what}: still running after {seconds:.0f} s (a hang)")
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+

@@ -24,12 +24,10 @@ base temp directory, and to $CONVSPEC_FUZZ_SUMMARY when that is set.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import math
 import os
 import re
-import signal
 import time
 from pathlib import Path
 
@@ -40,7 +38,7 @@ from hypothesis import strategies as st
 
 import convspec
 from convspec.cli import cli
-from support import assert_report_matches_model  # tests/ is on sys.path (conftest.py)
+from support import Hang, assert_report_matches_model, watchdog  # tests/ is on sys.path (conftest.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = int(os.environ.get("CONVSPEC_FUZZ_EXAMPLES", "150"))
@@ -396,22 +394,6 @@ def mutated_specs(draw):
 # ---------------------------------------------------------------- the oracle
 
 
-class Hang(BaseException):
-    """Raised by the watchdog; a BaseException so neither convspec nor CliRunner swallows it."""
-
-
-@contextlib.contextmanager
-def watchdog(seconds: float, what: str):
-    def fire(signum, frame):
-        raise Hang(f"{what} still running after {seconds:.0f} s")
-
-    previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def assert_located_errors(stderr: str, path: Path) -> None:

@@ -19,7 +19,6 @@ import os
 import random
 import re
 import resource
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from click.testing import CliRunner
 
 from convspec.cli import cli
 from convspec.source import MAX_FILE_BYTES, MAX_NODES
+from support import Hang, watchdog  # tests/ is on sys.path (conftest.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_CNN = ROOT / "specs" / "small_cnn.yaml"
@@ -40,22 +40,6 @@ INVALID = HEADER + "  - {type: conv, out_channels: 2, kernel_sise: 3}\n"  # a ty
 SHAPE_ERROR = HEADER + "  - {type: conv, out_channels: 2, kernel_size: 20}\n"  # kernel larger than the input
 
 
-class Hang(BaseException):
-    """The watchdog's exception: a BaseException, so neither convspec nor CliRunner swallows it."""
-
-
-@contextlib.contextmanager
-def watchdog(seconds: float, what: str):
-    def fire(signum, frame):
-        raise Hang(f"{what}: still running after {seconds:.0f} s (a hang)")
-
-    previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def run(*args, limit: float = 60.0):
