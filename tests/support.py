@@ -68,3 +68,14 @@ def watchdog(seconds: float, what: str):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
+
+def printed_problems(path) -> list[str]:
+    """Every problem `convspec.check` finds in the file at `path`, as printed, with the path shown as bad.yaml."""
+    import convspec
+
+    try:
+        found = convspec.check(path).errors
+    except convspec.SpecError as err:
+        found = err.problems
+    return [str(p).replace(str(path), "bad.yaml") for p in found]
+

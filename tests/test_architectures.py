@@ -41,13 +41,7 @@ def path(ref: Reference) -> Path:
     return SPECS / f"{ref.spec}.yaml"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a small shared machine, more threads contend and a forward pass slows down many times."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture lives in conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
 BIG_MACS = 100_000_000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a small shared machine, more threads contend and the ImageNet-sized nets slow down many times."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture lives in conftest.py
 
 
 def test_there_are_example_specs():

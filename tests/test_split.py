@@ -9,7 +9,7 @@ import torch
 import convspec
 from convspec import builder, shapes
 from convspec.schema import LAYER_MODELS, json_schema
-from support import assert_report_matches_model
+from support import assert_report_matches_model, printed_problems
 
 
 def spec(size: str, *layers: str, channels: int = 6) -> str:
@@ -110,13 +110,7 @@ HEAD = "input:\n  channels: 6\n  size: [8, 8]\nlayers:\n"  # lines 1-4; the firs
 def problems(tmp_path, *lines: str) -> list[str]:
     path = tmp_path / "bad.yaml"
     path.write_text(HEAD + "".join(f"{line}\n" for line in lines))
-    try:
-        report = convspec.check(path)
-    except convspec.SpecError as err:
-        found = err.problems
-    else:
-        found = report.errors
-    return [str(p).replace(str(path), "bad.yaml") for p in found]
+    return printed_problems(path)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import torch
 import convspec
 from convspec import builder, shapes
 from convspec.schema import LAYER_MODELS, json_schema
-from support import assert_report_matches_model
+from support import assert_report_matches_model, printed_problems
 
 HEAD = "input:\n  channels: 8\n  size: [16, 16]\n"  # lines 1-3
 
@@ -218,13 +218,7 @@ def test_repeat_first_with_one_copy_uses_only_first():
 def located(tmp_path, text: str) -> list[str]:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    try:
-        report = convspec.check(path)
-    except convspec.SpecError as err:
-        found = err.problems
-    else:
-        found = report.errors
-    return [str(p).replace(str(path), "bad.yaml") for p in found]
+    return printed_problems(path)
 
 
 def col(text: str, line: int, word: str, nth: int = 1) -> int:
