@@ -415,4 +415,11 @@ def test_dynamic_conv_export_path_equals_eager(dims, groups, stride, dilation, p
     x = torch.randn(3, 6, *(9,) * dims, dtype=torch.float64)
     weight, bias = conv.mixed_weight(x)
     padded = pad_input(x, padding, "zeros")
-    assert torch.allclose(conv._forward_im2col(padded, weight, bias), conv._forward_per_sample(padded, weight, bias), atol=1e-10)
+    unpadded = (0,) * dims
+    eager = conv._forward_per_sample(padded, weight, bias, unpadded)
+    assert torch.allclose(conv._forward_im2col(padded, weight, bias, unpadded), eager, atol=1e-10)
+    # the conv's own padding (used when it is symmetric) gives what padding first gives
+    low = tuple(lo for lo, _ in padding)
+    padded_low = pad_input(x, [(lo, lo) for lo in low], "zeros")
+    for path in (conv._forward_im2col, conv._forward_per_sample):
+        assert torch.allclose(path(x, weight, bias, low), conv._forward_per_sample(padded_low, weight, bias, unpadded), atol=1e-10)
