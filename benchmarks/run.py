@@ -3,6 +3,7 @@
     python benchmarks/run.py            # everything
     python benchmarks/run.py --quick    # fewer rounds, fewer specs
     python benchmarks/run.py --only export,ort
+    python benchmarks/run.py --thp      # large tensors on huge pages (torch's THP_MEM_ALLOC_ENABLE=1)
 
 Prints a table per section and writes benchmarks/results.json (medians, the machine, the command).
 The machine is shared and noisy: every figure is a median over interleaved rounds, and each
@@ -31,6 +32,7 @@ import convspec  # noqa: E402
 from convspec.bench import bench  # noqa: E402
 from convspec.export import export_onnx  # noqa: E402
 
+THP_VARIABLE = "THP_MEM_ALLOC_ENABLE"
 EXAMPLE_SPECS = ["small_cnn", "resnet_small", "unet_small", "nine_kinds", "conv1d_audio", "conv3d_video"]
 ARCHITECTURES = ["resnet34", "resnext50_32x4d", "shufflenet_v2_x1_0", "squeezenet1_1", "mobilenet_v1"]
 
@@ -57,16 +59,28 @@ def section_export(quick: bool) -> list[dict]:
 
 
 def section_ort(quick: bool) -> list[dict]:
-    """onnxruntime (full optimisation) and eager channels_last latency relative to eager NCHW, batches 1 and 8."""
+    """onnxruntime (full optimisation) against eager at its best memory format, batches 1 and 8."""
     rows = []
     names = [n for n in EXAMPLE_SPECS + ARCHITECTURES if spec_path(n).exists()]
     if quick:
         names = ["small_cnn", "resnet_small"]
     for name in names:
         result = bench(spec_path(name), batches=(1,) if quick else (1, 8), rounds=3 if quick else 7, threads=2)
-        for t in result.timings:
-            rows.append({"spec": name, "batch": t.batch, "engine": t.engine, "median_ms": round(t.median_ms, 3), "ratio_vs_eager": round(t.ratio, 3)})
+        for batch in sorted({t.batch for t in result.timings}):
+            ms = {t.engine: t.median_ms for t in result.timings if t.batch == batch}
+            best = min(ms["eager"], ms.get("eager channels_last", ms["eager"]))
+            rows.append({"spec": name, "batch": batch, "eager_ms": round(ms["eager"], 3),
+                         "eager_channels_last_ms": round(ms["eager channels_last"], 3) if "eager channels_last" in ms else "",
+                         "onnxruntime_ms": round(ms["onnxruntime"], 3), "ort_vs_best_eager": round(ms["onnxruntime"] / best, 2)})
     return rows
+
+
+def page_fault_cost() -> dict:
+    """What a fresh 32 MiB tensor costs on this machine against refilling one already mapped (ms)."""
+    shape = (8, 64, 128, 128)  # 32 MiB: at glibc's largest mmap threshold, so every fresh one is mapped anew
+    reused = torch.empty(shape)
+    times = interleaved({"fresh": lambda: torch.empty(shape).fill_(1.0), "reused": lambda: reused.fill_(1.0)}, rounds=15)
+    return {"fresh_32mib_fill_ms": round(times["fresh"] * 1e3, 2), "reused_32mib_fill_ms": round(times["reused"] * 1e3, 2)}
 
 
 def interleaved(engines: dict[str, Callable[[], object]], rounds: int, calls: int = 1) -> dict[str, float]:
@@ -83,31 +97,57 @@ def interleaved(engines: dict[str, Callable[[], object]], rounds: int, calls: in
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def section_checker(quick: bool) -> list[dict]:
-    """convspec.check on a 1,000-layer spec against building it and running one forward pass (a dry run)."""
+def _plain_stack() -> dict:
+    """1,000 3x3 convs of 16 channels on 32x32: the cheapest dry run a 1,000-layer spec can have."""
     layers = [{"type": "conv", "out": 16, "kernel": 3, "padding": "same", "act": "relu"} for _ in range(1000)]
-    spec = {"input": {"channels": 16, "size": [32, 32]}, "layers": layers}
+    return {"input": {"channels": 16, "size": [32, 32]}, "layers": layers}
 
-    def dry_run():
-        model = convspec.build(spec)
-        with torch.no_grad():
-            model(torch.zeros(1, 16, 32, 32))
 
-    times = interleaved({"check": lambda: convspec.check(spec), "build + forward": dry_run}, rounds=3 if quick else 7)
-    command = [sys.executable, "-m", "convspec", "check", str(spec_path("resnet34"))]
+def _resnet_1001() -> dict:
+    """ResNet-1001 for CIFAR (He et al. 2016, "Identity Mappings"): 3 stages of 111 bottlenecks, 1,000 convs + a linear."""
+
+    def bottleneck(width: int, out: int, stride: int) -> dict:
+        return {"type": "residual", "act": "relu", "layers": [
+            {"type": "conv", "out": width, "kernel": 1, "norm": "batch", "act": "relu"},
+            {"type": "conv", "out": width, "kernel": 3, "stride": stride, "padding": 1, "norm": "batch", "act": "relu"},
+            {"type": "conv", "out": out, "kernel": 1, "norm": "batch"},
+        ]}  # fmt: skip
+
+    layers: list[dict] = [{"type": "conv", "out": 16, "kernel": 3, "padding": 1, "norm": "batch", "act": "relu"}]
+    for stage, (width, out) in enumerate(((16, 64), (32, 128), (64, 256))):
+        stride = 1 if stage == 0 else 2
+        first = bottleneck(width, out, stride)
+        first["shortcut"] = [{"type": "conv", "out": out, "kernel": 1, "stride": stride, "norm": "batch"}]
+        layers += [first] + [bottleneck(width, out, 1) for _ in range(110)]
+    layers += [{"type": "pool", "op": "avg", "kernel_size": 8}, {"type": "flatten"}, {"type": "linear", "out": 10}]
+    return {"input": {"channels": 3, "size": [32, 32]}, "layers": layers}
+
+
+def section_checker(quick: bool) -> list[dict]:
+    """convspec.check on 1,000-layer specs against building the module and running one forward pass (a dry run)."""
+    rows = []
+    for label, spec in (("1,000 convs, 16 ch, 32x32", _plain_stack()), ("ResNet-1001, 3x32x32", _resnet_1001())):
+        shape = (1, spec["input"]["channels"], *spec["input"]["size"])
+
+        def dry_run(spec=spec, shape=shape):
+            model = convspec.build(spec)
+            with torch.no_grad():
+                model(torch.zeros(shape))
+
+        times = interleaved({"check": lambda spec=spec: convspec.check(spec), "dry run": dry_run}, rounds=3 if quick else 7)
+        rows.append({"spec": label, "check_ms": round(times["check"] * 1e3, 1), "dry_run_ms": round(times["dry run"] * 1e3, 1),
+                     "ratio": round(times["dry run"] / times["check"], 1)})
     import subprocess
 
+    command = [sys.executable, "-m", "convspec", "check", str(spec_path("resnet34"))]
     walls = []
     for _ in range(3 if quick else 7):
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         walls.append(time.perf_counter() - started)
-    return [
-        {"what": "check, 1,000 layers", "median_ms": round(times["check"] * 1e3, 1), "ratio": 1.0},
-        {"what": "build + forward, 1,000 layers", "median_ms": round(times["build + forward"] * 1e3, 1),
-         "ratio": round(times["build + forward"] / times["check"], 1)},
-        {"what": "`convspec check specs/resnet34.yaml` (whole command)", "median_ms": round(statistics.median(walls) * 1e3, 1), "ratio": ""},
-    ]
+    rows.append({"spec": "`convspec check specs/resnet34.yaml` (whole command, wall)", "check_ms": round(statistics.median(walls) * 1e3, 1),
+                 "dry_run_ms": "", "ratio": ""})
+    return rows
 
 
 def _hand_written_resnet18() -> torch.nn.Module:
@@ -260,7 +300,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and specs")
     parser.add_argument("--only", help="comma-separated sections: " + ", ".join(SECTIONS))
     parser.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results.json"))
+    parser.add_argument("--thp", action="store_true",
+                        help="run with THP_MEM_ALLOC_ENABLE=1: torch backs large tensors with huge pages (fewer page faults)")
     args = parser.parse_args()
+    if args.thp and os.environ.get(THP_VARIABLE) != "1":
+        # torch reads the variable once, at its first allocation: start again with it set
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, THP_VARIABLE: "1"})
     chosen = args.only.split(",") if args.only else list(SECTIONS)
     unknown = [name for name in chosen if name not in SECTIONS]
     if unknown:
@@ -270,7 +315,7 @@ def main() -> None:
         "machine": {
             "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), THP_VARIABLE: os.environ.get(THP_VARIABLE, ""), **page_fault_cost(),
         },
         "convspec": convspec.__version__,
         "sections": {},

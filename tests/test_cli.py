@@ -338,6 +338,21 @@ def test_checker_never_imports_torch():
     assert proc.returncode == 0, proc.stderr
 
 
+def test_check_command_never_imports_torch():
+    # the whole `convspec check` command, table and JSON, starts without torch
+    code = (
+        "import sys, atexit\n"
+        "atexit.register(lambda: sys.__stderr__.write('TORCH LOADED' if 'torch' in sys.modules else 'NO TORCH'))\n"
+        "from convspec.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    for extra in ([], ["--format", "json"]):
+        proc = subprocess.run([sys.executable, "-c", code, "check", "specs/resnet34.yaml", *extra],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.endswith("NO TORCH"), proc.stderr[-300:]
+
+
 # ---------------------------------------------------------------- check: folding deep tables
 
 
