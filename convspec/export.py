@@ -259,9 +259,27 @@ def _name_nodes(proto: onnx.ModelProto, layer_paths: set[str]) -> None:
         base = f"{modules[-1]}/{node.op_type}" if modules else node.op_type
         used[base] += 1
         node.name = base if used[base] == 1 else f"{base}_{used[base] - 1}"
-        kept = [p for p in node.metadata_props if p.key not in ("pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node")]
-        del node.metadata_props[:]
-        node.metadata_props.extend(kept)
+        _drop_traces(node)
+        for graph in (a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH):
+            _name_subgraph(graph, node.name)
+
+
+def _name_subgraph(graph: onnx.GraphProto, owner: str) -> None:
+    """Name a control-flow body's nodes under the node that owns it ("dynamic/Scan/Conv")."""
+    used: Counter = Counter()
+    for node in graph.node:
+        base = f"{owner}/{node.op_type}"
+        used[base] += 1
+        node.name = base if used[base] == 1 else f"{base}_{used[base] - 1}"
+        _drop_traces(node)
+        for inner in (a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH):
+            _name_subgraph(inner, node.name)
+
+
+def _drop_traces(node: onnx.NodeProto) -> None:
+    kept = [p for p in node.metadata_props if p.key not in ("pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node")]
+    del node.metadata_props[:]
+    node.metadata_props.extend(kept)
 
 
 def _node_counts(proto: onnx.ModelProto) -> dict[str, int]:

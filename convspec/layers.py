@@ -5,9 +5,9 @@
   wants the last dim first; this is the one place that converts).
 - `DynamicConv`: CondConv / Dynamic Convolution (Chen et al., 2020). K expert
   kernels are mixed per sample by a small attention branch, and each sample is
-  convolved with its own kernel: in eager mode one ordinary conv per sample,
-  and under export (for a dynamic batch) an im2col by a fixed one-hot conv and
-  one batched MatMul. The mixed kernel is always a proper
+  convolved with its own kernel: one ordinary conv per sample, in eager mode
+  as a loop and under export (for a dynamic batch) as torch's scan, which
+  becomes an ONNX Scan. The mixed kernel is always a proper
   (out, in/groups, *kernel_size) weight, never a 5-D tensor handed to conv2d.
 - `ChannelShuffle`: ShuffleNet's channel shuffle, built from reshapes and a
   transpose so it exports to ONNX.
@@ -258,7 +258,7 @@ class DynamicConv(nn.Module):
             x = pad_input(x, self.padding, self.padding_mode)  # (B, C, *S_padded)
             padding = (0,) * self.dims
         if torch.compiler.is_exporting():
-            return self._forward_im2col(x, weight, bias, padding)
+            return self._forward_scan(x, weight, bias, padding)
         return self._forward_per_sample(x, weight, bias, padding)
 
     def _forward_per_sample(self, x: Tensor, weight: Tensor, bias: Tensor | None, padding: Sequence[int]) -> Tensor:
@@ -272,24 +272,22 @@ class DynamicConv(nn.Module):
         ]  # B x (1, out, *S_out)
         return torch.cat(outputs, dim=0)  # (B, out, *S_out)
 
-    def _forward_im2col(self, x: Tensor, weight: Tensor, bias: Tensor | None, padding: Sequence[int]) -> Tensor:
-        # For export with a dynamic batch: ONNX Conv's `group` is a static attribute, so the
-        # batch cannot become groups. Instead gather each position's receptive field with a
-        # fixed one-hot depthwise conv (im2col as a Conv node) and apply every sample's own
-        # kernel with one batched MatMul: the same multiply-adds as a static conv.
-        batch, channels = x.shape[0], self.in_channels
-        taps = math.prod(self.kernel_size)
-        one_hot = torch.eye(taps, dtype=x.dtype, device=x.device).reshape(taps, 1, *self.kernel_size)
-        one_hot = one_hot.repeat(channels, *(1,) * (self.dims + 1))  # (C*taps, 1, *k)
-        columns = _CONV[self.dims](x, one_hot, None, self.stride, padding, self.dilation, channels)  # (B, C*taps, *S_out)
-        spatial = columns.shape[2:]
-        g = self.groups
-        columns = columns.reshape(batch, g, (channels // g) * taps, -1)  # (B, g, C/g*taps, L)
-        kernels = weight.reshape(batch, g, self.out_channels // g, (channels // g) * taps)  # (B, g, out/g, C/g*taps)
-        y = torch.matmul(kernels, columns)  # (B, g, out/g, L)
-        y = y.reshape(batch, self.out_channels, *spatial)  # (B, out, *S_out)
-        if bias is not None:
-            y = y + bias.reshape(batch, self.out_channels, *(1,) * self.dims)
+    def _forward_scan(self, x: Tensor, weight: Tensor, bias: Tensor | None, padding: Sequence[int]) -> Tensor:
+        # For export with a dynamic batch: a Python loop would be unrolled for the example batch,
+        # and ONNX Conv's `group` is a static attribute, so the batch cannot become groups either.
+        # torch's scan exports as one ONNX Scan over the batch whose body is the same per-sample
+        # conv, with the sample's kernel as the Conv's weight input.
+        from torch._higher_order_ops.scan import scan
+
+        conv, stride, dilation, groups = _CONV[self.dims], self.stride, self.dilation, self.groups
+
+        def one_sample(carry: Tensor, sample: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+            x_b, weight_b, *bias_b = sample  # (C, *S), (out, in/g, *k), [(out,)]
+            y = conv(x_b.unsqueeze(0), weight_b, bias_b[0] if bias_b else None, stride, padding, dilation, groups)
+            return carry + 1, y.squeeze(0)  # scan needs a carried state: here, the samples done
+
+        samples = (x, weight) if bias is None else (x, weight, bias)
+        _, y = scan(one_sample, x.new_zeros(()), samples)  # (B, out, *S_out)
         return y
 
     def extra_repr(self) -> str:

@@ -92,7 +92,12 @@ def test_dynamic_conv_exports_with_a_dynamic_batch(tmp_path):
         with torch.no_grad():
             expected = model(x).numpy()
         np.testing.assert_allclose(ort_run(out, x.numpy())[0], expected, rtol=1e-3, atol=1e-4)
-    assert "Conv" in {n.op_type for n in onnx.load(str(out)).graph.node}
+    # one Scan over the batch whose body convolves a sample with its own kernel
+    graph = onnx.load(str(out)).graph
+    (scan,) = [n for n in graph.node if n.op_type == "Scan"]
+    body = next(a.g for a in scan.attribute if a.name == "body")
+    assert scan.name == "dyn/Scan" and "dyn/Scan/Conv" in {n.name for n in body.node}
+    assert not [p for n in body.node for p in n.metadata_props if p.key == "pkg.torch.onnx.stack_trace"]
 
 
 def test_multiple_outputs_are_named_after_the_spec(tmp_path):
@@ -140,6 +145,14 @@ def test_requested_opset_is_honoured(opset, tmp_path):
     model = onnx.load(str(out))
     assert result.opset == opset
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [opset]
+
+
+@pytest.mark.parametrize("opset", [14, 26])
+def test_all_nine_kinds_export_at_the_lowest_and_highest_opset(opset, tmp_path):
+    # the dynamic conv's Scan body is converted along with the main graph
+    result = export_onnx(None, "specs/nine_kinds.yaml", tmp_path / "m.onnx", opset=opset)
+    assert result.opset == opset and all(c.ok for c in result.checks)
+    assert "Scan" in result.node_counts
 
 
 def test_adaptive_pool_with_dynamic_size_is_refused(tmp_path):

@@ -405,21 +405,22 @@ def test_channel_shuffle_extra_repr():
 
 
 @pytest.mark.parametrize(
-    "dims, groups, stride, dilation, padding",
-    [(1, 1, (2,), (1,), ((1, 2),)), (2, 2, (1, 2), (2, 1), ((1, 1), (0, 2))), (3, 3, (1, 1, 2), (1, 2, 1), ((1, 0), (1, 1), (0, 1)))],
+    "dims, groups, stride, dilation, padding, bias",
+    [(1, 1, (2,), (1,), ((1, 2),), False), (2, 2, (1, 2), (2, 1), ((1, 1), (0, 2)), True),
+     (3, 3, (1, 1, 2), (1, 2, 1), ((1, 0), (1, 1), (0, 1)), True)],
 )
-def test_dynamic_conv_export_path_equals_eager(dims, groups, stride, dilation, padding):
-    # the im2col + matmul path used under torch.export must compute what the eager path computes
+def test_dynamic_conv_export_path_equals_eager(dims, groups, stride, dilation, padding, bias):
+    # the scan over the batch used under torch.export must compute what the eager path computes
     torch.manual_seed(0)
-    conv = DynamicConv(dims, 6, 12, (3,) * dims, stride, padding, dilation, groups=groups, experts=3, reduction=2).double()
+    conv = DynamicConv(dims, 6, 12, (3,) * dims, stride, padding, dilation, groups=groups, bias=bias, experts=3, reduction=2).double()
     x = torch.randn(3, 6, *(9,) * dims, dtype=torch.float64)
     weight, bias = conv.mixed_weight(x)
     padded = pad_input(x, padding, "zeros")
     unpadded = (0,) * dims
     eager = conv._forward_per_sample(padded, weight, bias, unpadded)
-    assert torch.allclose(conv._forward_im2col(padded, weight, bias, unpadded), eager, atol=1e-10)
+    assert torch.allclose(conv._forward_scan(padded, weight, bias, unpadded), eager, atol=1e-10)
     # the conv's own padding (used when it is symmetric) gives what padding first gives
     low = tuple(lo for lo, _ in padding)
     padded_low = pad_input(x, [(lo, lo) for lo in low], "zeros")
-    for path in (conv._forward_im2col, conv._forward_per_sample):
+    for path in (conv._forward_scan, conv._forward_per_sample):
         assert torch.allclose(path(x, weight, bias, low), conv._forward_per_sample(padded_low, weight, bias, unpadded), atol=1e-10)
