@@ -263,9 +263,10 @@ def section_dynamic(quick: bool) -> list[dict]:
             options.intra_op_num_threads = torch.get_num_threads()
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        rounds = 3 if quick else 15  # single calls of 20-50 ms: more rounds steady the medians
         with torch.no_grad():
-            eager = interleaved({n: (lambda m=m: m(x)) for n, m in models.items()}, rounds=3 if quick else 7)
-        onnx_times = interleaved({n: (lambda s=s: s.run(None, {"input": x.numpy()})) for n, s in sessions.items()}, rounds=3 if quick else 7)
+            eager = interleaved({n: (lambda m=m: m(x)) for n, m in models.items()}, rounds=rounds)
+        onnx_times = interleaved({n: (lambda s=s: s.run(None, {"input": x.numpy()})) for n, s in sessions.items()}, rounds=rounds)
     for engine, times in (("eager", eager), ("onnxruntime", onnx_times)):
         rows.append({"engine": engine, "static_ms": round(times["static"] * 1e3, 1), "dynamic_ms": round(times["dynamic"] * 1e3, 1),
                      "ratio": round(times["dynamic"] / times["static"], 2)})
