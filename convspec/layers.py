@@ -266,6 +266,8 @@ class DynamicConv(nn.Module):
         # full speed on every sample. Measured against a static conv of the same shape, this stays
         # near its cost, while the batch-as-groups trick (one conv with B*groups groups) was slower.
         conv = _CONV[self.dims]
+        if x.shape[0] == 0:  # an empty batch, as a static conv allows: any one kernel gives the shape
+            return conv(x, self.weight[0], None, self.stride, padding, self.dilation, self.groups)  # (0, out, *S_out)
         outputs = [
             conv(x[b : b + 1], weight[b], bias[b] if bias is not None else None, self.stride, padding, self.dilation, self.groups)
             for b in range(x.shape[0])

@@ -424,3 +424,15 @@ def test_dynamic_conv_export_path_equals_eager(dims, groups, stride, dilation, p
     padded_low = pad_input(x, [(lo, lo) for lo in low], "zeros")
     for path in (conv._forward_scan, conv._forward_per_sample):
         assert torch.allclose(path(x, weight, bias, low), conv._forward_per_sample(padded_low, weight, bias, unpadded), atol=1e-10)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_dynamic_conv_takes_an_empty_batch_like_a_static_conv(dims):
+    conv = DynamicConv(dims, 4, 6, (3,) * dims, (2,) * dims, ((1, 1),) * dims, (1,) * dims, experts=2)
+    static = getattr(torch.nn, f"Conv{dims}d")(4, 6, 3, stride=2, padding=1)
+    x = torch.zeros(0, 4, *(9,) * dims)
+    assert conv(x).shape == static(x).shape == (0, 6, *(5,) * dims)
+    # the empty output still takes part in autograd
+    x.requires_grad_(True)
+    conv(x).sum().backward()
+    assert x.grad.shape == x.shape
