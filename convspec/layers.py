@@ -103,6 +103,24 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
+def _conv_own_padding(pads: Sequence[tuple[int, int]], mode: str) -> tuple[int, ...] | None:
+    """The per-dim padding a conv can apply itself (zeros, low == high), or None when `pad_input` must.
+
+    Left to the conv, padding costs nothing extra; padding first writes a whole padded copy of the
+    input (for a large map, a fresh allocation and its page faults).
+    """
+    if mode != "zeros" or any(lo != hi for lo, hi in pads):
+        return None
+    return tuple(lo for lo, _ in pads)
+
+
+def _padded_for_conv(x: Tensor, pads: Sequence[tuple[int, int]], mode: str, own: tuple[int, ...] | None) -> tuple[Tensor, tuple[int, ...]]:
+    """`x` and the padding to hand the conv: `own` (from `_conv_own_padding`) if there is one, else `x` padded."""
+    if own is not None:
+        return x, own
+    return pad_input(x, pads, mode), (0,) * len(pads)
+
+
 def _per_dim(name: str, value: int | Sequence[int], dims: int, minimum: int) -> tuple[int, ...]:
     """An int (same for every dim) or one int per spatial dim, each >= minimum."""
     values = (value,) * dims if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
@@ -193,9 +211,7 @@ class DynamicConv(nn.Module):
         self.experts = experts
         self.reduction = reduction
         self.temperature = float(temperature)
-        # Zero padding the same on both sides is left to the conv, which pads without a padded copy.
-        symmetric = all(lo == hi for lo, hi in self.padding)
-        self._conv_padding = tuple(lo for lo, _ in self.padding) if symmetric and padding_mode == "zeros" else None
+        self._conv_padding = _conv_own_padding(self.padding, padding_mode)
 
         self.weight = nn.Parameter(torch.empty(experts, out_channels, in_channels // groups, *self.kernel_size))
         if bias:
@@ -253,10 +269,7 @@ class DynamicConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         weight, bias = self.mixed_weight(x)  # (B, out, in/g, *k), (B, out)
-        padding = self._conv_padding
-        if padding is None:
-            x = pad_input(x, self.padding, self.padding_mode)  # (B, C, *S_padded)
-            padding = (0,) * self.dims
+        x, padding = _padded_for_conv(x, self.padding, self.padding_mode, self._conv_padding)
         if torch.compiler.is_exporting():
             return self._forward_scan(x, weight, bias, padding)
         return self._forward_per_sample(x, weight, bias, padding)
@@ -484,9 +497,7 @@ class FixedConv(nn.Module):
             self.register_buffer("weight", weight)
         self.dims, self.stride, self.dilation, self.groups = g.dims, g.stride, g.dilation, g.groups
         self.padding, self.padding_mode = g.padding, g.padding_mode
-        # Zero padding the same on both sides is left to the conv: padding first would write a
-        # whole padded copy of the input (for a large map, a fresh allocation and its page faults).
-        self.conv_padding = g.symmetric_padding if g.padding_mode == "zeros" else None
+        self._conv_padding = _conv_own_padding(g.padding, g.padding_mode)
         # `passes`: the checker found the frozen kernel to be an outer product of 1-D kernels
         # (gaussian, box) wide enough to gain: run one 1-D pass per dim, k + k multiply-adds, not k * k.
         self.passes = len(passes) if passes else 0
@@ -498,10 +509,7 @@ class FixedConv(nn.Module):
             self.register_buffer(f"pass{axis}", one_d.repeat(g.out_channels, 1, *[1] * self.dims), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        padding = self.conv_padding
-        if padding is None:
-            x = pad_input(x, self.padding, self.padding_mode)
-            padding = (0,) * self.dims
+        x, padding = _padded_for_conv(x, self.padding, self.padding_mode, self._conv_padding)
         if not self.passes:
             return _CONV[self.dims](x, self.weight, None, self.stride, padding, self.dilation, self.groups)
         for axis in range(self.dims):
