@@ -33,6 +33,7 @@ REFERENCES = [
     Reference("shufflenet_v2_x1_0", 2_278_604, 0.145, (160, 192)),
     Reference("squeezenet1_1", 1_235_496, None, (192,)),
     Reference("mobilenet_v1", 4_231_976, 0.569, (160,)),
+    Reference("mobilenet_v2", 3_504_872, 0.30, (160,)),
 ]
 IDS = [r.spec for r in REFERENCES]
 
@@ -175,3 +176,20 @@ def test_mobilenet_v1_has_13_separable_blocks_without_conv_biases(models):
     assert [s.output_shape[2] for s in separables] == [112, 56, 56, 28, 28, 14, 14, 14, 14, 14, 14, 7, 7]
     convs = [m for m in models["mobilenet_v1"].modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 27 and all(conv.bias is None for conv in convs)
+
+
+def test_mobilenet_v2_adds_the_input_back_only_at_stride_1_with_the_same_channels(models):
+    report = convspec.check(SPECS / "mobilenet_v2.yaml")
+    residuals = [layer for layer in report.walk() if layer.type == "residual"]
+    assert len(residuals) == 17 - 7  # each stage's first block changes the size or the channels
+    assert all(r.input_shapes[0] == r.output_shape for r in residuals)
+    # expansion 6 everywhere but the first stage, which has no expansion conv
+    expands = [layer for layer in report.walk() if layer.name == "expand"]
+    assert len(expands) == 16
+    assert all(e.output_shape[1] == 6 * e.input_shapes[0][1] for e in expands)
+    assert [layer.output_shape[1:] for layer in report.layers[1:9]] == [
+        (16, 112, 112), (24, 56, 56), (32, 28, 28), (64, 14, 14), (96, 14, 14), (160, 7, 7), (320, 7, 7), (1280, 7, 7)]
+    model = models["mobilenet_v2"]
+    assert isinstance(model.get_submodule("stage2.0.block.depthwise.act"), torch.nn.ReLU6)
+    assert not hasattr(model.get_submodule("stage2.1.block.project"), "act")  # the projection is linear
+
