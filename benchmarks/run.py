@@ -34,7 +34,7 @@ from convspec.export import export_onnx  # noqa: E402
 
 THP_VARIABLE = "THP_MEM_ALLOC_ENABLE"
 EXAMPLE_SPECS = ["small_cnn", "resnet_small", "unet_small", "nine_kinds", "conv1d_audio", "conv3d_video"]
-ARCHITECTURES = ["resnet34", "resnext50_32x4d", "shufflenet_v2_x1_0", "squeezenet1_1", "mobilenet_v1"]
+ARCHITECTURES = ["resnet34", "resnext50_32x4d", "shufflenet_v2_x1_0", "squeezenet1_1", "mobilenet_v1", "mobilenet_v2"]
 
 
 def spec_path(name: str) -> Path:
@@ -227,7 +227,7 @@ def section_fixed(quick: bool) -> list[dict]:
 def section_memory_format(quick: bool) -> list[dict]:
     """Eager NCHW against channels_last per example spec, batch 8: which specs gain."""
     rows = []
-    names = ["mobilenet_v1", "shufflenet_v2_x1_0", "resnet_small", "nine_kinds", "unet_small"]
+    names = ["mobilenet_v1", "mobilenet_v2", "shufflenet_v2_x1_0", "resnet_small", "nine_kinds", "unet_small"]
     if quick:
         names = names[:2]
     for name in names:
