@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .errors import BudgetError, ConvspecError, ExportError, InputError, Problem, SpecError
 from .schema import Spec, json_schema, load
-from .shapes import Report, check
+from .shapes import Report
+from .trace import check
 
 if TYPE_CHECKING:  # torch is imported only when a model is built
     from .builder import build, load_checkpoint, save_checkpoint

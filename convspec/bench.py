@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from .export import _example_shape, export_onnx
-from .shapes import check_spec, load_and_check
+from .shapes import Report
+from .trace import check_spec, load_and_check
 
 
 @dataclass
@@ -79,22 +80,30 @@ def bench(
     block_seconds: float = 0.2,
     input_shape: tuple[int, ...] | None = None,
     seed: int = 0,
+    report: Report | None = None,
 ) -> BenchResult:
-    """Latency of the built model in eager (NCHW, channels_last) and of its ONNX in onnxruntime."""
+    """Latency of the built model in eager (NCHW, channels_last) and of its ONNX in onnxruntime.
+
+    `report`, the spec's checked report where the caller has one, saves loading and tracing it again.
+    """
     from .builder import build_from_report, to_memory_format
 
-    report = load_and_check(spec, input_shape, require_size=False)
+    if report is None:
+        report = load_and_check(spec, input_shape, require_size=False)
     report.raise_for_errors()
     parsed = report.spec
     threads = threads or torch.get_num_threads()
     example = _example_shape(parsed, input_shape)
-    per_sample = check_spec(parsed, (1, *example[1:])).total_macs
+    if tuple(report.input_shape[1:]) == tuple(example[1:]):
+        per_sample = report.total_macs // report.input_shape[0]  # MACs grow linearly with the batch
+    else:
+        per_sample = check_spec(parsed, (1, *example[1:])).total_macs
     model = build_from_report(report, seed=seed, memory_format="contiguous").eval()  # the baseline: NCHW
     timings: list[EngineTiming] = []
     with tempfile.TemporaryDirectory() as folder, _torch_threads(threads), torch.inference_mode():
         onnx_path = Path(folder) / "model.onnx"
         with torch.inference_mode(False):
-            export_onnx(model, parsed, onnx_path, input_shape=input_shape, verify=True)
+            export_onnx(model, parsed, onnx_path, input_shape=input_shape, verify=True, report=report)
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import BudgetError, Problem
+from .kinds import registry
 from .shapes import LayerReport, Report
 from .source import layer_label
 
@@ -45,17 +46,9 @@ class MemoryEstimate:
 
 
 def _weight_values(layer: LayerReport) -> int:
-    """Parameters plus the buffers the builder creates (fixed kernels, BatchNorm statistics)."""
-    values = layer.params
-    if layer.type == "fixed" and layer.params == 0:
-        geometry = layer.resolved.get("geometry")
-        if geometry is not None:  # a frozen kernel: a buffer of the full weight shape
-            values += geometry.out_channels * (geometry.in_channels // geometry.groups) * math.prod(geometry.kernel_size)
-    model = layer.layer
-    norms = [getattr(model, "norm", None), getattr(model, "kind", None) if layer.type == "norm" else None]
-    if "batch" in norms and layer.output_shape is not None and layer.output_shape[1] is not None:
-        values += 2 * layer.output_shape[1]  # running mean and variance
-    return values
+    """Parameters plus the buffers its kind says the module holds (fixed kernels, BatchNorm statistics)."""
+    kind = registry.get(layer.type)
+    return layer.params + (kind.buffers(layer) if kind is not None and layer.plan is not None else 0)
 
 
 def estimate_memory(report: Report) -> MemoryEstimate:

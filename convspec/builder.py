@@ -1,41 +1,46 @@
-"""Spec -> nn.Module. A pure function of the spec: one builder per layer kind in a plain dict.
+"""Plan -> nn.Module. A pure function of the checked report: one builder per layer kind.
 
-Channel counts, padding and every other derived number come from the checker's
-`LayerReport`s (one formula, one place); a builder only chooses the torch module.
-Child modules carry the spec's layer names, so state_dict keys follow the spec.
+Each kind's builder (named in its `kinds.Kind` declaration) reads the frozen plan its
+shape rule made (`plans.py`) and chooses torch modules; it computes no shapes and never
+reads the pydantic layer. Child modules carry the spec's layer names, so state_dict keys
+follow the spec.
+
+Modules are made on the meta device and then given memory and initialised in one pass
+(`initialize`): with a seed, from a local `torch.Generator`, so a seeded build is the
+same in any thread and leaves torch's global random state alone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from . import kernels
-from ._version import __version__
-from .errors import BudgetError, InputError, Problem, SpecError, first_line
 from .budget import enforce_budget
-from .fileio import atomic_write
+from .errors import BudgetError, first_line
 from .graph import Add, Concat, Graph, Network, Residual
-from .layers import AdaptivePool, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv
-from .schema import Init, Spec, load
-from .shapes import ConvGeometry, LayerReport, Report, load_and_check
+from .kinds import registry
+from .layers import AdaptivePool, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv, conv_norm_act
+from .plans import (
+    ActPlan, AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, FixedPlan, GlobalPoolPlan, InitPlan, JoinPlan,
+    LinearPlan, NormPlan, PoolPlan, SeparablePlan, ShufflePlan, SplitPlan, UpsamplePlan,
+)  # fmt: skip
+from .schema import Init
+from .shapes import LayerReport, Report
+from .trace import load_and_check
 
-_POOL = {
-    ("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("max", 3): nn.MaxPool3d,
-    ("avg", 1): nn.AvgPool1d, ("avg", 2): nn.AvgPool2d, ("avg", 3): nn.AvgPool3d,
-}  # fmt: skip
-_ADAPTIVE_POOL = {
-    ("max", 1): nn.AdaptiveMaxPool1d, ("max", 2): nn.AdaptiveMaxPool2d, ("max", 3): nn.AdaptiveMaxPool3d,
-    ("avg", 1): nn.AdaptiveAvgPool1d, ("avg", 2): nn.AdaptiveAvgPool2d, ("avg", 3): nn.AdaptiveAvgPool3d,
-}  # fmt: skip
-_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-_INSTANCE_NORM = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+_POOL = {"max": (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), "avg": (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)}
+_GLOBAL_POOL = {
+    "max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
+    "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d),
+}
+_BATCH_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_INSTANCE_NORM = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 
 ACTIVATIONS: dict[str, Callable[[float | None], nn.Module]] = {
     "relu": lambda slope: nn.ReLU(),
@@ -50,32 +55,31 @@ ACTIVATIONS: dict[str, Callable[[float | None], nn.Module]] = {
 }
 
 
-def make_act(name: str | None, negative_slope: float | None = None) -> nn.Module | None:
-    return None if name is None else ACTIVATIONS[name](negative_slope)
+def make_act(plan: ActPlan | None) -> nn.Module | None:
+    return None if plan is None else ACTIVATIONS[plan.fn](plan.negative_slope)
 
 
-def make_norm(kind: str | None, channels: int, dims: int, groups: int | None = None, flat: bool = False) -> nn.Module | None:
-    """The norm for `channels` features; flat input (B, F) gets the 1-D / feature-wise form."""
-    if kind is None:
+def make_norm(plan: NormPlan | None) -> nn.Module | None:
+    """The norm of `plan`; flat input (B, F) gets the 1-D / feature-wise form."""
+    if plan is None:
         return None
+    kind, channels, dims = plan.kind, plan.channels, plan.dims
     if kind == "batch":
-        return nn.BatchNorm1d(channels) if flat else _BATCH_NORM[dims](channels)
+        return nn.BatchNorm1d(channels) if plan.flat else _BATCH_NORM[dims - 1](channels)
     if kind == "instance":
-        return _INSTANCE_NORM[dims](channels)
+        return _INSTANCE_NORM[dims - 1](channels)
     if kind == "group":
-        return nn.GroupNorm(groups, channels)
+        return nn.GroupNorm(plan.groups, channels)
     if kind == "layer":
         # over channels at each position (as ConvNeXt's LayerNorm2d); on flat input, over features
-        return nn.LayerNorm(channels) if flat else ChannelLayerNorm(channels)
+        return nn.LayerNorm(channels) if plan.flat else ChannelLayerNorm(channels)
     raise ValueError(f"unknown norm {kind!r}")
 
 
-# ---------------------------------------------------------------- initialisers
+# ---------------------------------------------------------------- initialisation
 
 
-_NAMED_INITS: dict[str, Callable[[torch.Tensor], Any]] = {
-    "zeros": nn.init.zeros_,
-    "ones": nn.init.ones_,
+_NAMED_INITS: dict[str, Callable[..., Any]] = {
     "kaiming_normal": nn.init.kaiming_normal_,
     "kaiming_uniform": nn.init.kaiming_uniform_,
     "xavier_normal": nn.init.xavier_normal_,
@@ -85,18 +89,25 @@ _NAMED_INITS: dict[str, Callable[[torch.Tensor], Any]] = {
 
 
 @torch.no_grad()
-def apply_init(tensor: torch.Tensor, init: Init | None, dims: int) -> None:
-    """Set `tensor` in place as `init` says (the checker has already matched shapes)."""
+def apply_init(tensor: torch.Tensor, init: Init | None, dims: int, generator: torch.Generator | None = None) -> None:
+    """Set `tensor` in place as the spec's `init` says (the checker has already matched shapes).
+
+    Random initialisers draw from `generator` (torch's global generator when None).
+    """
     if init is None or init.kind == "default":
         return
     if init.kind in _NAMED_INITS:
-        _NAMED_INITS[init.kind](tensor)
+        _NAMED_INITS[init.kind](tensor, generator=generator)
+    elif init.kind == "zeros":
+        nn.init.zeros_(tensor)
+    elif init.kind == "ones":
+        nn.init.ones_(tensor)
     elif init.kind == "constant":
         nn.init.constant_(tensor, init.args[0])
     elif init.kind == "uniform":
-        nn.init.uniform_(tensor, *init.args)
+        nn.init.uniform_(tensor, *init.args, generator=generator)
     elif init.kind == "normal":
-        nn.init.normal_(tensor, *init.args)
+        nn.init.normal_(tensor, *init.args, generator=generator)
     elif init.kind == "filter":
         args = init.filter or {}
         values = kernels.make_filter(args["filter"], dims, args.get("kernel_size"), args.get("sigma"))
@@ -107,57 +118,81 @@ def apply_init(tensor: torch.Tensor, init: Init | None, dims: int) -> None:
         raise ValueError(f"unknown initialiser {init.kind!r}")
 
 
-def _init_conv(weight: torch.Tensor, bias: torch.Tensor | None, model: Any, dims: int) -> None:
-    init = getattr(model, "init", None)
-    if init is None:
-        return
-    apply_init(weight, init.weight, dims)
-    if bias is not None:
-        apply_init(bias, init.bias, dims)
+@torch.no_grad()
+def _default_init(model: nn.Module, generator: torch.Generator | None) -> None:
+    """Every module's own initialisation, as torch's `reset_parameters`, drawing from `generator`."""
+    for module in model.modules():
+        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+            # nn.ConvNd / nn.Linear.reset_parameters, with the generator passed through
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+            if module.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+        elif isinstance(module, DynamicConv):
+            module.reset_parameters(generator)
+        elif hasattr(module, "reset_parameters"):  # norms, fixed kernels: nothing random
+            module.reset_parameters()
+        elif any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False)):
+            raise TypeError(f"{type(module).__name__} holds tensors but has no reset_parameters(); convspec cannot initialise it")
 
 
-def _freeze(module: nn.Module, model: Any) -> nn.Module:
-    if not getattr(model, "trainable", True):
+@dataclass
+class BuildContext:
+    """One build: the spatial dims, and the spec's `init:` entries, applied once the weights have memory."""
+
+    dims: int
+    inits: list[Callable[[torch.Generator | None], None]] = field(default_factory=list)
+
+    def nodes(self, reports: list[LayerReport]) -> list[tuple[str, nn.Module, list[str]]]:
+        """(name, module, sources) for each layer of a list, as `Graph` takes them."""
+        return [(r.name, build_layer(r, self), r.sources) for r in reports]
+
+    def init_later(self, tensor_of: Callable[[], torch.Tensor | None], init: Init | None) -> None:
+        if init is not None:
+            self.inits.append(lambda generator: _init_if_present(tensor_of(), init, self.dims, generator))
+
+
+def _init_if_present(tensor: torch.Tensor | None, init: Init, dims: int, generator: torch.Generator | None) -> None:
+    if tensor is not None:
+        apply_init(tensor, init, dims, generator)
+
+
+def _init_conv_later(ctx: BuildContext, conv: nn.Module, init: InitPlan | None) -> None:
+    if init is not None:
+        ctx.init_later(lambda: conv.weight, init.weight)
+        ctx.init_later(lambda: conv.bias, init.bias)
+
+
+def _freeze(module: nn.Module, trainable: bool) -> nn.Module:
+    if not trainable:
         module.requires_grad_(False)
     return module
 
 
-# ---------------------------------------------------------------- builders, one per kind
+def build_layer(report: LayerReport, ctx: BuildContext) -> nn.Module:
+    """The module of one checked layer, by its kind's builder."""
+    return registry[report.type].resolve_builder()(report.plan, report, ctx)
 
 
-def _conv_module(geometry: ConvGeometry, norm: str | None, norm_groups: int | None, act: str | None) -> ConvNormAct:
-    return ConvNormAct(
-        geometry,
-        norm=make_norm(norm, geometry.out_channels, geometry.dims, norm_groups),
-        act=make_act(act),
-    )
+# ---------------------------------------------------------------- builders, one per kind family
 
 
-def _build_conv(report: LayerReport, dims: int) -> nn.Module:
-    model = report.layer
-    module = _conv_module(report.resolved["geometry"], model.norm, model.norm_groups, model.act)
-    _init_conv(module.weight, module.bias, model, dims)
-    return _freeze(module, model)
+def build_conv(plan: ConvPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    module = conv_norm_act(plan.geometry, make_norm(plan.norm), make_act(plan.act))
+    _init_conv_later(ctx, module.conv, plan.init)
+    return _freeze(module, plan.trainable)
 
 
-def _build_separable(report: LayerReport, dims: int) -> nn.Module:
-    model = report.layer
-    inner = model.depthwise
-    block = nn.Module()
-    block.depthwise = _conv_module(
-        report.resolved["depthwise"], inner.norm if inner else None, inner.norm_groups if inner else None, inner.act if inner else None
-    )
-    block.pointwise = _conv_module(report.resolved["pointwise"], model.norm, model.norm_groups, model.act)
-    if model.init is not None:  # named initialisers apply to both stages' weights
-        for stage in (block.depthwise, block.pointwise):
-            apply_init(stage.weight, model.init.weight, dims)
-            if stage.bias is not None:
-                apply_init(stage.bias, model.init.bias, dims)
-    return _freeze(Separable(block.depthwise, block.pointwise), model)
+def build_separable(plan: SeparablePlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    stages = [conv_norm_act(p.geometry, make_norm(p.norm), make_act(p.act)) for p in (plan.depthwise, plan.pointwise)]
+    for stage in stages:  # named initialisers apply to both stages' weights
+        _init_conv_later(ctx, stage.conv, plan.init)
+    return _freeze(Separable(*stages), plan.trainable)
 
 
 class Separable(nn.Sequential):
-    """Depthwise then pointwise; children `depthwise` and `pointwise`."""
+    """Depthwise then pointwise; children `depthwise` and `pointwise`, each a `ConvNormAct`."""
 
     def __init__(self, depthwise: nn.Module, pointwise: nn.Module):
         super().__init__()
@@ -165,144 +200,123 @@ class Separable(nn.Sequential):
         self.pointwise = pointwise
 
 
-def _build_dynamic(report: LayerReport, dims: int) -> nn.Module:
-    model = report.layer
-    g: ConvGeometry = report.resolved["geometry"]
+def build_dynamic(plan: DynamicPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    g = plan.geometry
     conv = DynamicConv(
-        dims, g.in_channels, g.out_channels, g.kernel_size, g.stride, g.padding, g.dilation, g.groups, g.bias,
-        g.padding_mode, model.experts, model.reduction, model.temperature,
+        g.dims, g.in_channels, g.out_channels, g.kernel_size, g.stride, g.padding, g.dilation, g.groups, g.bias,
+        g.padding_mode, plan.experts, plan.reduction, plan.temperature,
     )
-    if model.init is not None:
-        for expert in range(model.experts):  # each expert initialised like a conv of its own
-            apply_init(conv.weight[expert], model.init.weight, dims)
-            if conv.bias is not None:
-                apply_init(conv.bias[expert], model.init.bias, dims)
-    norm, act = make_norm(model.norm, g.out_channels, dims, model.norm_groups), make_act(model.act)
-    module = conv if norm is None and act is None else DynamicNormAct(conv, norm, act)
-    return _freeze(module, model)
+    if plan.init is not None:
+        for expert in range(plan.experts):  # each expert initialised like a conv of its own
+            ctx.init_later(lambda e=expert: conv.weight[e], plan.init.weight)
+            ctx.init_later(lambda e=expert: conv.bias[e] if conv.bias is not None else None, plan.init.bias)
+    return _freeze(ConvNormAct(conv, make_norm(plan.norm), make_act(plan.act)), plan.trainable)
 
 
-class DynamicNormAct(nn.Sequential):
-    """A dynamic conv followed by its norm and activation (children `conv`, `norm`, `act`)."""
-
-    def __init__(self, conv: nn.Module, norm: nn.Module | None, act: nn.Module | None):
-        super().__init__()
-        self.conv = conv
-        if norm is not None:
-            self.norm = norm
-        if act is not None:
-            self.act = act
+def build_fixed(plan: FixedPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return FixedConv(plan.geometry, plan.kernel, trainable=plan.trainable, passes=plan.passes)
 
 
-def _build_fixed(report: LayerReport, dims: int) -> nn.Module:
-    model = report.layer
-    r = report.resolved
-    return FixedConv(r["geometry"], r["kernel"], trainable=model.trainable, passes=r["passes"])
+def build_norm(plan: NormPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return make_norm(plan)
 
 
-def _build_norm(report: LayerReport, dims: int) -> nn.Module:
-    model = report.layer
-    flat = len(report.input_shapes[0]) == 2
-    return make_norm(model.kind, report.resolved["channels"], dims, model.groups, flat=flat)
+def build_act(plan: ActPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return make_act(plan)
 
 
-def _build_pool(report: LayerReport, dims: int) -> nn.Module:
-    model, r = report.layer, report.resolved
-    return _POOL[model.op, dims](r["kernel_size"], r["stride"], r["padding"], ceil_mode=model.ceil_mode)
+def build_pool(plan: PoolPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return _POOL[plan.op][plan.dims - 1](plan.kernel_size, plan.stride, plan.padding, ceil_mode=plan.ceil_mode)
 
 
-def _build_upsample(report: LayerReport, dims: int) -> nn.Module:
-    model, r = report.layer, report.resolved
-    if r["size"] is not None:
-        return nn.Upsample(size=tuple(r["size"]), mode=model.mode, align_corners=model.align_corners)
-    return nn.Upsample(scale_factor=tuple(float(s) for s in r["scale"]), mode=model.mode, align_corners=model.align_corners)
+def build_adaptive_pool(plan: AdaptivePoolPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return AdaptivePool(plan.op, plan.size)
 
 
-def _build_linear(report: LayerReport, dims: int) -> nn.Module:
-    model = report.layer
-    module = nn.Linear(report.resolved["in_features"], model.out_features, bias=model.bias)
-    _init_conv(module.weight, module.bias, model, dims)
-    return _freeze(module, model)
+def build_global_pool(plan: GlobalPoolPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return _GLOBAL_POOL[plan.op][plan.dims - 1](1)
 
 
-def _build_residual(report: LayerReport, dims: int) -> nn.Module:
-    model = report.layer
-    main = [c for c in report.children if c.name != "shortcut" or c.layer is not None]
-    shortcut_report = next((c for c in report.children if c.name == "shortcut" and c.layer is None), None)
-    shortcut = Graph(_build_nodes(shortcut_report.children, dims)) if shortcut_report else None
-    return Residual(_build_nodes(main, dims), shortcut, make_act(model.act))
+def build_upsample(plan: UpsamplePlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    if plan.size is not None:
+        return nn.Upsample(size=plan.size, mode=plan.mode, align_corners=plan.align_corners)
+    return nn.Upsample(scale_factor=plan.scale, mode=plan.mode, align_corners=plan.align_corners)
 
 
-def _build_repeat(report: LayerReport, dims: int) -> nn.Module:
-    return nn.Sequential(*(Graph(_build_nodes(copy.children, dims)) for copy in report.children))
+def build_shuffle(plan: ShufflePlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return ChannelShuffle(plan.groups)
 
 
-BUILDERS: dict[str, Callable[[LayerReport, int], nn.Module]] = {
-    "conv": _build_conv,
-    "pointwise": _build_conv,
-    "asymmetric": _build_conv,
-    "dilated": _build_conv,
-    "depthwise": _build_conv,
-    "group": _build_conv,
-    "separable": _build_separable,
-    "transposed": _build_conv,
-    "dynamic": _build_dynamic,
-    "fixed": _build_fixed,
-    "norm": _build_norm,
-    "act": lambda r, dims: make_act(r.layer.fn, r.layer.negative_slope),
-    "pool": _build_pool,
-    "adaptive_pool": lambda r, dims: AdaptivePool(r.layer.op, r.resolved["size"]),
-    "global_pool": lambda r, dims: _ADAPTIVE_POOL[r.layer.op, dims](1),
-    "upsample": _build_upsample,
-    "shuffle": lambda r, dims: ChannelShuffle(r.layer.groups),
-    "split": lambda r, dims: ChannelSplit(r.resolved["sizes"]),
-    "dropout": lambda r, dims: nn.Dropout(r.layer.p),
-    "flatten": lambda r, dims: nn.Flatten(1),
-    "linear": _build_linear,
-    "identity": lambda r, dims: nn.Identity(),
-    "add": lambda r, dims: Add(make_act(r.layer.act)),
-    "concat": lambda r, dims: Concat(),
-    "residual": _build_residual,
-    "repeat": _build_repeat,
-    "block": lambda r, dims: Graph(_build_nodes(r.children, dims)),
-}
+def build_split(plan: SplitPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return ChannelSplit(plan.sizes)
 
 
-def _build_nodes(reports: list[LayerReport], dims: int) -> list[tuple[str, nn.Module, list[str]]]:
-    return [(r.name, BUILDERS[r.type](r, dims), r.sources) for r in reports]
+def build_dropout(plan: DropoutPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return nn.Dropout(plan.p)
+
+
+def build_flatten(plan: Any, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return nn.Flatten(1)
+
+
+def build_identity(plan: Any, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return nn.Identity()
+
+
+def build_linear(plan: LinearPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    module = nn.Linear(plan.in_features, plan.out_features, bias=plan.bias)
+    _init_conv_later(ctx, module, plan.init)
+    return _freeze(module, plan.trainable)
+
+
+def build_join(plan: JoinPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return Add(make_act(plan.act)) if plan.op == "add" else Concat()
+
+
+def build_residual(plan: ContainerPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    main = [c for c in report.children if c.role != "shortcut"]
+    shortcut = next((c for c in report.children if c.role == "shortcut"), None)
+    return Residual(ctx.nodes(main), Graph(ctx.nodes(shortcut.children)) if shortcut else None, make_act(plan.act))
+
+
+def build_repeat(plan: ContainerPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return nn.Sequential(*(Graph(ctx.nodes(copy.children)) for copy in report.children))
+
+
+def build_block(plan: ContainerPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    return Graph(ctx.nodes(report.children))
 
 
 # ---------------------------------------------------------------- the API
 
 
-@contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    """Seed torch's RNG for the build only; the caller's RNG state is restored after."""
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
 def build_from_report(
     report: Report, seed: int | None = None, max_memory: int | None = None, memory_format: str | None = None
 ) -> nn.Module:
-    """The module for an already checked spec; refused (BudgetError) before allocation if it would not fit in memory."""
+    """The module for an already checked spec; refused (BudgetError) before allocation if it would not fit in memory.
+
+    With `seed`, weights come from a local generator seeded with it: the same in every call and
+    thread, and torch's global random state is left as it was. Without, from torch's global RNG.
+    """
     report.raise_for_errors()
     enforce_budget(report, max_memory)
     spec = report.spec
     memory_format = memory_format or spec.memory_format
     layout = {4: torch.channels_last, 5: torch.channels_last_3d}.get(spec.dims + 2) if memory_format == "channels_last" else None
+    ctx = BuildContext(spec.dims)
+    with torch.device("meta"):  # structure first; memory and values below, in one pass
+        model = Network(ctx.nodes(report.layers), spec.output_names, layout)
     try:
-        with _seeded(seed):
-            model = Network(_build_nodes(report.layers, spec.dims), spec.output_names, layout)
+        model.to_empty(device="cpu")
     except (MemoryError, RuntimeError) as err:
         if isinstance(err, RuntimeError) and "allocate" not in str(err):
             raise
         # over a raised --max-memory, or the machine changed since the estimate
         raise BudgetError(f"the machine could not allocate the network's weights ({first_line(err, 200)}); lower the sizes in the spec") from None
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    _default_init(model, generator)
+    for init in ctx.inits:
+        init(generator)
     if layout is not None:
         to_memory_format(model, layout, spec.dims + 2)
     return model
@@ -330,96 +344,11 @@ def build(
 
     Raises SpecError with every problem if the spec is invalid, and BudgetError if its
     weights and activations (estimated by arithmetic) exceed `max_memory` bytes (default:
-    half the memory available). With `seed`, the weights are the same on every call
-    (torch's global RNG is left as it was).
+    half the memory available). With `seed`, the weights are the same on every call and in
+    every thread (a local generator; torch's global RNG is left as it was).
     """
     report = load_and_check(spec, input_shape, require_size=False)
     return build_from_report(report, seed, max_memory, memory_format)
-
-
-# ---------------------------------------------------------------- checkpoints
-
-CHECKPOINT_FORMAT = "convspec-checkpoint/1"
-
-
-def spec_text(spec: Spec) -> str:
-    """The spec as YAML text: its original text where it came from one."""
-    if spec.source.text is not None:
-        return spec.source.text
-    import yaml
-
-    data = spec.source.data if spec.source.data is not None else spec.model_dump(by_alias=True, exclude_none=True, warnings=False)
-    return yaml.safe_dump(data, sort_keys=False)
-
-
-def save_checkpoint(
-    model: nn.Module, spec: Any, path: str | Path, *, force: bool = False, input_shape: tuple[int, ...] | None = None
-) -> Path:
-    """Save the spec's text and the model's state_dict together, atomically (with the input shape built for, if any)."""
-    parsed = load(spec)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "convspec_version": __version__,
-        "spec_name": parsed.name,
-        "input_shape": list(input_shape) if input_shape else None,  # needed again to rebuild a spec without input.size
-        "spec_text": spec_text(parsed),
-        "state_dict": model.state_dict(),
-    }
-    return atomic_write(path, lambda f: torch.save(payload, f), force=force)
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """A checkpoint's contents, loaded with weights_only=True (no arbitrary objects unpickled)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad or unsafe file
-        raise InputError(f"{path}: not a readable convspec checkpoint ({type(err).__name__}: {first_line(err)})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a convspec checkpoint (made by `convspec build -o`); for a bare state_dict use --weights")
-    return payload
-
-
-def load_checkpoint(path: str | Path) -> nn.Module:
-    """Rebuild the model saved by `save_checkpoint` / `convspec build -o`, with its weights."""
-    payload = read_checkpoint(path)
-    spec = load(payload["spec_text"])
-    if spec.name is None:
-        spec.name = payload.get("spec_name")
-    shape = payload.get("input_shape")
-    model = build(spec, input_shape=tuple(shape) if shape else None)
-    load_weights(model, payload["state_dict"], str(path))
-    return model
-
-
-def load_weights(model: nn.Module, state_dict: dict, origin: str) -> None:
-    """load_state_dict with a report of every missing, unexpected or mis-shaped key."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [
-        f"{k}: file {list(state_dict[k].shape)}, spec {list(own[k].shape)}"
-        for k in own
-        if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or mismatched:
-        lines = []
-        if missing:
-            lines.append(f"missing keys ({len(missing)}): {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
-        if unexpected:
-            lines.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:10])}{' ...' if len(unexpected) > 10 else ''}")
-        if mismatched:
-            lines.append(f"shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:10])}")
-        raise InputError([Problem(f"the weights do not fit the spec: {line}", _origin(origin)) for line in lines])
-    model.load_state_dict(state_dict)
-
-
-def _origin(origin: str):
-    from .errors import Location
-
-    return Location(origin)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -429,5 +358,13 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
-__all__ = ["build", "build_from_report", "save_checkpoint", "load_checkpoint", "read_checkpoint", "load_weights", "BUILDERS"]
-_ = (math, SpecError)
+def __getattr__(name: str) -> Any:
+    # checkpoint I/O lives in `checkpoint.py`; these names stay importable from here
+    if name in ("save_checkpoint", "load_checkpoint", "read_checkpoint", "load_weights", "spec_text"):
+        from . import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["build", "build_from_report", "build_layer", "BuildContext", "apply_init", "count_parameters"]

@@ -78,7 +78,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _input_shape(value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
-    from .shapes import parse_input_shape
+    from .trace import parse_input_shape
 
     try:
         return parse_input_shape(value)
@@ -115,7 +115,7 @@ _MAX_MEMORY_HELP = "Refuse to build beyond this much memory (e.g. 8GB); default:
 def check(spec: str, input_text: str | None, fmt: str, depth: int | None) -> None:
     """Validate SPEC and print every layer's shape, parameters, MACs and receptive field."""
     from .report_view import render_table, report_json
-    from .shapes import load_and_check
+    from .trace import load_and_check
 
     input_shape = _input_shape(input_text)
     if fmt == "json":
@@ -159,14 +159,15 @@ def build(
     """Check SPEC, build its nn.Module, print it with the summary."""
     from .fileio import check_writable
     from .report_view import render_table
-    from .shapes import load_and_check
+    from .trace import load_and_check
 
     if output:
         check_writable(output, force, protect=spec)
     report = load_and_check(spec, _input_shape(input_text), require_size=False)
     report.raise_for_errors()
     parsed = report.spec
-    from .builder import build_from_report, count_parameters, save_checkpoint
+    from .builder import build_from_report, count_parameters
+    from .checkpoint import save_checkpoint
 
     model = build_from_report(report, seed=seed, max_memory=_max_memory(max_memory), memory_format=memory_format)
     click.echo(model)
@@ -203,7 +204,7 @@ def export(
     from rich.console import Console
 
     from .fileio import check_writable
-    from .shapes import load_and_check
+    from .trace import load_and_check
 
     check_writable(output, force, protect=spec)
     input_shape = _input_shape(input_text)
@@ -216,7 +217,8 @@ def export(
 
     with running("build"):
         from .builder import build_from_report
-        from .export import export_onnx, load_weights_file
+        from .checkpoint import load_weights_file
+        from .export import export_onnx
 
         model = build_from_report(report, seed=seed, max_memory=_max_memory(max_memory))
         if weights:
@@ -228,6 +230,7 @@ def export(
     export_onnx(
         model, report.spec, output, opset=opset, verify=not no_verify, force=force,
         dynamic_size=dynamic_size or None, input_shape=input_shape, verbose=verbose, on_step=show, running=running,
+        report=report,
     )
     if no_verify:
         click.echo("verification skipped (--no-verify)")
@@ -258,14 +261,15 @@ def bench_command(spec: str, batch_text: str, threads: int | None, rounds: int, 
     """Latency of SPEC's model in PyTorch eager (NCHW, channels_last) and in onnxruntime, side by side."""
     from rich.console import Console
 
-    from .shapes import load_and_check
+    from .trace import load_and_check
 
     batches = _batches(batch_text)
-    load_and_check(spec, _input_shape(input_text), require_size=False).raise_for_errors()  # fail fast, before torch loads
+    report = load_and_check(spec, _input_shape(input_text), require_size=False)
+    report.raise_for_errors()  # fail fast, before torch loads
     with Console(stderr=True).status("benchmarking...", spinner="dots"):
         from .bench import bench
 
-        result = bench(spec, batches=batches, threads=threads, rounds=rounds, input_shape=_input_shape(input_text))
+        result = bench(spec, batches=batches, threads=threads, rounds=rounds, input_shape=_input_shape(input_text), report=report)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -324,7 +328,7 @@ def draw(spec: str, output: str, fmt: str | None, force: bool, collapse: bool | 
 
     from .draw import diagram, to_mermaid, to_svg
     from .fileio import atomic_write_text, check_writable
-    from .shapes import load_and_check
+    from .trace import load_and_check
 
     to_stdout = output == "-"
     if not to_stdout:

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+from .kinds import PLAIN_COLOURS, registry
+from .plans import FixedPlan
 from .shapes import LayerReport, Report
 
 COLLAPSE_FROM = 40  # boxes (layers and residual adds); beyond this, identical repeat copies are drawn once
@@ -50,16 +52,13 @@ TITLE_OFFSET = 10  # a frame's title, right of its entry port
 PORT_R = 3.5
 MARGIN = 16
 
-# colours by kind: (fill, stroke)
-_CONV = ("#e8f0fe", "#4a76c9")
-_COLOURS: dict[str, tuple[str, str]] = {
-    **dict.fromkeys(("conv", "pointwise", "asymmetric", "dilated", "depthwise", "group", "separable", "transposed", "dynamic"), _CONV),
-    "fixed": ("#e3f4f1", "#2a8f82"),
-    **dict.fromkeys(("pool", "adaptive_pool", "global_pool", "upsample"), ("#fff3e0", "#c9822a")),
-    **dict.fromkeys(("add", "concat", "split"), ("#f2e9fb", "#8a5cc2")),
-    "linear": ("#fdeaea", "#c05656"),
-}
-_PLAIN = ("#f4f4f4", "#8a8a8a")  # norm, act, dropout, flatten, identity, shuffle
+_PLAIN = PLAIN_COLOURS  # the input, outputs and ports
+
+
+def _colours(kind: str) -> tuple[str, str]:
+    """(fill, stroke) of a layer box: as its kind declares (`kinds.py`)."""
+    declared = registry.get(kind)
+    return declared.colours if declared is not None else _PLAIN
 _FRAMES: dict[str, tuple[str, str, str]] = {  # kind: (stroke, fill, dash)
     "block": ("#8d99a6", "#fbfcfd", ""),
     "residual": ("#8a5cc2", "#fcfaff", ""),
@@ -211,7 +210,7 @@ def is_frozen(report: LayerReport) -> bool:
     """A layer whose weights training does not change: some parameters frozen, or a fixed filter kept fixed."""
     if report.trainable_params < report.params:
         return True
-    return report.type == "fixed" and report.layer is not None and not report.layer.trainable
+    return isinstance(report.plan, FixedPlan) and not report.plan.trainable
 
 
 def _is_group(report: LayerReport) -> bool:
@@ -323,10 +322,10 @@ class _Builder:
 
     def residual(self, report: LayerReport, path: str, lead: str) -> Group:
         group = self.group("residual", f"{lead}{report.name} · residual", path)
-        main = [c for c in report.children if not (c.name == "shortcut" and c.layer is None)]
-        shortcut = next((c for c in report.children if c.name == "shortcut" and c.layer is None), None)
+        main = [c for c in report.children if c.role != "shortcut"]
+        shortcut = next((c for c in report.children if c.role == "shortcut"), None)
         last, _ = self.wire_list(group, main, path + ".", (IN, group.in_port.id))
-        act = getattr(report.layer, "act", None)
+        act = report.plan.act.fn if report.plan is not None and report.plan.act else None
         add = Node(
             self.new_id("n"), "add", "⊕ add" + (f" · {act}" if act else ""), _shape(report.output_shape),
             tooltip=f"{path}: main path + shortcut" + (f", then {act}" if act else ""),
@@ -718,12 +717,12 @@ def _svg_node(node: Node) -> list[str]:
     out = [f'<g class="{" ".join(classes)}" {data}>']
     if node.tooltip:
         out.append(f"<title>{escape(node.tooltip)}</title>")
-    fill, stroke = _COLOURS.get(node.type, _PLAIN)
+    fill, stroke = _colours(node.type)
     radius = 6
     if node.kind in ("input", "output"):
         fill, stroke, radius = "#ffffff", "#1f2328", node.h / 2
     elif node.kind == "add":
-        fill, stroke = _COLOURS["add"]
+        fill, stroke = _colours("add")
         radius = node.h / 2
     x, y, w, h = node.x, node.y, node.w, node.h
     width = "1.6" if node.kind in ("input", "output") else "1.2"
@@ -813,7 +812,7 @@ def _legend(result: Diagram, top: float) -> list[str]:
                 out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="26" height="16" rx="3" fill="url(#hatch)"/>')
                 out.append(_lock(x + 8, y + 2))
             elif kind == "add":
-                fill, stroke = _COLOURS["add"]
+                fill, stroke = _colours("add")
                 out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="26" height="16" rx="8" fill="{fill}" stroke="{stroke}"/>')
                 out.append(f'<text x="{_f(x + 13)}" y="{_f(y + 12)}" text-anchor="middle">⊕</text>')
             elif kind == "port":

@@ -30,11 +30,13 @@ import torch
 from torch import nn
 
 from ._version import __version__
-from .builder import load_weights, read_checkpoint, spec_text
+from .checkpoint import load_weights_file, spec_text
 from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_writable
-from .schema import Spec, load
-from .shapes import Report, check_spec, load_and_check, parse_input_shape
+from .kinds import registry
+from .schema import Spec
+from .shapes import Report
+from .trace import check_spec, load_and_check, parse_input_shape
 from .source import layer_label, looks_like_yaml_text
 
 DEFAULT_OPSET = 18  # what torch's exporter is built around; runtimes from 2023 on read it
@@ -119,6 +121,20 @@ def _example_shape(spec: Spec, input_shape: tuple[int, ...] | None) -> tuple[int
     )
 
 
+def _example(report: Report, input_shape: tuple[int, ...] | None) -> tuple[tuple[int, ...], Report]:
+    """The traced input's shape (batch EXPORT_BATCH) and a report at that size: `report` itself where its sizes are known.
+
+    Only the batch differs then, and nothing compares the batch of the example's report.
+    """
+    spatial = report.input_shape[2:]
+    if all(s is not None for s in spatial):
+        return (EXPORT_BATCH, *report.input_shape[1:]), report
+    example = _example_shape(report.spec, input_shape if input_shape is None else (EXPORT_BATCH, *input_shape[1:]))
+    example_report = check_spec(report.spec, example)
+    example_report.raise_for_errors()
+    return example, example_report
+
+
 def _spatial_variants(spec: Spec, base: tuple[int, ...]) -> list[tuple[int, ...]]:
     """Other valid spatial sizes to verify a dynamic-size export at (odd sizes catch rounding mistakes)."""
     variants = []
@@ -131,40 +147,19 @@ def _spatial_variants(spec: Spec, base: tuple[int, ...]) -> list[tuple[int, ...]
     return variants
 
 
-def _refuse_inexact_dynamic(report: Report) -> None:
-    """Adaptive pooling to a size other than 1 has no exact static ONNX form when the input size varies."""
+def _refuse_export_limits(report: Report, dynamic_spatial: bool) -> None:
+    """Layers whose kind says they cannot be exported this way (e.g. uneven adaptive pooling at a dynamic size)."""
+    problems = []
+    source = report.spec.source
     for layer in report.walk():
-        if layer.type == "adaptive_pool" and any(s != 1 for s in layer.resolved.get("size", ())):
-            raise ExportError(
-                [
-                    Problem(
-                        f"adaptive_pool to size {list(layer.resolved['size'])} cannot be exported exactly with a dynamic "
-                        "spatial size (the exporter bakes in the windows of the example size); give `input.size` in the "
-                        "spec and drop --dynamic-size, or pool to size 1 (global_pool)",
-                        report.spec.source.locate(layer.path + ("size",)),
-                        layer_label(report.spec.source.data, layer.path)[1] if report.spec.source.data is not None else layer.name,
-                    )
-                ]
-            )
-
-
-def load_weights_file(model: nn.Module, path: str | Path) -> None:
-    """Load a bare state_dict or a `convspec build -o` checkpoint into `model` (weights_only: no objects unpickled)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unsafe pickles and corrupt files alike
-        raise InputError(
-            f"{path}: cannot load weights safely ({type(err).__name__}: {first_line(err, 200)}); "
-            "give a state_dict of tensors saved with torch.save, or a checkpoint from `convspec build -o`"
-        ) from None
-    if isinstance(payload, dict) and "state_dict" in payload and "format" in payload:
-        payload = read_checkpoint(path)["state_dict"]
-    if not isinstance(payload, dict) or not all(isinstance(v, torch.Tensor) for v in payload.values()):
-        raise InputError(f"{path}: not a state_dict (a mapping of names to tensors)")
-    load_weights(model, payload, str(path))
+        kind = registry.get(layer.type)
+        limit = kind.export_limit(layer, dynamic_spatial) if kind is not None and kind.export_limit and layer.plan else None
+        if limit is not None:
+            key, reason = limit
+            label = layer_label(source.data, layer.path)[1] if source.data is not None else layer.name
+            problems.append(Problem(reason, source.locate(layer.path + (key,)), label))
+    if problems:
+        raise ExportError(problems)
 
 
 _AXES_BECAME_AN_INPUT_IN_18 = {
@@ -346,6 +341,7 @@ def export_onnx(
     external_data_threshold: int = TWO_GB,
     on_step: Callable[[Step], None] | None = None,
     running: Callable[[str], contextlib.AbstractContextManager] | None = None,
+    report: Report | None = None,
 ) -> ExportResult:
     """Export `model` (built from `spec`; built here when None) to ONNX at `path`, verified.
 
@@ -354,6 +350,9 @@ def export_onnx(
     shape inference and onnxruntime-vs-PyTorch parity at batches 1 and 3 (and other
     spatial sizes when dynamic) must pass before anything is written. Raises
     ExportError on any failure; the destination is then untouched.
+
+    `report` is the spec's checked report when the caller has one (the CLI, `bench`): the
+    spec is then not loaded or traced again.
     """
     newest = min(MAX_OPSET, onnx.defs.onnx_opset_version())
     if not MIN_OPSET <= opset <= newest:
@@ -362,8 +361,8 @@ def export_onnx(
     destination = check_writable(path, force, protect=spec_file)
     if isinstance(input_shape, str):
         input_shape = parse_input_shape(input_shape)
-    parsed = load(spec) if model is not None else None
-    report = load_and_check(parsed or spec, input_shape, require_size=False)
+    if report is None:
+        report = load_and_check(spec, input_shape, require_size=False)
     parsed = report.spec
     report.raise_for_errors()
     if model is None:
@@ -371,11 +370,8 @@ def export_onnx(
 
         model = build_from_report(report)
     dynamic_spatial = parsed.input.size is None if dynamic_size is None else dynamic_size
-    if dynamic_spatial:
-        _refuse_inexact_dynamic(report)
-    example = _example_shape(parsed, input_shape if input_shape is None else (EXPORT_BATCH, *input_shape[1:]))
-    example_report = check_spec(parsed, example)
-    example_report.raise_for_errors()
+    _refuse_export_limits(report, dynamic_spatial)
+    example, example_report = _example(report, input_shape)
     output_names = list(example_report.outputs)
     steps: list[Step] = []
     running = running or (lambda name: contextlib.nullcontext())

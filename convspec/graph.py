@@ -4,8 +4,6 @@ A `Graph` holds its layers as children under the spec's names, so the printed
 module, the state_dict keys and the ONNX node names all say what the spec says.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 
 import torch

@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .shapes import attention_hidden  # the one formula, shared with the checker
+from .geometry import ConvGeometry, attention_hidden, conv_own_padding  # one formula, shared with the checker
 
 __all__ = [
     "PADDING_MODES", "pad_input", "attention_hidden", "DynamicConv", "ChannelShuffle", "ChannelSplit", "ChannelSlice",
-    "ConvNormAct", "FixedConv", "ChannelLayerNorm",
+    "ConvNormAct", "FixedConv", "ChannelLayerNorm", "conv_norm_act", "make_conv", "make_pad",
 ]
 
 # convspec's padding_mode names -> F.pad's mode names.
@@ -48,8 +48,8 @@ _ADAPTIVE_AVG_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.Ad
 
 
 def _eager() -> bool:
-    """True outside tracing/compiling, where data-dependent Python checks are safe to run."""
-    return not (torch.jit.is_tracing() or torch.compiler.is_compiling())
+    """True outside tracing, compiling and FX's symbolic tracing, where data-dependent Python checks are safe to run."""
+    return not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.fx._symbolic_trace.is_fx_symbolic_tracing())
 
 
 def _check_mode(mode: str) -> str:
@@ -103,19 +103,8 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
-def _conv_own_padding(pads: Sequence[tuple[int, int]], mode: str) -> tuple[int, ...] | None:
-    """The per-dim padding a conv can apply itself (zeros, low == high), or None when `pad_input` must.
-
-    Left to the conv, padding costs nothing extra; padding first writes a whole padded copy of the
-    input (for a large map, a fresh allocation and its page faults).
-    """
-    if mode != "zeros" or any(lo != hi for lo, hi in pads):
-        return None
-    return tuple(lo for lo, _ in pads)
-
-
 def _padded_for_conv(x: Tensor, pads: Sequence[tuple[int, int]], mode: str, own: tuple[int, ...] | None) -> tuple[Tensor, tuple[int, ...]]:
-    """`x` and the padding to hand the conv: `own` (from `_conv_own_padding`) if there is one, else `x` padded."""
+    """`x` and the padding to hand the conv: `own` (from `geometry.conv_own_padding`) if there is one, else `x` padded."""
     if own is not None:
         return x, own
     return pad_input(x, pads, mode), (0,) * len(pads)
@@ -211,7 +200,7 @@ class DynamicConv(nn.Module):
         self.experts = experts
         self.reduction = reduction
         self.temperature = float(temperature)
-        self._conv_padding = _conv_own_padding(self.padding, padding_mode)
+        self._conv_padding = conv_own_padding(self.padding, padding_mode)
 
         self.weight = nn.Parameter(torch.empty(experts, out_channels, in_channels // groups, *self.kernel_size))
         if bias:
@@ -228,16 +217,16 @@ class DynamicConv(nn.Module):
         )
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Initialise each expert as nn.ConvNd initialises its single kernel (the Linears keep theirs)."""
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Initialise each expert as nn.ConvNd initialises its single kernel (the attention Linears are separate modules)."""
         fan_in = (self.in_channels // self.groups) * math.prod(self.kernel_size)
         bound = 1.0 / math.sqrt(fan_in)
         with torch.no_grad():
             for k in range(self.experts):
                 # Per expert, so kaiming's fan_in is that of one (out, in/groups, *k) kernel.
-                nn.init.kaiming_uniform_(self.weight[k], a=math.sqrt(5))
+                nn.init.kaiming_uniform_(self.weight[k], a=math.sqrt(5), generator=generator)
                 if self.bias is not None:
-                    nn.init.uniform_(self.bias[k], -bound, bound)
+                    nn.init.uniform_(self.bias[k], -bound, bound, generator=generator)
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() != self.dims + 2:
@@ -333,13 +322,13 @@ class ChannelShuffle(nn.Module):
         self.groups = _positive_int("groups", groups)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() < 2:
-            raise ValueError(f"ChannelShuffle expects input of shape (B, C, ...), got shape {tuple(x.shape)}")
-        channels = x.shape[1]
-        if channels % self.groups:
-            raise ValueError(f"channels (={channels}) must be divisible by groups (={self.groups})")
+        if _eager():
+            if x.dim() < 2:
+                raise ValueError(f"ChannelShuffle expects input of shape (B, C, ...), got shape {tuple(x.shape)}")
+            if x.shape[1] % self.groups:
+                raise ValueError(f"channels (={x.shape[1]}) must be divisible by groups (={self.groups})")
         # unflatten/flatten only name the channel dim, so batch and spatial sizes stay dynamic in ONNX.
-        x = x.unflatten(1, (self.groups, channels // self.groups))  # (B, g, n, *S)
+        x = x.unflatten(1, (self.groups, -1))  # (B, g, n, *S)
         x = x.transpose(1, 2)  # (B, n, g, *S)
         return x.flatten(1, 2)  # (B, n*g, *S)
 
@@ -393,90 +382,65 @@ class ChannelSplit(nn.Module):
 
 # ---------------------------------------------------------------- convolution with norm and activation
 
-class _ConvNormActMixin:
-    """Explicit padding where it is asymmetric, the conv itself, then `norm` and `act` children.
-
-    The conv's own `weight` and `bias` stay at the layer's top level, so a spec layer
-    `conv_0` has state_dict keys `conv_0.weight` and `conv_0.norm.running_mean`.
-    """
-
-    pre_pad: tuple[tuple[int, int], ...] | None
-    pre_pad_mode: str
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.pre_pad is not None:
-            x = pad_input(x, self.pre_pad, self.pre_pad_mode)
-        x = super().forward(x)  # type: ignore[misc]
-        norm, act = self._modules.get("norm"), self._modules.get("act")  # type: ignore[attr-defined]
-        if norm is not None:
-            x = norm(x)
-        if act is not None:
-            x = act(x)
-        return x
-
-
-# Module-level classes (not made with type()), so a whole model pickles with torch.save.
-class Conv1d(_ConvNormActMixin, nn.Conv1d):
-    """nn.Conv1d with optional explicit padding, `norm` and `act`."""
-
-
-class Conv2d(_ConvNormActMixin, nn.Conv2d):
-    """nn.Conv2d with optional explicit padding, `norm` and `act`."""
-
-
-class Conv3d(_ConvNormActMixin, nn.Conv3d):
-    """nn.Conv3d with optional explicit padding, `norm` and `act`."""
-
-
-class ConvTranspose1d(_ConvNormActMixin, nn.ConvTranspose1d):
-    """nn.ConvTranspose1d with optional `norm` and `act`."""
-
-
-class ConvTranspose2d(_ConvNormActMixin, nn.ConvTranspose2d):
-    """nn.ConvTranspose2d with optional `norm` and `act`."""
-
-
-class ConvTranspose3d(_ConvNormActMixin, nn.ConvTranspose3d):
-    """nn.ConvTranspose3d with optional `norm` and `act`."""
-
-
-_CONV_NORM_ACT_CLASSES: dict[tuple[int, bool], type] = {
-    (1, False): Conv1d, (2, False): Conv2d, (3, False): Conv3d,
-    (1, True): ConvTranspose1d, (2, True): ConvTranspose2d, (3, True): ConvTranspose3d,
+_CONV_CLASSES: dict[tuple[int, bool], type[nn.Module]] = {
+    (1, False): nn.Conv1d, (2, False): nn.Conv2d, (3, False): nn.Conv3d,
+    (1, True): nn.ConvTranspose1d, (2, True): nn.ConvTranspose2d, (3, True): nn.ConvTranspose3d,
 }  # fmt: skip
+_PAD_CLASSES: dict[str, tuple[type[nn.Module], ...]] = {
+    "zeros": (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d),
+    "reflect": (nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d),
+    "replicate": (nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d),
+    "circular": (nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d),
+}
 
 
-def ConvNormAct(geometry, norm: nn.Module | None = None, act: nn.Module | None = None) -> nn.Module:
-    """A torch conv (an instance of nn.ConvNd / nn.ConvTransposeNd) with optional norm and act children.
+def make_pad(pads: Sequence[tuple[int, int]], mode: str) -> nn.Module:
+    """A stock torch padding module for (low, high) pairs per spatial dim, first dim first, in a convspec padding_mode."""
+    _check_mode(mode)
+    flat = tuple(p for pair in reversed(pads) for p in pair)  # torch's padding modules want the last dim first
+    cls = _PAD_CLASSES[mode][len(pads) - 1]
+    return cls(flat, 0.0) if mode == "zeros" else cls(flat)
 
-    `geometry` is the checker's `ConvGeometry`: padding comes from there, never recomputed.
+
+def make_conv(geometry: ConvGeometry) -> nn.Module:
+    """The stock nn.ConvNd / nn.ConvTransposeNd of `geometry`, padding itself where `conv_padding` says it can."""
+    g = geometry
+    cls = _CONV_CLASSES[g.dims, g.transposed]
+    padding = g.conv_padding or (0,) * g.dims
+    kwargs = dict(stride=g.stride, padding=padding, dilation=g.dilation, groups=g.groups, bias=g.bias)
+    if g.transposed:
+        kwargs["output_padding"] = g.output_padding
+    return cls(g.in_channels, g.out_channels, g.kernel_size, **kwargs)
+
+
+class ConvNormAct(nn.Sequential):
+    """A convolution with its norm and activation, as torchvision's Conv2dNormActivation and timm's ConvNormAct.
+
+    Children, in order: `pad` (a stock padding module, only where the conv cannot pad itself:
+    asymmetric pairs or a non-zero padding_mode), `conv` (a stock nn.ConvNd / nn.ConvTransposeNd,
+    or a `DynamicConv`), `norm` and `act` (where given). Every leaf is a torch module, so tools
+    that walk leaves (torchinfo, thop, FX fusion) see a plain conv. State_dict keys:
+    `NAME.conv.weight`, `NAME.conv.bias`, `NAME.norm.weight`, `NAME.norm.running_mean`, ...
+    Input (B, C_in, *S), output (B, C_out, *S').
     """
-    transposed = geometry.output_padding is not None
-    cls = _CONV_NORM_ACT_CLASSES[geometry.dims, transposed]
-    symmetric = geometry.symmetric_padding
-    kwargs = dict(
-        stride=geometry.stride,
-        dilation=geometry.dilation,
-        groups=geometry.groups,
-        bias=geometry.bias,
-    )
-    if transposed:
-        module = cls(geometry.in_channels, geometry.out_channels, geometry.kernel_size,
-                     padding=symmetric, output_padding=geometry.output_padding, **kwargs)
-        module.pre_pad = None
-    elif symmetric is not None:
-        module = cls(geometry.in_channels, geometry.out_channels, geometry.kernel_size,
-                     padding=symmetric, padding_mode=geometry.padding_mode, **kwargs)
-        module.pre_pad = None
-    else:  # asymmetric (even kernel with padding: same): pad explicitly, conv unpadded
-        module = cls(geometry.in_channels, geometry.out_channels, geometry.kernel_size, padding=0, **kwargs)
-        module.pre_pad = geometry.padding
-    module.pre_pad_mode = geometry.padding_mode
-    if norm is not None:
-        module.norm = norm
-    if act is not None:
-        module.act = act
-    return module
+
+    def __init__(self, conv: nn.Module, norm: nn.Module | None = None, act: nn.Module | None = None, pad: nn.Module | None = None):
+        super().__init__()
+        if pad is not None:
+            self.pad = pad
+        self.conv = conv
+        if norm is not None:
+            self.norm = norm
+        if act is not None:
+            self.act = act
+
+
+def conv_norm_act(geometry: ConvGeometry, norm: nn.Module | None = None, act: nn.Module | None = None) -> ConvNormAct:
+    """A `ConvNormAct` for `geometry` (the checker's): padding as resolved there, never recomputed."""
+    pad = None
+    if geometry.conv_padding is None:
+        pad = make_pad(geometry.padding, geometry.padding_mode)
+    return ConvNormAct(make_conv(geometry), norm, act, pad)
 
 
 class FixedConv(nn.Module):
@@ -486,27 +450,38 @@ class FixedConv(nn.Module):
     every (out, in) pair gets the same kernel.
     """
 
-    def __init__(self, geometry, kernel: list, trainable: bool = False, passes: list[list[float]] | None = None):
+    def __init__(self, geometry: ConvGeometry, kernel: list, trainable: bool = False, passes: Sequence[Sequence[float]] | None = None):
         super().__init__()
         g = geometry
-        values = torch.tensor(kernel, dtype=torch.float32)  # (*kernel_size)
-        weight = values.expand(g.out_channels, g.in_channels // g.groups, *values.shape).clone()
+        self._kernel, self._passes = kernel, passes  # plain numbers, to (re)fill the tensors from
+        weight = torch.empty(g.out_channels, g.in_channels // g.groups, *g.kernel_size)
         if trainable:
             self.weight = nn.Parameter(weight)
         else:
             self.register_buffer("weight", weight)
         self.dims, self.stride, self.dilation, self.groups = g.dims, g.stride, g.dilation, g.groups
         self.padding, self.padding_mode = g.padding, g.padding_mode
-        self._conv_padding = _conv_own_padding(g.padding, g.padding_mode)
+        self._conv_padding = g.conv_padding
         # `passes`: the checker found the frozen kernel to be an outer product of 1-D kernels
         # (gaussian, box) wide enough to gain: run one 1-D pass per dim, k + k multiply-adds, not k * k.
         self.passes = len(passes) if passes else 0
         for axis, factor in enumerate(passes or ()):
             shape = [1] * self.dims
             shape[axis] = len(factor)
-            one_d = torch.tensor(factor, dtype=torch.float32).reshape(1, 1, *shape)
             # (C, 1, 1, .., k, .., 1): derived from `weight`, so kept out of the state_dict
-            self.register_buffer(f"pass{axis}", one_d.repeat(g.out_channels, 1, *[1] * self.dims), persistent=False)
+            self.register_buffer(f"pass{axis}", torch.empty(g.out_channels, 1, *shape), persistent=False)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Fill the kernel (and the 1-D passes) from the plain numbers it was built with."""
+        if self.weight.is_meta:  # built on the meta device: filled after `to_empty`
+            return
+        values = torch.tensor(self._kernel, dtype=self.weight.dtype)  # (*kernel_size)
+        self.weight.copy_(values.expand_as(self.weight))
+        for axis, factor in enumerate(self._passes or ()):
+            one_d = getattr(self, f"pass{axis}")
+            one_d.copy_(torch.tensor(factor, dtype=one_d.dtype).reshape(one_d.shape[1:]).expand_as(one_d))
 
     def forward(self, x: Tensor) -> Tensor:
         x, padding = _padded_for_conv(x, self.padding, self.padding_mode, self._conv_padding)
@@ -530,9 +505,14 @@ class ChannelLayerNorm(nn.Module):
 
     def __init__(self, channels: int, eps: float = 1e-5):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
+        self.weight = nn.Parameter(torch.empty(channels))
+        self.bias = nn.Parameter(torch.empty(channels))
         self.eps = eps
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+        nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.movedim(1, -1)  # (B, *S, C)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    GetCoreSchemaHandler,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,7 +30,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import Problem, SpecError
 from .source import Source, layer_label
@@ -736,7 +737,38 @@ class ConcatLayer(LayerBase):
         return self
 
 
-LayerList = Annotated[list["Layer"], Field(min_length=1)]
+# The layer models by `type`: the kind registry's (`kinds.py`) view for validation, filled as kinds register.
+LAYER_MODELS: dict[str, type[LayerBase]] = {}
+
+
+class AnyLayer:
+    """A layer of any registered kind: pydantic's union of the registry's models, discriminated on `type`."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        models = tuple(LAYER_MODELS.values())
+        if not models:  # while this module loads, before any kind is registered; `rebuild_layer_models` redoes it
+            return core_schema.any_schema()
+        if len(models) == 1:
+            return handler.generate_schema(models[0])
+        return handler.generate_schema(Annotated[Union[models], Field(discriminator="type")])
+
+
+def rebuild_layer_models(containers: list[type[_Model]]) -> None:
+    """Regenerate the validators of the models that hold layer lists (and Spec), after kinds changed.
+
+    Their cached schemas are dropped first, so that each is regenerated with the others'
+    new schemas (nested containers), not from their old ones.
+    """
+    models = [*containers, Spec]
+    for model in models:
+        if "__pydantic_core_schema__" in model.__dict__:
+            delattr(model, "__pydantic_core_schema__")
+    for model in models:
+        model.model_rebuild(force=True)
+
+
+LayerList = Annotated[list[AnyLayer], Field(min_length=1)]
 
 
 class ResidualLayer(LayerBase):
@@ -744,7 +776,7 @@ class ResidualLayer(LayerBase):
 
     type: Literal["residual"]
     layers: LayerList
-    shortcut: list["Layer"] | None = Field(None, description="default identity")
+    shortcut: list[AnyLayer] | None = Field(None, description="default identity")
     act: ActName | None = None
 
 
@@ -754,7 +786,7 @@ class RepeatLayer(LayerBase):
     type: Literal["repeat"]
     times: PosInt
     layers: LayerList
-    first: list["Layer"] | None = Field(
+    first: list[AnyLayer] | None = Field(
         None, min_length=1, description="the layers of copy 0 when it differs from the others (a downsampling block); default `layers`"
     )
 
@@ -766,22 +798,7 @@ class BlockLayer(LayerBase):
     layers: LayerList
 
 
-LAYER_MODELS: dict[str, type[LayerBase]] = {
-    model.model_fields["type"].annotation.__args__[0]: model
-    for model in (
-        ConvLayer, PointwiseLayer, AsymmetricLayer, DilatedLayer, DepthwiseLayer, GroupLayer,
-        SeparableLayer, TransposedLayer, DynamicLayer, FixedLayer, NormLayer, ActLayer, PoolLayer,
-        AdaptivePoolLayer, GlobalPoolLayer, UpsampleLayer, ShuffleLayer, SplitLayer, DropoutLayer, FlattenLayer,
-        LinearLayer, IdentityLayer, AddLayer, ConcatLayer, ResidualLayer, RepeatLayer, BlockLayer,
-    )
-}  # fmt: skip
-
 CONV_KINDS = ("conv", "pointwise", "asymmetric", "dilated", "depthwise", "group", "separable", "transposed", "dynamic")
-
-Layer = Annotated[Union[tuple(LAYER_MODELS.values())], Field(discriminator="type")]
-
-for _model in (ResidualLayer, RepeatLayer, BlockLayer):
-    _model.model_rebuild()
 
 
 class InputSpec(_Model):

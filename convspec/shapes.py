@@ -24,68 +24,20 @@ from fractions import Fraction
 from typing import Any, Callable
 
 from . import kernels
-from .errors import InputError, Problem, SpecError
+from .errors import Problem, SpecError
+from .geometry import (
+    ConvGeometry, attention_hidden, conv_output_size, conv_params, norm_params, pool_output_size, same_padding,
+    transposed_output_size, transposed_same_padding,
+)  # fmt: skip
+from .plans import (
+    AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, EmptyPlan, FixedPlan, GlobalPoolPlan, JoinPlan,
+    LinearPlan, NormPlan, PoolPlan, SeparablePlan, ShufflePlan, SplitPlan, UpsamplePlan, act_plan, init_plan,
+)  # fmt: skip
 from .schema import INT_LIMIT, LayerBase, Spec
 from .source import layer_label
 
 DIM_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
-
-
-# ---------------------------------------------------------------- the formulas
-
-
-def same_padding(kernel: int, dilation: int) -> tuple[int, int]:
-    """`padding: same`: (k - 1) * d in total, the lower side the floor of half (PyTorch's split)."""
-    total = dilation * (kernel - 1)
-    return total // 2, total - total // 2
-
-
-def conv_output_size(size: int, kernel: int, stride: int, dilation: int, pad: tuple[int, int]) -> int:
-    """floor((in + pad_lo + pad_hi - d*(k-1) - 1) / s) + 1, as nn.ConvNd."""
-    return (size + pad[0] + pad[1] - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def transposed_output_size(size: int, kernel: int, stride: int, dilation: int, padding: int, output_padding: int) -> int:
-    """(in - 1) * s - 2p + d*(k-1) + output_padding + 1, as nn.ConvTransposeNd."""
-    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
-
-
-def transposed_same_padding(kernel: int, stride: int, dilation: int) -> tuple[int, int] | None:
-    """(padding, output_padding) giving out = in * stride, or None where no valid pair exists."""
-    # out = in*s  <=>  2p - op = d*(k-1) + 1 - s, with p >= 0 and 0 <= op < max(s, d)
-    excess = dilation * (kernel - 1) + 1 - stride
-    if excess >= 0:
-        padding, output_padding = (excess + 1) // 2, (excess + 1) // 2 * 2 - excess
-    else:
-        padding, output_padding = 0, -excess
-    if output_padding >= max(stride, dilation):
-        return None
-    return padding, output_padding
-
-
-def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
-    """nn.MaxPoolNd / AvgPoolNd output size, including ceil_mode's last-window rule."""
-    span = size + 2 * padding - kernel
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1  # the last window may not start inside the right padding
-    return out
-
-
-def conv_params(in_channels: int, out_channels: int, kernel: tuple[int, ...], groups: int, bias: bool) -> int:
-    return out_channels * (in_channels // groups) * math.prod(kernel) + (out_channels if bias else 0)
-
-
-def attention_hidden(in_channels: int, reduction: int) -> int:
-    """Width of a dynamic conv's attention MLP."""
-    return max(1, in_channels // reduction)
-
-
-def norm_params(kind: str | None, channels: int) -> int:
-    """Learnable parameters of a norm over `channels` (running stats are buffers, not counted)."""
-    if kind in ("batch", "group", "layer"):
-        return 2 * channels
-    return 0  # instance norm: affine=False, as nn.InstanceNormNd's default
+MAX_LAYERS = 10_000  # after `repeat` expansion: the largest real networks have a few thousand
 
 
 # ---------------------------------------------------------------- values and reports
@@ -107,30 +59,6 @@ class Value:
     @property
     def spatial(self) -> tuple[int | None, ...]:
         return self.shape[2:]
-
-
-@dataclass
-class ConvGeometry:
-    """Everything the builder needs for one convolution, resolved once here."""
-
-    dims: int
-    in_channels: int
-    out_channels: int
-    kernel_size: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    padding: tuple[tuple[int, int], ...]  # (low, high) per spatial dim
-    groups: int
-    bias: bool
-    padding_mode: str = "zeros"
-    output_padding: tuple[int, ...] | None = None  # transposed only
-
-    @property
-    def symmetric_padding(self) -> tuple[int, ...] | None:
-        """Per-dim padding when low == high everywhere (the conv pads itself), else None."""
-        if all(lo == hi for lo, hi in self.padding):
-            return tuple(lo for lo, _ in self.padding)
-        return None
 
 
 def _whole(value: Fraction) -> int | Fraction:
@@ -160,7 +88,8 @@ class LayerReport:
     receptive_field: tuple = ()
     stride: tuple = ()
     children: list["LayerReport"] = field(default_factory=list)
-    resolved: dict[str, Any] = field(default_factory=dict)  # builder inputs: geometry, kernels, ...
+    plan: Any = None  # the frozen plan (`plans.py`) the kind's builder reads; None where the layer failed
+    role: str = "layer"  # "layer"; or what a container made: "shortcut" (a residual's), "copy" (a repeat's), "part" (a split's)
 
     def to_dict(self) -> dict:
         return {
@@ -232,16 +161,20 @@ class Report:
 # ---------------------------------------------------------------- tracing context
 
 
-class _LayerFailed(Exception):
+class LayerFailed(Exception):
     """A layer's output cannot be determined; its problems are already recorded."""
 
 
 @dataclass
-class _Context:
+class TraceContext:
+    """One trace of a spec: what every rule shares (the dims, the problems found so far, the way into inner lists)."""
+
     spec: Spec
     dims: int
     data: dict  # the spec as plain data, for labels
     problems: list[Problem]
+    # (layers, path, input value, ctx) -> (reports, output or None): the walk of one list, given by `trace.py`
+    trace_list: Callable[..., tuple[list[LayerReport], Value | None]]
     layers_traced: int = 0  # after `repeat` expansion; bounded so a huge `times` ends in an error, not a hang
 
     def problem(self, path: tuple, key: str | tuple | None, message: str) -> None:
@@ -254,22 +187,22 @@ class _Context:
 
 
 @dataclass
-class _Traced:
-    """What a shape rule returns."""
+class Traced:
+    """What a shape rule returns: the output value, its figures, and the plan its builder reads."""
 
     value: Value
     params: int = 0
     trainable: int = 0
     macs: int = 0
-    resolved: dict = field(default_factory=dict)
+    plan: Any = None
     children: list[LayerReport] = field(default_factory=list)
     parts: list[Value] | None = None  # a split's outputs, read as NAME.0, NAME.1, ...
 
 
-class _Layer:
+class TracedLayer:
     """The layer under trace: its model, path and a way to report problems on its keys."""
 
-    def __init__(self, model: LayerBase, path: tuple, ctx: _Context):
+    def __init__(self, model: LayerBase, path: tuple, ctx: TraceContext):
         self.model, self.path, self.ctx = model, path, ctx
         self.failed = False
 
@@ -279,7 +212,7 @@ class _Layer:
 
     def fail(self, key: str | None, message: str):
         self.error(key, message)
-        raise _LayerFailed
+        raise LayerFailed
 
     def per_dim(self, key: str, value: Any) -> tuple[int, ...]:
         """An int or per-dim list as one entry per spatial dim."""
@@ -290,11 +223,15 @@ class _Layer:
             return tuple(value)
         return (value,) * dims
 
+    def trace_list(self, key: str, value: Value) -> tuple[list[LayerReport], Value | None]:
+        """Trace the inner layer list under `key` (a container's `layers`, `shortcut`, `first`) on `value`."""
+        return self.ctx.trace_list(getattr(self.model, key), self.path + (key,), value, self.ctx)
+
 
 # ---------------------------------------------------------------- shared rule pieces
 
 
-def _feature_map(layer: _Layer, value: Value, what: str) -> Value:
+def _feature_map(layer: TracedLayer, value: Value, what: str) -> Value:
     if value.flat:
         layer.fail(None, f"{what} needs a feature map (B, C, ...), but its input is flat {list(value.shape)}; move it before `flatten`")
     return value
@@ -323,12 +260,12 @@ def _whole_input(value: Value) -> tuple[tuple, tuple]:
     return tuple(rf), tuple(jump)
 
 
-def _check_in_channels(layer: _Layer, declared: int | None, inferred: int | None) -> None:
+def _check_in_channels(layer: TracedLayer, declared: int | None, inferred: int | None) -> None:
     if declared is not None and inferred is not None and declared != inferred:
         layer.error("in_channels", f"in_channels={declared} but the input has {inferred} channels; drop `in_channels` (it is inferred)")
 
 
-def _resolve_padding(layer: _Layer, model: Any, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+def _resolve_padding(layer: TracedLayer, model: Any, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
     padding = model.padding
     if padding == "same":
         return tuple(same_padding(k, d) for k, d in zip(kernel, dilation))
@@ -341,7 +278,7 @@ def _divisors(n: int) -> str:
     return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
 
 
-def _norm_statistics_check(layer: _Layer, kind: str | None, groups: int | None, value: Value, key: str) -> None:
+def _norm_statistics_check(layer: TracedLayer, kind: str | None, groups: int | None, value: Value, key: str) -> None:
     """Instance and group norm need more than one value to normalise over, in eval mode too."""
     if value.flat or any(s is None for s in value.spatial):
         return
@@ -352,7 +289,7 @@ def _norm_statistics_check(layer: _Layer, kind: str | None, groups: int | None, 
         layer.error(key, f"group norm needs more than one value per group, but the map is {list(value.shape)} with {groups} groups")
 
 
-def _norm_check(layer: _Layer, kind: str | None, groups: int | None, value: Value, key: str = "norm") -> None:
+def _norm_check(layer: TracedLayer, kind: str | None, groups: int | None, value: Value, key: str = "norm") -> None:
     """A conv's `norm` must fit the conv's output `value`."""
     channels = value.channels
     if kind == "group" and groups is not None and channels % groups:
@@ -363,18 +300,23 @@ def _norm_check(layer: _Layer, kind: str | None, groups: int | None, value: Valu
     _norm_statistics_check(layer, kind, groups, value, key)
 
 
+def _check_groups(layer: TracedLayer, key: str, groups: int, in_channels: int, out_channels: int) -> None:
+    """`groups` must divide both channel counts (nn.ConvNd's rule), with the divisors that would."""
+    for what, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if channels % groups:
+            layer.error(key, f"groups={groups} does not divide {what}={channels} (divisors: {_divisors(channels)})")
+
+
 def _conv(
-    layer: _Layer,
+    layer: TracedLayer,
     value: Value,
     out_channels: int,
     kernel: tuple[int, ...],
     groups: int,
     bias: bool,
-    what: str = "convolution",
     stride: tuple[int, ...] | None = None,
     dilation: tuple[int, ...] | None = None,
     padding: tuple[tuple[int, int], ...] | None = None,
-    in_key: str = "groups",
 ) -> tuple[ConvGeometry, Value, int]:
     """Geometry, output value and MACs of one (non-transposed) convolution."""
     model = layer.model
@@ -383,10 +325,7 @@ def _conv(
     dilation = dilation or layer.per_dim("dilation", model.dilation)
     padding = padding or _resolve_padding(layer, model, kernel, dilation)
     in_channels = value.channels
-    if in_channels % groups:
-        layer.error(in_key, f"groups={groups} does not divide in_channels={in_channels} (divisors: {_divisors(in_channels)})")
-    if out_channels % groups:
-        layer.error(in_key, f"groups={groups} does not divide out_channels={out_channels} (divisors: {_divisors(out_channels)})")
+    _check_groups(layer, "groups", groups, in_channels, out_channels)
     mode = getattr(model, "padding_mode", "zeros")
     out_spatial: list[int | None] = []
     for axis, (size, k, s, d, pad) in enumerate(zip(value.spatial, kernel, stride, dilation, padding)):
@@ -417,22 +356,14 @@ def _conv(
             continue
         out_spatial.append(conv_output_size(size, k, s, d, pad))
     if layer.failed:
-        raise _LayerFailed
+        raise LayerFailed
     geometry = ConvGeometry(dims, in_channels, out_channels, kernel, stride, dilation, padding, groups, bias, mode)
     rf, jump = _spread(value, kernel, stride, dilation)
     shape = (value.shape[0], out_channels, *out_spatial)
-    macs = _conv_macs(geometry, shape)
-    return geometry, Value(shape, rf, jump), macs
+    return geometry, Value(shape, rf, jump), geometry.macs(value.shape, shape)
 
 
-def _conv_macs(geometry: ConvGeometry, out_shape: tuple) -> int:
-    if any(s is None for s in out_shape):
-        return 0
-    per_output = (geometry.in_channels // geometry.groups) * math.prod(geometry.kernel_size)
-    return math.prod(out_shape) * per_output
-
-
-def _check_init(layer: _Layer, weight_shape: tuple[int, ...], has_bias: bool, out: int, arrays: bool = True) -> None:
+def _check_init(layer: TracedLayer, weight_shape: tuple[int, ...], has_bias: bool, out: int, arrays: bool = True) -> None:
     """Literal arrays and filter initialisers must fit the weight they initialise."""
     init = getattr(layer.model, "init", None)
     if init is None:
@@ -480,24 +411,26 @@ def _bias_default(model: Any) -> bool:
     return model.bias if model.bias is not None else model.norm is None
 
 
-def _finish_conv(layer: _Layer, geometry: ConvGeometry, value: Value, macs: int, norm: str | None, norm_groups: int | None) -> _Traced:
+def _norm_plan(kind: str | None, channels: int, dims: int, groups: int | None) -> NormPlan | None:
+    return None if kind is None else NormPlan(kind, channels, dims, groups)
+
+
+def _finish_conv(layer: TracedLayer, geometry: ConvGeometry, value: Value, macs: int) -> Traced:
+    """A conv layer's figures and ConvPlan, after checking its norm and init against the geometry."""
     model = layer.model
-    _norm_check(layer, norm, norm_groups, value)
-    if geometry.output_padding is None:
-        weight_shape = (geometry.out_channels, geometry.in_channels // geometry.groups, *geometry.kernel_size)
-    else:  # nn.ConvTransposeNd stores (in, out / groups, *kernel)
-        weight_shape = (geometry.in_channels, geometry.out_channels // geometry.groups, *geometry.kernel_size)
-    _check_init(layer, weight_shape, geometry.bias, geometry.out_channels)
-    params = conv_params(geometry.in_channels, geometry.out_channels, geometry.kernel_size, geometry.groups, geometry.bias)
-    params += norm_params(norm, geometry.out_channels)
+    _norm_check(layer, model.norm, model.norm_groups, value)
+    _check_init(layer, geometry.weight_shape, geometry.bias, geometry.out_channels)
+    norm = _norm_plan(model.norm, geometry.out_channels, geometry.dims, model.norm_groups)
+    params = geometry.params + norm_params(model.norm, geometry.out_channels)
     trainable = params if model.trainable else 0
-    return _Traced(value, params, trainable, macs, {"geometry": geometry})
+    plan = ConvPlan(geometry, norm, act_plan(model.act), init_plan(model.init), model.trainable)
+    return Traced(value, params, trainable, macs, plan)
 
 
 # ---------------------------------------------------------------- the rules, one per kind
 
 
-def _rule_conv(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_conv(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model = layer.model
     value = _feature_map(layer, inputs[0], model.type)
     _check_in_channels(layer, model.in_channels, value.channels)
@@ -515,10 +448,10 @@ def _rule_conv(layer: _Layer, inputs: list[Value]) -> _Traced:
     else:
         out = model.out_channels
     geometry, result, macs = _conv(layer, value, out, kernel, groups, _bias_default(model))
-    return _finish_conv(layer, geometry, result, macs, model.norm, model.norm_groups)
+    return _finish_conv(layer, geometry, result, macs)
 
 
-def _rule_separable(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_separable(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model = layer.model
     value = _feature_map(layer, inputs[0], "separable")
     _check_in_channels(layer, model.in_channels, value.channels)
@@ -535,15 +468,19 @@ def _rule_separable(layer: _Layer, inputs: list[Value]) -> _Traced:
         _bias_default(model), stride=ones, dilation=ones, padding=((0, 0),) * layer.ctx.dims,
     )
     _norm_check(layer, model.norm, model.norm_groups, out_value)
-    _check_init(layer, (pw.out_channels, pw.in_channels, *ones), pw.bias, pw.out_channels, arrays=False)
-    params = conv_params(dw.in_channels, dw.out_channels, dw.kernel_size, dw.groups, dw.bias) + norm_params(inner_norm, mid)
-    params += conv_params(pw.in_channels, pw.out_channels, pw.kernel_size, pw.groups, pw.bias) + norm_params(model.norm, model.out_channels)
-    return _Traced(
-        out_value, params, params if model.trainable else 0, dw_macs + pw_macs, {"depthwise": dw, "pointwise": pw}
+    _check_init(layer, pw.weight_shape, pw.bias, pw.out_channels, arrays=False)
+    params = dw.params + norm_params(inner_norm, mid) + pw.params + norm_params(model.norm, model.out_channels)
+    dims = layer.ctx.dims
+    plan = SeparablePlan(
+        ConvPlan(dw, _norm_plan(inner_norm, mid, dims, inner.norm_groups if inner else None), act_plan(inner.act if inner else None)),
+        ConvPlan(pw, _norm_plan(model.norm, model.out_channels, dims, model.norm_groups), act_plan(model.act)),
+        init_plan(model.init),
+        model.trainable,
     )
+    return Traced(out_value, params, params if model.trainable else 0, dw_macs + pw_macs, plan)
 
 
-def _rule_transposed(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_transposed(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model = layer.model
     value = _feature_map(layer, inputs[0], "transposed")
     _check_in_channels(layer, model.in_channels, value.channels)
@@ -568,7 +505,7 @@ def _rule_transposed(layer: _Layer, inputs: list[Value]) -> _Traced:
                     f"in {DIM_NAMES[dims][axis]}; {hint}",
                 )
         if layer.failed:
-            raise _LayerFailed
+            raise LayerFailed
         padding = tuple(p for p, _ in pairs)
         output_padding = tuple(op for _, op in pairs)
     else:
@@ -583,10 +520,7 @@ def _rule_transposed(layer: _Layer, inputs: list[Value]) -> _Traced:
             )
     groups = model.groups
     in_channels, out_channels = value.channels, model.out_channels
-    if in_channels % groups:
-        layer.error("groups", f"groups={groups} does not divide in_channels={in_channels} (divisors: {_divisors(in_channels)})")
-    if out_channels % groups:
-        layer.error("groups", f"groups={groups} does not divide out_channels={out_channels} (divisors: {_divisors(out_channels)})")
+    _check_groups(layer, "groups", groups, in_channels, out_channels)
     out_spatial: list[int | None] = []
     for axis, (size, k, s, d, p, op) in enumerate(zip(value.spatial, kernel, stride, dilation, padding, output_padding)):
         if size is None:
@@ -597,7 +531,7 @@ def _rule_transposed(layer: _Layer, inputs: list[Value]) -> _Traced:
             layer.error("padding", f"padding {p} leaves no output in {DIM_NAMES[dims][axis]} (size {out}); use less padding")
         out_spatial.append(out)
     if layer.failed:
-        raise _LayerFailed
+        raise LayerFailed
     geometry = ConvGeometry(
         dims, in_channels, out_channels, kernel, stride, dilation, tuple((p, p) for p in padding), groups,
         _bias_default(model), "zeros", output_padding,
@@ -608,33 +542,34 @@ def _rule_transposed(layer: _Layer, inputs: list[Value]) -> _Traced:
         rf.append(r + (-(-(d * (k - 1) + 1) // s) - 1) * j if j is not None else r)
         jump.append(_whole(Fraction(j) / s) if j is not None else None)
     shape = (value.shape[0], out_channels, *out_spatial)
-    macs = 0
-    if all(s is not None for s in value.shape):
-        macs = math.prod(value.shape) * (out_channels // groups) * math.prod(kernel)
-    return _finish_conv(layer, geometry, Value(shape, tuple(rf), tuple(jump)), macs, model.norm, model.norm_groups)
+    return _finish_conv(layer, geometry, Value(shape, tuple(rf), tuple(jump)), geometry.macs(value.shape, shape))
 
 
-def _rule_dynamic(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_dynamic(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model = layer.model
     value = _feature_map(layer, inputs[0], "dynamic")
     _check_in_channels(layer, model.in_channels, value.channels)
     kernel = layer.per_dim("kernel_size", model.kernel_size)
     geometry, result, conv_macs = _conv(layer, value, model.out_channels, kernel, model.groups, _bias_default(model))
     _norm_check(layer, model.norm, model.norm_groups, result)
-    _check_init(layer, (geometry.out_channels, geometry.in_channels // geometry.groups, *kernel), geometry.bias, geometry.out_channels)
+    _check_init(layer, geometry.weight_shape, geometry.bias, geometry.out_channels)
     experts = model.experts
     hidden = attention_hidden(geometry.in_channels, model.reduction)
-    per_expert = conv_params(geometry.in_channels, geometry.out_channels, kernel, geometry.groups, geometry.bias)
+    per_expert = geometry.params
     attention = geometry.in_channels * hidden + hidden + hidden * experts + experts
     params = experts * per_expert + attention + norm_params(model.norm, model.out_channels)
     batch = value.shape[0]
     # per sample: the attention MLP and the mixing of K kernels (and biases) into one
     macs = conv_macs + batch * (geometry.in_channels * hidden + hidden * experts + experts * per_expert)
-    resolved = {"geometry": geometry, "experts": experts, "reduction": model.reduction, "temperature": model.temperature}
-    return _Traced(result, params, params if model.trainable else 0, macs, resolved)
+    plan = DynamicPlan(
+        geometry, experts, model.reduction, model.temperature,
+        _norm_plan(model.norm, geometry.out_channels, geometry.dims, model.norm_groups), act_plan(model.act),
+        init_plan(model.init), model.trainable,
+    )  # fmt: skip
+    return Traced(result, params, params if model.trainable else 0, macs, plan)
 
 
-def _rule_fixed(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_fixed(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model = layer.model
     value = _feature_map(layer, inputs[0], "fixed")
     _check_in_channels(layer, model.in_channels, value.channels)
@@ -660,7 +595,7 @@ def _rule_fixed(layer: _Layer, inputs: list[Value]) -> _Traced:
     else:
         out, groups = model.out_channels or channels, 1
     geometry, result, macs = _conv(layer, value, out, kernel, groups, False)
-    params = conv_params(channels, out, kernel, groups, False)
+    params = geometry.params
     # frozen fixed kernels are buffers, not parameters; trainable ones are parameters
     traced_params = params if model.trainable else 0
     passes = None
@@ -668,8 +603,8 @@ def _rule_fixed(layer: _Layer, inputs: list[Value]) -> _Traced:
         passes = kernels.separable_factors(kernel_values)
     if passes is not None:
         macs = _separable_macs(geometry, value.shape)
-    resolved = {"geometry": geometry, "kernel": kernel_values, "passes": passes}
-    return _Traced(result, traced_params, traced_params, macs, resolved)
+    plan = FixedPlan(geometry, kernel_values, tuple(map(tuple, passes)) if passes else None, model.trainable)
+    return Traced(result, traced_params, traced_params, macs, plan)
 
 
 def _separable_macs(geometry: ConvGeometry, in_shape: tuple) -> int:
@@ -684,7 +619,7 @@ def _separable_macs(geometry: ConvGeometry, in_shape: tuple) -> int:
     return macs
 
 
-def _rule_norm(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_norm(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model, value = layer.model, inputs[0]
     if value.flat and model.kind in ("instance", "group"):
         layer.fail("kind", f"{model.kind} norm needs a feature map, but its input is flat {list(value.shape)}")
@@ -693,14 +628,22 @@ def _rule_norm(layer: _Layer, inputs: list[Value]) -> _Traced:
         layer.fail("groups", f"groups={model.groups} does not divide the {channels} channels (divisors: {_divisors(channels)})")
     _norm_statistics_check(layer, model.kind, model.groups, value, "kind")
     params = norm_params(model.kind, channels)
-    return _Traced(value, params, params, resolved={"channels": channels})
+    return Traced(value, params, params, plan=NormPlan(model.kind, channels, layer.ctx.dims, model.groups, value.flat))
 
 
-def _rule_passthrough(layer: _Layer, inputs: list[Value]) -> _Traced:
-    return _Traced(inputs[0])
+def rule_passthrough(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    return Traced(inputs[0], plan=EmptyPlan())
 
 
-def _rule_pool(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_act(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    return Traced(inputs[0], plan=act_plan(layer.model.fn, layer.model.negative_slope))
+
+
+def rule_dropout(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    return Traced(inputs[0], plan=DropoutPlan(layer.model.p))
+
+
+def rule_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model = layer.model
     value = _feature_map(layer, inputs[0], "pool")
     dims = layer.ctx.dims
@@ -722,13 +665,13 @@ def _rule_pool(layer: _Layer, inputs: list[Value]) -> _Traced:
         else:
             out_spatial.append(pool_output_size(size, k, s, p, model.ceil_mode))
     if layer.failed:
-        raise _LayerFailed
+        raise LayerFailed
     rf, jump = _spread(value, kernel, stride, (1,) * dims)
-    resolved = {"kernel_size": kernel, "stride": stride, "padding": padding}
-    return _Traced(Value((value.shape[0], value.channels, *out_spatial), rf, jump), resolved=resolved)
+    plan = PoolPlan(model.op, dims, kernel, stride, padding, model.ceil_mode)
+    return Traced(Value((value.shape[0], value.channels, *out_spatial), rf, jump), plan=plan)
 
 
-def _rule_adaptive_pool(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_adaptive_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
     value = _feature_map(layer, inputs[0], "adaptive_pool")
     size = layer.per_dim("size", layer.model.size)
     rf, jump = [], []
@@ -740,16 +683,18 @@ def _rule_adaptive_pool(layer: _Layer, inputs: list[Value]) -> _Traced:
             window = -(-s_in // s_out)  # the widest of PyTorch's adaptive windows
             rf.append(r + (window - 1) * j)
             jump.append(_whole(j * Fraction(s_in, s_out)))
-    return _Traced(Value((value.shape[0], value.channels, *size), tuple(rf), tuple(jump)), resolved={"size": size})
+    plan = AdaptivePoolPlan(layer.model.op, size)
+    return Traced(Value((value.shape[0], value.channels, *size), tuple(rf), tuple(jump)), plan=plan)
 
 
-def _rule_global_pool(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_global_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
     value = _feature_map(layer, inputs[0], "global_pool")
     rf, jump = _whole_input(value)
-    return _Traced(Value((value.shape[0], value.channels) + (1,) * layer.ctx.dims, rf, jump))
+    plan = GlobalPoolPlan(layer.model.op, layer.ctx.dims)
+    return Traced(Value((value.shape[0], value.channels) + (1,) * layer.ctx.dims, rf, jump), plan=plan)
 
 
-def _rule_upsample(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_upsample(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model = layer.model
     value = _feature_map(layer, inputs[0], "upsample")
     dims = layer.ctx.dims
@@ -775,7 +720,7 @@ def _rule_upsample(layer: _Layer, inputs: list[Value]) -> _Traced:
                 layer.error("scale", f"scale {f:g} leaves no output in {DIM_NAMES[dims][axis]}")
         size = tuple(size)
     if layer.failed:
-        raise _LayerFailed
+        raise LayerFailed
     rf, jump = [], []
     for r, j, s_in, s_out in zip(value.rf, value.jump, value.spatial, size):
         if j is None or s_in is None or s_out is None:
@@ -785,19 +730,19 @@ def _rule_upsample(layer: _Layer, inputs: list[Value]) -> _Traced:
             step = _whole(j * Fraction(s_in, s_out))
             rf.append(r + (j if model.mode != "nearest" else 0))
             jump.append(step)
-    resolved = {"size": size if model.size is not None else None, "scale": scale}
-    return _Traced(Value((value.shape[0], value.channels, *size), tuple(rf), tuple(jump)), resolved=resolved)
+    plan = UpsamplePlan(model.mode, tuple(size) if model.size is not None else None, None if scale is None else tuple(float(f) for f in scale), model.align_corners)
+    return Traced(Value((value.shape[0], value.channels, *size), tuple(rf), tuple(jump)), plan=plan)
 
 
-def _rule_shuffle(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_shuffle(layer: TracedLayer, inputs: list[Value]) -> Traced:
     value = _feature_map(layer, inputs[0], "shuffle")
     groups = layer.model.groups
     if value.channels % groups:
         layer.fail("groups", f"groups={groups} does not divide the {value.channels} channels (divisors: {_divisors(value.channels)})")
-    return _Traced(value)
+    return Traced(value, plan=ShufflePlan(groups))
 
 
-def _rule_split(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_split(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model, value = layer.model, inputs[0]
     channels = value.shape[1]
     what = "features" if value.flat else "channels"
@@ -817,10 +762,10 @@ def _rule_split(layer: _Layer, inputs: list[Value]) -> _Traced:
     parts = [Value((value.shape[0], size, *value.shape[2:]), value.rf, value.jump, value.flat) for size in sizes]
     # the split itself passes its input on; each part is a child (module NAME.i), read with `from: NAME.i`
     children = [
-        LayerReport(str(i), "part", layer.path, None, [], [value.shape], part.shape, receptive_field=part.rf, stride=part.jump)
+        LayerReport(str(i), "part", layer.path, None, [], [value.shape], part.shape, receptive_field=part.rf, stride=part.jump, role="part")
         for i, part in enumerate(parts)
     ]
-    return _Traced(value, children=children, parts=parts, resolved={"sizes": sizes})
+    return Traced(value, children=children, parts=parts, plan=SplitPlan(tuple(sizes)))
 
 
 def split_parts(model: LayerBase) -> int:
@@ -832,16 +777,16 @@ def _part_names(name: str, parts: int) -> str:
     return ", ".join(f"{name}.{i}" for i in range(parts))
 
 
-def _rule_flatten(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_flatten(layer: TracedLayer, inputs: list[Value]) -> Traced:
     value = inputs[0]
     if value.flat:
-        return _Traced(value)
+        return Traced(value, plan=EmptyPlan())
     features = None if any(s is None for s in value.shape[1:]) else math.prod(value.shape[1:])
     rf, jump = _whole_input(value)
-    return _Traced(Value((value.shape[0], features), rf, jump, flat=True))
+    return Traced(Value((value.shape[0], features), rf, jump, flat=True), plan=EmptyPlan())
 
 
-def _rule_linear(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_linear(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model, value = layer.model, inputs[0]
     if not value.flat:
         suggestion = "add `{type: flatten}` before it" if all(s == 1 for s in value.spatial) else "add `{type: global_pool}` and `{type: flatten}` (or just flatten) before it"
@@ -854,9 +799,10 @@ def _rule_linear(layer: _Layer, inputs: list[Value]) -> _Traced:
     _check_init(layer, (model.out_features, features), model.bias, model.out_features)
     params = features * model.out_features + (model.out_features if model.bias else 0)
     macs = value.shape[0] * features * model.out_features
-    return _Traced(
+    return Traced(
         Value((value.shape[0], model.out_features), value.rf, value.jump, flat=True),
-        params, params if model.trainable else 0, macs, {"in_features": features},
+        params, params if model.trainable else 0, macs,
+        LinearPlan(features, model.out_features, model.bias, init_plan(model.init), model.trainable),
     )
 
 
@@ -872,7 +818,7 @@ def _compatible(a: tuple, b: tuple) -> bool:
     return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
-def _rule_add(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_add(layer: TracedLayer, inputs: list[Value]) -> Traced:
     first = inputs[0]
     for name, value in zip(layer.model.sources[1:], inputs[1:]):
         if not _compatible(first.shape, value.shape):
@@ -882,10 +828,10 @@ def _rule_add(layer: _Layer, inputs: list[Value]) -> _Traced:
             )
     rf, jump = _merge_rf(inputs)
     shape = tuple(next((x for x in dim if x is not None), None) for dim in zip(*(v.shape for v in inputs)))
-    return _Traced(Value(shape, rf, jump, first.flat))
+    return Traced(Value(shape, rf, jump, first.flat), plan=JoinPlan("add", act_plan(layer.model.act)))
 
 
-def _rule_concat(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_concat(layer: TracedLayer, inputs: list[Value]) -> Traced:
     first = inputs[0]
     names = layer.model.sources
     for name, value in zip(names[1:], inputs[1:]):
@@ -898,17 +844,17 @@ def _rule_concat(layer: _Layer, inputs: list[Value]) -> _Traced:
     channels = None if any(v.shape[1] is None for v in inputs) else sum(v.shape[1] for v in inputs)
     rf, jump = _merge_rf(inputs)
     spatial = tuple(next((x for x in dim if x is not None), None) for dim in zip(*(v.shape[2:] for v in inputs)))
-    return _Traced(Value((first.shape[0], channels, *spatial), rf, jump, first.flat))
+    return Traced(Value((first.shape[0], channels, *spatial), rf, jump, first.flat), plan=JoinPlan("concat"))
 
 
-def _rule_block(layer: _Layer, inputs: list[Value]) -> _Traced:
-    children, out = _trace_list(layer.model.layers, layer.path + ("layers",), inputs[0], layer.ctx)
+def rule_block(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    children, out = layer.trace_list("layers", inputs[0])
     if out is None:
-        raise _LayerFailed
+        raise LayerFailed
     return _sum_children(out, children)
 
 
-def _rule_repeat(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_repeat(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model, value = layer.model, inputs[0]
     per_copy = max(len(model.layers), len(model.first or ()))
     if model.times * per_copy > MAX_LAYERS:
@@ -917,39 +863,40 @@ def _rule_repeat(layer: _Layer, inputs: list[Value]) -> _Traced:
     for index in range(model.times):
         # copy 0 may differ (`first`), as the downsampling block that opens a ResNet stage
         key = "first" if index == 0 and model.first else "layers"
-        children, out = _trace_list(getattr(model, key), layer.path + (key,), value, layer.ctx)
+        children, out = layer.trace_list(key, value)
         if out is None:
-            raise _LayerFailed
+            raise LayerFailed
         copy = _sum_children(out, children)
         copies.append(
             LayerReport(
                 str(index), "block", layer.path, None, [], [value.shape], out.shape, copy.params, copy.trainable,
-                copy.macs, out.rf, out.jump, children,
+                copy.macs, out.rf, out.jump, children, ContainerPlan(), role="copy",
             )
         )
         value = out
     return _sum_children(value, copies)
 
 
-def _rule_residual(layer: _Layer, inputs: list[Value]) -> _Traced:
+def rule_residual(layer: TracedLayer, inputs: list[Value]) -> Traced:
     model, value = layer.model, inputs[0]
     for index, inner in enumerate(model.layers):
         if inner.name == "shortcut":
             layer.error(None, f"layers[{index}] may not be named 'shortcut': that name holds the residual's shortcut branch")
-    children, main = _trace_list(model.layers, layer.path + ("layers",), value, layer.ctx)
+    children, main = layer.trace_list("layers", value)
     shortcut = value
     if model.shortcut:
-        short_children, shortcut = _trace_list(model.shortcut, layer.path + ("shortcut",), value, layer.ctx)
+        short_children, shortcut = layer.trace_list("shortcut", value)
         if shortcut is not None:
             short = _sum_children(shortcut, short_children)
             children.append(
                 LayerReport(
                     "shortcut", "block", layer.path + ("shortcut",), None, [], [value.shape], shortcut.shape,
                     short.params, short.trainable, short.macs, shortcut.rf, shortcut.jump, short_children,
+                    ContainerPlan(), role="shortcut",
                 )
             )
     if main is None or shortcut is None or layer.failed:
-        raise _LayerFailed
+        raise LayerFailed
     if not _compatible(main.shape, shortcut.shape):
         hint = ""
         if not model.shortcut:
@@ -959,229 +906,17 @@ def _rule_residual(layer: _Layer, inputs: list[Value]) -> _Traced:
             f"the residual branch gives {list(main.shape)} but the shortcut gives {list(shortcut.shape)}; they must be equal{hint}",
         )
     rf, jump = _merge_rf([main, shortcut])
-    return _sum_children(Value(main.shape, rf, jump, main.flat), children)
+    return _sum_children(Value(main.shape, rf, jump, main.flat), children, ContainerPlan(act_plan(model.act)))
 
 
-def _sum_children(value: Value, children: list[LayerReport]) -> _Traced:
-    return _Traced(
+def _sum_children(value: Value, children: list[LayerReport], plan: ContainerPlan | None = None) -> Traced:
+    return Traced(
         value,
         sum(c.params for c in children),
         sum(c.trainable_params for c in children),
         sum(c.macs for c in children),
+        plan=plan or ContainerPlan(),
         children=children,
     )
 
 
-SHAPE_RULES: dict[str, Callable[[_Layer, list[Value]], _Traced]] = {
-    "conv": _rule_conv,
-    "pointwise": _rule_conv,
-    "asymmetric": _rule_conv,
-    "dilated": _rule_conv,
-    "depthwise": _rule_conv,
-    "group": _rule_conv,
-    "separable": _rule_separable,
-    "transposed": _rule_transposed,
-    "dynamic": _rule_dynamic,
-    "fixed": _rule_fixed,
-    "norm": _rule_norm,
-    "act": _rule_passthrough,
-    "pool": _rule_pool,
-    "adaptive_pool": _rule_adaptive_pool,
-    "global_pool": _rule_global_pool,
-    "upsample": _rule_upsample,
-    "shuffle": _rule_shuffle,
-    "split": _rule_split,
-    "dropout": _rule_passthrough,
-    "flatten": _rule_flatten,
-    "linear": _rule_linear,
-    "identity": _rule_passthrough,
-    "add": _rule_add,
-    "concat": _rule_concat,
-    "residual": _rule_residual,
-    "repeat": _rule_repeat,
-    "block": _rule_block,
-}
-
-MAX_LAYERS = 10_000  # after `repeat` expansion: the largest real networks have a few thousand
-
-MULTI_INPUT_KINDS = ("add", "concat")
-
-
-# ---------------------------------------------------------------- walking lists
-
-
-def layer_name(layer: LayerBase, index: int) -> str:
-    return layer.name or f"{layer.type}_{index}"
-
-
-def _trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: _Context) -> tuple[list[LayerReport], Value | None]:
-    """Trace one list (a scope). Returns its layer reports and its output (None if it cannot be known)."""
-    values: dict[str, Value | None] = {"input": value}  # a split's parts as NAME.0, NAME.1, ...
-    splits: dict[str, int] = {}  # split layers of this list: name -> number of parts
-    broken_names: set[str] = set()  # layers invalid in the schema, stood in for: their parts are unknown
-    positions: dict[str, int] = {}
-    reports: list[LayerReport] = []
-    previous = "input"
-    for index, model in enumerate(layers):
-        layer_path = path + (index,)
-        ctx.layers_traced += 1
-        if ctx.layers_traced > MAX_LAYERS:
-            ctx.problem(layer_path, None, f"the network expands to more than {MAX_LAYERS:,} layers; that is more than any real network")
-            return reports, None
-        name = layer_name(model, index)
-        layer = _Layer(model, layer_path, ctx)
-        if name in positions:
-            layer.error("name", f"the name {name!r} is already used by {path[-1]}[{positions[name]}] in this list; names must be unique")
-        sources = model.sources or [previous]
-        if model.sources is None and previous in splits:
-            layer.error(
-                None,
-                f"the layer before is the split {previous!r}; say which part this layer reads, "
-                f"with `from:` one of {_part_names(previous, splits[previous])}",
-            )
-        inputs: list[Value | None] = []
-        for source in sources:
-            base, dot, part = source.partition(".")
-            if base in splits:
-                if dot and part in [str(i) for i in range(splits[base])]:
-                    inputs.append(values[source])
-                elif dot or model.sources is not None:
-                    layer.error("from", f"{source!r}: the split {base!r} has {splits[base]} parts: {_part_names(base, splits[base])}")
-                    inputs.append(None)
-                else:
-                    inputs.append(None)  # reported above
-                continue
-            if dot and base in values:
-                if base not in broken_names:
-                    layer.error("from", f"{source!r}: {base!r} is not a split, so it has no parts; use `from: {base}`")
-                inputs.append(None)
-                continue
-            if source in values:
-                inputs.append(values[source])
-                continue
-            later = [layer_name(m, i) for i, m in enumerate(layers) if i >= index]
-            if base in later:
-                layer.error("from", f"{source!r} comes at or after this layer; `from` can only name earlier layers (or 'input')")
-            else:
-                known = list(values)
-                close = difflib.get_close_matches(source, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else f"; earlier names in this list: {', '.join(known)}"
-                layer.error("from", f"no layer named {source!r} before this one in the same list{hint}")
-            inputs.append(None)
-        if len(sources) > 1 and model.type not in MULTI_INPUT_KINDS:
-            layer.error("from", f"a {model.type} layer takes one input, but `from` names {len(sources)}; join them with add or concat first")
-        output: Value | None = None
-        traced = None
-        broken = layer_path in ctx.spec._broken_layers  # invalid in the schema: already reported
-        if broken:
-            broken_names.add(name)
-        if not layer.failed and not broken and all(v is not None for v in inputs):
-            try:
-                traced = SHAPE_RULES[model.type](layer, inputs)  # type: ignore[arg-type]
-                output = traced.value if not layer.failed else None
-            except _LayerFailed:
-                output = None
-        report = LayerReport(name, model.type, layer_path, model, list(sources), [v.shape for v in inputs if v is not None])
-        if traced is not None:
-            report.output_shape = traced.value.shape
-            report.params, report.trainable_params, report.macs = traced.params, traced.trainable, traced.macs
-            report.receptive_field, report.stride = traced.value.rf, traced.value.jump
-            report.children, report.resolved = traced.children, traced.resolved
-        reports.append(report)
-        positions.setdefault(name, index)
-        values[name] = output
-        if model.type == "split":
-            splits[name] = split_parts(model)
-            parts = traced.parts if traced is not None and output is not None else None
-            for i in range(splits[name]):
-                values[f"{name}.{i}"] = parts[i] if parts else None
-        previous = name
-    if previous in splits:
-        ctx.problem(
-            path + (len(layers) - 1,), None,
-            f"a split cannot end a list: its parts must be read by later layers (`from: {previous}.0`, ...)",
-        )
-        return reports, None
-    return reports, values[previous] if layers else value
-
-
-def parse_input_shape(text: str) -> tuple[int, ...]:
-    """'1x3x224x224' -> (1, 3, 224, 224)."""
-    try:
-        shape = tuple(int(part) for part in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        raise ValueError(f"input shape {text!r} is not like 1x3x224x224") from None
-    if not 3 <= len(shape) <= 5 or any(s < 1 for s in shape):
-        raise ValueError(f"input shape {text!r} must be BxCxL, BxCxHxW or BxCxDxHxW with positive sizes")
-    return shape
-
-
-def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_size: bool = True) -> Report:
-    """Trace the whole spec: every layer's figures and every problem. Never raises for spec problems."""
-    problems: list[Problem] = []
-    inp = spec.input
-    dims = spec.dims
-    if input_shape is not None:
-        if len(input_shape) != dims + 2:
-            raise InputError([Problem(f"the input shape {list(input_shape)} has {len(input_shape) - 2} spatial dims but the spec is {dims}-D", spec.source.locate(("input",)))])
-        if input_shape[1] != inp.channels:
-            raise InputError([Problem(f"the input shape {list(input_shape)} has {input_shape[1]} channels but input.channels is {inp.channels}", spec.source.locate(("input", "channels")))])
-        shape = tuple(input_shape)
-    else:
-        if inp.size is None and require_size:
-            raise SpecError([Problem("input.size is not given, so shapes are unknown; pass an input shape (e.g. --input 1x3x224x224)", spec.source.locate(("input",)))])
-        shape = (inp.batch, inp.channels, *(inp.size or (None,) * dims))
-    value = Value(shape, (1,) * dims, (1,) * dims)  # ints while they stay whole: Fraction arithmetic is slow
-    data = spec.source.data
-    if data is None:  # a Spec built in Python rather than loaded
-        data = spec.model_dump(by_alias=True, exclude_unset=True, warnings=False)
-    ctx = _Context(spec, dims, data, problems)
-    layers, output = _trace_list(spec.layers, ("layers",), value, ctx)
-    names = {report.name: report for report in layers}
-    outputs: dict[str, tuple | None] = {}
-    for index, name in enumerate(spec.output_names or [layers[-1].name]):
-        if name not in names:
-            close = difflib.get_close_matches(name, list(names), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            path = ("outputs", index) if isinstance(spec.outputs, list) else ("outputs",)
-            problems.append(Problem(f"`outputs` names {name!r}, which is not a top-level layer{hint}", spec.source.locate(path)))
-            continue
-        if names[name].type == "split" and spec.output_names:  # a split ending the list is reported there
-            path = ("outputs", index) if isinstance(spec.outputs, list) else ("outputs",)
-            problems.append(Problem(f"`outputs` names the split {name!r}; name a layer that reads its parts", spec.source.locate(path)))
-            continue
-        outputs[name] = names[name].output_shape
-    problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
-    return Report(spec, shape, layers, outputs, problems)
-
-
-def load_and_check(spec: Any, input_shape: tuple[int, ...] | None = None, require_size: bool = True) -> Report:
-    """Load and check; if the schema rejects some layers, the raised SpecError also lists the other layers' shape problems."""
-    from .schema import load
-
-    if isinstance(input_shape, str):
-        input_shape = parse_input_shape(input_shape)
-    try:
-        parsed = load(spec)
-    except SpecError as err:
-        if err.partial is None:
-            raise
-        try:
-            shape_problems = check_spec(err.partial, input_shape, require_size).errors
-        except SpecError:
-            raise err from None
-        problems = list(err.problems) + [p for p in shape_problems if p not in err.problems]
-        problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
-        raise SpecError(problems) from None
-    return check_spec(parsed, input_shape, require_size)
-
-
-def check(spec: Any, input_shape: tuple[int, ...] | str | None = None) -> Report:
-    """Load (if needed) and check a spec: every layer's shape, parameters, MACs and receptive field.
-
-    Schema problems raise SpecError (listing the shape problems of the valid layers too);
-    shape problems of a valid spec are listed in `Report.errors`.
-    """
-    if isinstance(input_shape, str):
-        input_shape = parse_input_shape(input_shape)
-    return load_and_check(spec, input_shape)

@@ -106,26 +106,26 @@ def test_resnet34_stages_read_like_the_paper():
 def test_resnet_blocks_downsample_on_the_3x3_with_a_projection_shortcut(models):
     # ResNet v1.5 (torchvision): stride 2 on the first 3x3 conv, 1x1/2 conv + BN shortcut; only the first block of a stage
     block = models["resnet34"].get_submodule("layer2.0.block")
-    assert block.conv1.stride == (2, 2) and block.conv1.kernel_size == (3, 3) and block.conv1.bias is None
+    assert block.conv1.conv.stride == (2, 2) and block.conv1.conv.kernel_size == (3, 3) and block.conv1.conv.bias is None
     proj = block.shortcut.downsample
-    assert proj.kernel_size == (1, 1) and proj.stride == (2, 2) and proj.bias is None and proj.norm is not None
+    assert proj.conv.kernel_size == (1, 1) and proj.conv.stride == (2, 2) and proj.conv.bias is None and proj.norm is not None
     assert models["resnet34"].get_submodule("layer2.1.block").shortcut is None
     assert models["resnet34"].get_submodule("layer1.0.block").shortcut is None  # 64 -> 64, stride 1: identity
     bottleneck = models["resnext50_32x4d"].get_submodule("layer3.0.block")
-    assert bottleneck.conv1.stride == (1, 1) and bottleneck.conv2.stride == (2, 2)
+    assert bottleneck.conv1.conv.stride == (1, 1) and bottleneck.conv2.conv.stride == (2, 2)
     assert models["resnext50_32x4d"].get_submodule("layer1.0.block").shortcut is not None  # 64 -> 256
 
 
 def test_resnext_uses_32_groups_of_4_channels_in_the_first_stage(models):
     conv2 = models["resnext50_32x4d"].get_submodule("layer1.1.block.conv2")
-    assert (conv2.in_channels, conv2.out_channels, conv2.groups) == (128, 128, 32)
-    assert conv2.weight.shape == (128, 4, 3, 3)
-    assert models["resnext50_32x4d"].get_submodule("layer4.2.block.conv3").out_channels == 2048
+    assert (conv2.conv.in_channels, conv2.conv.out_channels, conv2.conv.groups) == (128, 128, 32)
+    assert conv2.conv.weight.shape == (128, 4, 3, 3)
+    assert models["resnext50_32x4d"].get_submodule("layer4.2.block.conv3").conv.out_channels == 2048
 
 
 def test_state_dict_keys_follow_the_instance_names(models):
     keys = set(models["resnet34"].state_dict())
-    assert "layer3.5.block.conv2.weight" in keys
+    assert "layer3.5.block.conv2.conv.weight" in keys
     assert "layer4.0.block.shortcut.downsample.norm.running_var" in keys
     assert "fc.weight" in keys
 
@@ -139,7 +139,7 @@ def test_shufflenet_units_split_transform_concat_and_shuffle(models):
     assert unit.shuffle.groups == 2
     down = models["shufflenet_v2_x1_0"].get_submodule("stage3.0.unit")
     depthwise = down.branch1.get_submodule("depthwise_0")
-    assert (depthwise.groups, depthwise.stride) == (116, (2, 2))
+    assert (depthwise.conv.groups, depthwise.conv.stride) == (116, (2, 2))
     # the shuffle interleaves the two halves: channel 2i from the passed half, 2i + 1 from the branch
     x = torch.randn(1, 232, 14, 14)
     with torch.no_grad():
@@ -163,8 +163,8 @@ def test_squeezenet_fire_modules_and_ceil_mode_pools(models):
         pooled = models["squeezenet1_1"].pool1(models["squeezenet1_1"].conv1(torch.randn(1, 3, 226, 226)))
     assert pooled.shape == at_226["pool1"]
     fire = models["squeezenet1_1"].fire4
-    assert (fire.squeeze.out_channels, fire.expand1x1.out_channels, fire.expand3x3.out_channels) == (32, 128, 128)
-    assert fire.expand3x3.padding == (1, 1) and fire.squeeze.bias is not None
+    assert (fire.squeeze.conv.out_channels, fire.expand1x1.conv.out_channels, fire.expand3x3.conv.out_channels) == (32, 128, 128)
+    assert fire.expand3x3.conv.padding == (1, 1) and fire.squeeze.conv.bias is not None
     assert models["squeezenet1_1"].pool3.ceil_mode
 
 

@@ -11,17 +11,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convspec
-from convspec.builder import BUILDERS, load_weights, read_checkpoint, save_checkpoint
+from convspec.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from convspec.schema import LAYER_MODELS, MODULE_ATTRIBUTES
-from convspec.shapes import SHAPE_RULES
+from convspec.kinds import registry
 
 
 def spec(*layers, channels=3, size=(16, 16), **extra):
     return {"input": {"channels": channels, "size": list(size)}, "layers": list(layers), **extra}
 
 
-def test_registries_hold_the_same_kinds():
-    assert set(LAYER_MODELS) == set(SHAPE_RULES) == set(BUILDERS)
+def test_every_kind_has_its_model_rule_and_builder_in_one_declaration():
+    assert set(LAYER_MODELS) == set(registry)
+    for kind in registry.values():
+        assert LAYER_MODELS[kind.name] is kind.model and callable(kind.rule) and callable(kind.resolve_builder())
 
 
 def test_module_attribute_names_are_all_reserved():
@@ -55,10 +57,11 @@ def test_child_names_and_state_dict_follow_the_spec():
     )
     assert [name for name, _ in model.named_children()] == ["stem", "stage", "down", "sep"]
     keys = set(model.state_dict())
-    assert {"stem.weight", "stem.norm.weight", "stem.norm.running_mean", "stage.0.blk.conv_0.weight", "stage.1.blk.conv_0.bias",
-            "down.conv_0.weight", "down.shortcut.pointwise_0.weight", "sep.depthwise.weight", "sep.pointwise.weight"} <= keys
-    assert "stem.bias" not in keys  # bias is off when a norm follows
-    assert isinstance(model.stem, torch.nn.Conv2d)
+    assert {"stem.conv.weight", "stem.norm.weight", "stem.norm.running_mean", "stage.0.blk.conv_0.conv.weight",
+            "stage.1.blk.conv_0.conv.bias", "down.conv_0.conv.weight", "down.shortcut.pointwise_0.conv.weight",
+            "sep.depthwise.conv.weight", "sep.pointwise.conv.weight"} <= keys
+    assert "stem.conv.bias" not in keys  # bias is off when a norm follows
+    assert type(model.stem.conv) is torch.nn.Conv2d  # a stock conv, its norm and activation beside it
 
 
 def test_seed_makes_weights_reproducible_and_leaves_global_rng_alone():
@@ -69,15 +72,15 @@ def test_seed_makes_weights_reproducible_and_leaves_global_rng_alone():
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
     c = convspec.build(definition, seed=8)
-    assert not torch.equal(a.state_dict()["conv_0.weight"], c.state_dict()["conv_0.weight"])
+    assert not torch.equal(a.state_dict()["conv_0.conv.weight"], c.state_dict()["conv_0.conv.weight"])
 
 
 def test_two_builds_are_independent():
     definition = spec({"type": "conv", "out": 2, "kernel": 1})
     a, b = convspec.build(definition, seed=0), convspec.build(definition, seed=0)
     with torch.no_grad():
-        a.conv_0.weight.zero_()
-    assert b.conv_0.weight.abs().sum() > 0
+        a.conv_0.conv.weight.zero_()
+    assert b.conv_0.conv.weight.abs().sum() > 0
 
 
 def test_trainable_false_freezes_the_whole_layer():
@@ -126,13 +129,13 @@ def test_literal_filter_normalize_and_full_mixing():
 )
 def test_init(init, check):
     model = convspec.build(spec({"type": "conv", "out": 2, "kernel": 3, "init": init}, channels=1))
-    assert check(model.conv_0.weight.detach(), model.conv_0.bias.detach())
+    assert check(model.conv_0.conv.weight.detach(), model.conv_0.conv.bias.detach())
 
 
 def test_literal_array_init_sets_exact_weights():
     weight = [[[[1.0, -1.0]]]]
     model = convspec.build(spec({"type": "conv", "out": 1, "kernel": [1, 2], "init": {"weight": weight, "bias": [0.25]}}, channels=1))
-    assert model.conv_0.weight.tolist() == weight and model.conv_0.bias.tolist() == [0.25]
+    assert model.conv_0.conv.weight.tolist() == weight and model.conv_0.conv.bias.tolist() == [0.25]
 
 
 @settings(max_examples=40, deadline=None)
@@ -158,7 +161,7 @@ def test_padding_same_splits_like_pytorch_for_even_kernels():
     definition = spec({"type": "conv", "out": 2, "kernel": [4, 2], "padding": "same", "dilation": [1, 3]}, channels=1, size=(9, 10))
     model = convspec.build(definition, seed=0)
     x = torch.randn(2, 1, 9, 10)
-    expected = F.conv2d(x, model.conv_0.weight, model.conv_0.bias, padding="same", dilation=(1, 3))
+    expected = F.conv2d(x, model.conv_0.conv.weight, model.conv_0.conv.bias, padding="same", dilation=(1, 3))
     assert torch.allclose(model(x), expected, atol=1e-6)
 
 
@@ -179,7 +182,7 @@ def test_dynamic_conv_equals_a_static_conv_per_sample():
     # samples with different means, so the attention really differs between them
     x = torch.randn(4, 6, 11, 9, dtype=torch.float64) + torch.arange(4, dtype=torch.float64).view(4, 1, 1, 1)
     y = model(x)
-    weights, biases = model.dynamic_0.mixed_weight(x)
+    weights, biases = model.dynamic_0.conv.mixed_weight(x)
     for b in range(4):
         padded = F.pad(x[b : b + 1], (1, 1, 1, 1))
         static = F.conv2d(padded, weights[b], biases[b], stride=2, groups=3)
@@ -253,9 +256,9 @@ def test_weights_that_do_not_fit_are_listed():
     with pytest.raises(convspec.InputError) as err:
         load_weights(model, state, "w.pt")
     text = str(err.value)
-    assert "missing keys (1): conv_0.bias" in text
+    assert "missing keys (1): conv_0.conv.bias" in text
     assert "unexpected keys (1): extra" in text
-    assert "conv_0.weight: file [4, 3, 5, 5], spec [4, 3, 3, 3]" in text
+    assert "conv_0.conv.weight: file [4, 3, 5, 5], spec [4, 3, 3, 3]" in text  # a format-1 key, translated
 
 
 @pytest.mark.parametrize(
@@ -295,9 +298,9 @@ def test_other_fixed_filters_run_as_one_conv(layer):
 def test_memory_format_channels_last_gives_the_same_outputs():
     base = convspec.build("specs/nine_kinds.yaml", seed=0).eval()
     last = convspec.build("specs/nine_kinds.yaml", seed=0, memory_format="channels_last").eval()
-    assert last.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert last.conv.conv.weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(base(x), last(x), atol=1e-5)
     in_spec = convspec.load(open("specs/small_cnn.yaml").read() + "memory_format: channels_last\n")
-    assert convspec.build(in_spec).conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert convspec.build(in_spec).conv1.conv.weight.is_contiguous(memory_format=torch.channels_last)

@@ -395,7 +395,7 @@ def test_text_is_escaped():
 
 def test_unknown_sizes_draw_as_question_marks(tmp_path):
     spec = "input: {channels: 3}\nlayers:\n  - {name: c, type: conv, out: 4, kernel: 3}\n"
-    from convspec.shapes import load_and_check
+    from convspec.trace import load_and_check
 
     report = load_and_check(spec, require_size=False)
     assert "1x4x?x?" in svg_text(svg_tree(render(report, "svg")))

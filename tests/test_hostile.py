@@ -783,7 +783,7 @@ def _weights(tmp_path: Path, kind: str) -> Path:
         ("nested_dict", ["not a state_dict"]),
         ("evil_object", ["cannot load weights safely"]),
         ("evil_in_checkpoint", ["cannot load weights safely"]),
-        ("other_spec_checkpoint", ["missing keys", "unexpected keys", "conv1.weight", "conv_0.weight"]),
+        ("other_spec_checkpoint", ["missing keys", "unexpected keys", "conv1.conv.weight", "conv_0.conv.weight"]),
         ("truncated_checkpoint", ["w.pt"]),
         ("empty_file", ["w.pt"]),
         ("the_yaml_spec", ["w.pt"]),

@@ -654,11 +654,11 @@ def test_json_schema_describes_the_conv_shared_keys(schema, kind):
 
 
 def test_every_layer_kind_has_a_shape_rule_and_a_builder():
-    from convspec import builder, shapes
+    from convspec.kinds import registry
 
-    models, rules, builders = set(LAYER_MODELS), set(shapes.SHAPE_RULES), set(builder.BUILDERS)
-    assert models == rules, f"schema-only: {models - rules}, shapes-only: {rules - models}"
-    assert models == builders, f"schema-only: {models - builders}, builder-only: {builders - models}"
+    assert set(LAYER_MODELS) == set(registry)
+    for kind in registry.values():
+        assert callable(kind.rule) and callable(kind.resolve_builder()), kind.name
 
 
 def test_every_conv_kind_is_a_layer_kind():

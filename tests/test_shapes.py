@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convspec
-from convspec.shapes import pool_output_size, same_padding, transposed_output_size, transposed_same_padding
+from convspec.geometry import pool_output_size, same_padding, transposed_output_size, transposed_same_padding
 
 
 @settings(max_examples=200, deadline=None)

@@ -80,9 +80,9 @@ def test_the_module_and_state_dict_follow_the_instance_names():
     text = HEAD + BASIC + USES
     model = convspec.build(text, seed=0).eval()
     keys = set(model.state_dict())
-    assert {"b1.conv1.weight", "b2.conv2.norm.running_mean", "b2.shortcut.proj.weight"} <= keys
+    assert {"b1.conv1.conv.weight", "b2.conv2.norm.running_mean", "b2.shortcut.proj.conv.weight"} <= keys
     assert model.b1.shortcut is None  # the default `shortcut: null`: identity
-    assert model.b2.conv1.stride == (2, 2)
+    assert model.b2.conv1.conv.stride == (2, 2)
     by_hand = convspec.build(HEAD + BY_HAND, seed=0).eval()
     assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in by_hand.state_dict().items()}
     x = torch.randn(2, 8, 16, 16)
@@ -138,9 +138,9 @@ layers:
     assert [copy.output_shape for copy in layer1.children] == [(1, 16, 8, 8)] * 3
     assert report.outputs == {"layer2": (1, 32, 8, 8)}
     model = convspec.build(text)
-    assert model.get_submodule("layer1.0.block.shortcut.proj").stride == (2, 2)
+    assert model.get_submodule("layer1.0.block.shortcut.proj").conv.stride == (2, 2)
     assert model.get_submodule("layer1.1.block").shortcut is None
-    assert model.get_submodule("layer2.0.block.shortcut.proj").stride == (1, 1)
+    assert model.get_submodule("layer2.0.block.shortcut.proj").conv.stride == (1, 1)
     assert_report_matches_model(report, model)
 
 
@@ -180,8 +180,10 @@ def test_spec_without_templates_is_left_alone():
 
 
 def test_use_is_expanded_at_load_and_not_a_layer_kind():
-    assert "use" not in LAYER_MODELS and "use" not in shapes.SHAPE_RULES and "use" not in builder.BUILDERS
-    assert set(LAYER_MODELS) == set(shapes.SHAPE_RULES) == set(builder.BUILDERS)
+    from convspec.kinds import registry
+
+    assert "use" not in LAYER_MODELS and "use" not in registry
+    assert set(LAYER_MODELS) == set(registry)
 
 
 # ---------------------------------------------------------------- repeat: first
@@ -202,8 +204,8 @@ layers:
     assert [[c.name for c in copy.children] for copy in copies] == [["down"], ["same"], ["same"]]
     assert [copy.output_shape for copy in copies] == [(1, 16, 8, 8)] * 3
     model = convspec.build(text)
-    assert set(model.state_dict()) == {"stage.0.down.weight", "stage.0.down.bias", "stage.1.same.weight", "stage.1.same.bias",
-                                       "stage.2.same.weight", "stage.2.same.bias"}  # fmt: skip
+    assert set(model.state_dict()) == {"stage.0.down.conv.weight", "stage.0.down.conv.bias", "stage.1.same.conv.weight", "stage.1.same.conv.bias",
+                                       "stage.2.same.conv.weight", "stage.2.same.conv.bias"}  # fmt: skip
     assert_report_matches_model(report, model)
 
 

@@ -1,0 +1,169 @@
+"""Convolution and pooling geometry by arithmetic: the one place for these formulas. No torch.
+
+The checker (`shapes.py`), the memory budget (`budget.py`) and the torch modules
+(`layers.py`) all take their numbers from here, so a report and a module cannot
+disagree about padding, output sizes or weight shapes.
+
+Conventions: sizes are per spatial dim; padding is one `(low, high)` pair per
+spatial dim, first spatial dim first (equinox's `((lo, hi), ...)` form); kernels,
+strides and dilations are tuples of ints, one per spatial dim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Pads = tuple[tuple[int, int], ...]
+
+
+# ---------------------------------------------------------------- padding
+
+
+def same_padding(kernel: int, dilation: int) -> tuple[int, int]:
+    """`padding: same`: (k - 1) * d in total, the lower side the floor of half (PyTorch's split for `padding="same"`)."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def transposed_same_padding(kernel: int, stride: int, dilation: int) -> tuple[int, int] | None:
+    """(padding, output_padding) giving out = in * stride for nn.ConvTransposeNd, or None where no valid pair exists."""
+    # out = in*s  <=>  2p - op = d*(k-1) + 1 - s, with p >= 0 and 0 <= op < max(s, d)
+    excess = dilation * (kernel - 1) + 1 - stride
+    if excess >= 0:
+        padding, output_padding = (excess + 1) // 2, (excess + 1) // 2 * 2 - excess
+    else:
+        padding, output_padding = 0, -excess
+    if output_padding >= max(stride, dilation):
+        return None
+    return padding, output_padding
+
+
+def conv_own_padding(padding: Pads, padding_mode: str) -> tuple[int, ...] | None:
+    """The one decision of how padding is applied: the per-dim padding a conv applies itself, or None.
+
+    A conv pads itself when the padding is zeros and the same on both sides of every dim (what
+    `nn.ConvNd(padding=p)` and `F.convNd(padding=p)` do at no extra cost). Anything else
+    (asymmetric pairs from an even `same` kernel, reflect / replicate / circular modes) is
+    applied before an unpadded conv, as nn.ConvNd itself does for non-zero modes.
+    """
+    if padding_mode != "zeros" or any(lo != hi for lo, hi in padding):
+        return None
+    return tuple(lo for lo, _ in padding)
+
+
+# ---------------------------------------------------------------- output sizes
+
+
+def conv_output_size(size: int, kernel: int, stride: int, dilation: int, pad: tuple[int, int]) -> int:
+    """floor((in + pad_lo + pad_hi - d*(k-1) - 1) / s) + 1, as nn.ConvNd (PyTorch docs, Conv2d "Shape")."""
+    return (size + pad[0] + pad[1] - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def transposed_output_size(size: int, kernel: int, stride: int, dilation: int, padding: int, output_padding: int) -> int:
+    """(in - 1) * s - 2p + d*(k-1) + output_padding + 1, as nn.ConvTransposeNd (PyTorch docs)."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """nn.MaxPoolNd / AvgPoolNd output size, including ceil_mode's rule that the last window starts inside the input."""
+    span = size + 2 * padding - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1  # the last window may not start inside the right padding
+    return out
+
+
+# ---------------------------------------------------------------- weights and costs
+
+
+def conv_weight_shape(in_channels: int, out_channels: int, kernel: tuple[int, ...], groups: int, transposed: bool = False) -> tuple[int, ...]:
+    """nn.ConvNd's weight (out, in/groups, *k); nn.ConvTransposeNd's (in, out/groups, *k)."""
+    if transposed:
+        return (in_channels, out_channels // groups, *kernel)
+    return (out_channels, in_channels // groups, *kernel)
+
+
+def conv_params(in_channels: int, out_channels: int, kernel: tuple[int, ...], groups: int, bias: bool) -> int:
+    """Weight values (in/groups x out x prod(kernel)) plus one bias per output channel."""
+    return out_channels * (in_channels // groups) * math.prod(kernel) + (out_channels if bias else 0)
+
+
+def norm_params(kind: str | None, channels: int) -> int:
+    """Learnable parameters of a norm over `channels` (affine weight and bias); running statistics are buffers."""
+    if kind in ("batch", "group", "layer"):
+        return 2 * channels
+    return 0  # instance norm: affine=False, as nn.InstanceNormNd's default
+
+
+def norm_buffers(kind: str | None, channels: int) -> int:
+    """Values a norm holds as buffers: BatchNorm's running mean and variance (its int64 batch counter not counted)."""
+    return 2 * channels if kind == "batch" else 0
+
+
+def attention_hidden(in_channels: int, reduction: int) -> int:
+    """Width of a dynamic conv's attention MLP: max(1, in // reduction) (Chen et al. 2020)."""
+    return max(1, in_channels // reduction)
+
+
+# ---------------------------------------------------------------- one convolution, resolved
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """One convolution, fully resolved: what a torch conv needs, and nothing to recompute.
+
+    `padding` holds (low, high) per spatial dim; `output_padding` is set for a transposed
+    conv only (then `padding` is symmetric, as nn.ConvTransposeNd allows).
+    """
+
+    dims: int
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: Pads
+    groups: int
+    bias: bool
+    padding_mode: str = "zeros"
+    output_padding: tuple[int, ...] | None = None
+
+    @property
+    def transposed(self) -> bool:
+        return self.output_padding is not None
+
+    @property
+    def conv_padding(self) -> tuple[int, ...] | None:
+        """Per-dim padding the conv applies itself, or None when it is applied before (see `conv_own_padding`)."""
+        if self.transposed:  # ConvTranspose's padding crops the output: always the conv's own
+            return tuple(lo for lo, _ in self.padding)
+        return conv_own_padding(self.padding, self.padding_mode)
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        return conv_weight_shape(self.in_channels, self.out_channels, self.kernel_size, self.groups, self.transposed)
+
+    @property
+    def params(self) -> int:
+        return conv_params(self.in_channels, self.out_channels, self.kernel_size, self.groups, self.bias)
+
+    def macs(self, in_shape: tuple, out_shape: tuple) -> int:
+        """Multiply-accumulates from input (B, C_in, *S) to output (B, C_out, *S'); 0 where a size is unknown.
+
+        Each output value of a conv sums (in/groups) x prod(kernel) products; each input value of
+        a transposed conv spreads (out/groups) x prod(kernel) products.
+        """
+        if self.transposed:
+            counted, per_value = in_shape, self.out_channels // self.groups
+        else:
+            counted, per_value = out_shape, self.in_channels // self.groups
+        if any(s is None for s in counted):
+            return 0
+        return math.prod(counted) * per_value * math.prod(self.kernel_size)
+
+
+__all__ = [
+    "ConvGeometry", "Pads", "attention_hidden", "conv_output_size", "conv_own_padding", "conv_params", "conv_weight_shape",
+    "norm_buffers", "norm_params", "pool_output_size", "same_padding", "transposed_output_size", "transposed_same_padding",
+]  # fmt: skip

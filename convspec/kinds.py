@@ -1,0 +1,198 @@
+"""The layer kinds: one declaration each, and the registry every view reads. No torch.
+
+A `Kind` ties together everything convspec knows about a layer type:
+
+- `model`: its pydantic model (the keys, their types and defaults, the JSON Schema);
+- `rule`: its torch-free shape rule, `(TracedLayer, [Value]) -> Traced` (`shapes.py`), which
+  returns the figures and the frozen plan its builder reads;
+- `builder`: `(plan, LayerReport, dims) -> nn.Module`, given as "module:function" so that
+  the checker, which never imports torch, can hold it; resolved on the first build;
+- what the other views need: the buffers it holds (memory budget), the keys holding inner
+  layer lists (containers), how many inputs it takes, its colours in drawings, and what
+  stops it from exporting.
+
+`check`, `build`, `draw`, the budget, the JSON Schema and the error messages all read
+`registry`, so a kind declared here (or registered by a user) is handled by all of them.
+The conv variants that are `conv` plus one rule of their own (pointwise, asymmetric,
+dilated, depthwise, group) share conv's rule and builder; their models hold the rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import schema as S
+from . import shapes
+from .geometry import norm_buffers
+from .plans import ConvPlan, DynamicPlan, FixedPlan, NormPlan, SeparablePlan
+
+# Colours in drawings: (fill, stroke).
+CONV_COLOURS = ("#e8f0fe", "#4a76c9")
+FIXED_COLOURS = ("#e3f4f1", "#2a8f82")
+POOL_COLOURS = ("#fff3e0", "#c9822a")
+JOIN_COLOURS = ("#f2e9fb", "#8a5cc2")
+LINEAR_COLOURS = ("#fdeaea", "#c05656")
+PLAIN_COLOURS = ("#f4f4f4", "#8a8a8a")
+
+
+def no_buffers(report: shapes.LayerReport) -> int:
+    return 0
+
+
+def plan_buffers(report: shapes.LayerReport) -> int:
+    """Values held as buffers by a conv-like or norm layer: BatchNorm statistics, a frozen fixed kernel."""
+    plan = report.plan
+    if isinstance(plan, SeparablePlan):
+        return sum(norm_buffers(p.norm.kind, p.norm.channels) for p in (plan.depthwise, plan.pointwise) if p.norm)
+    if isinstance(plan, (ConvPlan, DynamicPlan)):
+        return norm_buffers(plan.norm.kind, plan.norm.channels) if plan.norm else 0
+    if isinstance(plan, NormPlan):
+        return norm_buffers(plan.kind, plan.channels)
+    if isinstance(plan, FixedPlan) and not plan.trainable:
+        return plan.geometry.params  # the kernel as a (out, in/groups, *k) buffer
+    return 0
+
+
+def _adaptive_pool_export_limit(report: shapes.LayerReport, dynamic_spatial: bool) -> tuple[str, str] | None:
+    if dynamic_spatial and any(s != 1 for s in report.plan.size):
+        return "size", (
+            f"adaptive_pool to size {list(report.plan.size)} cannot be exported exactly with a dynamic "
+            "spatial size (the exporter bakes in the windows of the example size); give `input.size` in the "
+            "spec and drop --dynamic-size, or pool to size 1 (global_pool)"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One layer kind, declared once. See the module docstring for each field's role."""
+
+    name: str
+    model: type[S.LayerBase]
+    rule: Callable[[shapes.TracedLayer, list[shapes.Value]], shapes.Traced]
+    builder: str | Callable[..., Any]  # "module:function", or the function itself
+    many_inputs: bool = False  # takes two or more `from` inputs (add, concat)
+    child_lists: tuple[str, ...] = ()  # keys holding inner layer lists (containers)
+    parts: Callable[[S.LayerBase], int] | None = None  # outputs read as NAME.0, NAME.1, ... (split)
+    buffers: Callable[[shapes.LayerReport], int] = no_buffers  # values held besides parameters, for the budget
+    colours: tuple[str, str] = PLAIN_COLOURS  # (fill, stroke) of its box in drawings
+    # (report, dynamic_spatial) -> (key, reason) when the layer cannot be exported that way, else None
+    export_limit: Callable[[shapes.LayerReport, bool], tuple[str, str] | None] | None = None
+    origin: str = "convspec"  # the package that declared it
+
+    def resolve_builder(self) -> Callable[..., Any]:
+        """The builder function (imports its module on first use: this is where torch comes in)."""
+        if callable(self.builder):
+            return self.builder
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+@dataclass
+class KindRegistry:
+    """The layer kinds by name. `register` / `unregister` keep the schema's validators in step."""
+
+    kinds: dict[str, Kind] = field(default_factory=dict)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.kinds
+
+    def __getitem__(self, name: str) -> Kind:
+        return self.kinds[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.kinds)
+
+    def get(self, name: str) -> Kind | None:
+        return self.kinds.get(name)
+
+    def values(self):
+        return self.kinds.values()
+
+    def register(self, *kinds: Kind) -> None:
+        """Add kinds; raises ValueError if a name or `type` literal is taken or does not match."""
+        for kind in kinds:
+            declared = kind.model.model_fields["type"].annotation
+            literal = getattr(declared, "__args__", (None,))[0]
+            if literal != kind.name:
+                raise ValueError(f"kind {kind.name!r}: its model's `type` must be Literal[{kind.name!r}], not {declared!r}")
+            if kind.name in self.kinds:
+                raise ValueError(f"kind {kind.name!r} is already registered (by {self.kinds[kind.name].origin})")
+        for kind in kinds:
+            self.kinds[kind.name] = kind
+            S.LAYER_MODELS[kind.name] = kind.model
+        self._rebuild()
+
+    def unregister(self, *names: str) -> None:
+        for name in names:
+            del self.kinds[name]
+            del S.LAYER_MODELS[name]
+        self._rebuild()
+
+    @contextlib.contextmanager
+    def temporarily(self, *kinds: Kind) -> Iterator[None]:
+        """Register `kinds` for the duration of a `with` block (tests, notebooks)."""
+        self.register(*kinds)
+        try:
+            yield
+        finally:
+            self.unregister(*(kind.name for kind in kinds))
+
+    def _rebuild(self) -> None:
+        S.rebuild_layer_models([kind.model for kind in self.kinds.values() if kind.child_lists])
+
+
+_BUILDER = "convspec.builder:"
+
+
+def _conv_kind(name: str, model: type[S.LayerBase], rule=shapes.rule_conv, builder: str = "build_conv") -> Kind:
+    return Kind(name, model, rule, _BUILDER + builder, buffers=plan_buffers, colours=CONV_COLOURS)
+
+
+BUILTIN_KINDS: tuple[Kind, ...] = (
+    _conv_kind("conv", S.ConvLayer),
+    _conv_kind("pointwise", S.PointwiseLayer),
+    _conv_kind("asymmetric", S.AsymmetricLayer),
+    _conv_kind("dilated", S.DilatedLayer),
+    _conv_kind("depthwise", S.DepthwiseLayer),
+    _conv_kind("group", S.GroupLayer),
+    _conv_kind("separable", S.SeparableLayer, shapes.rule_separable, "build_separable"),
+    _conv_kind("transposed", S.TransposedLayer, shapes.rule_transposed),
+    _conv_kind("dynamic", S.DynamicLayer, shapes.rule_dynamic, "build_dynamic"),
+    Kind("fixed", S.FixedLayer, shapes.rule_fixed, _BUILDER + "build_fixed", buffers=plan_buffers, colours=FIXED_COLOURS),
+    Kind("norm", S.NormLayer, shapes.rule_norm, _BUILDER + "build_norm", buffers=plan_buffers),
+    Kind("act", S.ActLayer, shapes.rule_act, _BUILDER + "build_act"),
+    Kind("pool", S.PoolLayer, shapes.rule_pool, _BUILDER + "build_pool", colours=POOL_COLOURS),
+    Kind(
+        "adaptive_pool", S.AdaptivePoolLayer, shapes.rule_adaptive_pool, _BUILDER + "build_adaptive_pool",
+        colours=POOL_COLOURS, export_limit=_adaptive_pool_export_limit,
+    ),
+    Kind("global_pool", S.GlobalPoolLayer, shapes.rule_global_pool, _BUILDER + "build_global_pool", colours=POOL_COLOURS),
+    Kind("upsample", S.UpsampleLayer, shapes.rule_upsample, _BUILDER + "build_upsample", colours=POOL_COLOURS),
+    Kind("shuffle", S.ShuffleLayer, shapes.rule_shuffle, _BUILDER + "build_shuffle"),
+    Kind("split", S.SplitLayer, shapes.rule_split, _BUILDER + "build_split", parts=shapes.split_parts, colours=JOIN_COLOURS),
+    Kind("dropout", S.DropoutLayer, shapes.rule_dropout, _BUILDER + "build_dropout"),
+    Kind("flatten", S.FlattenLayer, shapes.rule_flatten, _BUILDER + "build_flatten"),
+    Kind("linear", S.LinearLayer, shapes.rule_linear, _BUILDER + "build_linear", colours=LINEAR_COLOURS),
+    Kind("identity", S.IdentityLayer, shapes.rule_passthrough, _BUILDER + "build_identity"),
+    Kind("add", S.AddLayer, shapes.rule_add, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
+    Kind("concat", S.ConcatLayer, shapes.rule_concat, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
+    Kind("residual", S.ResidualLayer, shapes.rule_residual, _BUILDER + "build_residual", child_lists=("layers", "shortcut")),
+    Kind("repeat", S.RepeatLayer, shapes.rule_repeat, _BUILDER + "build_repeat", child_lists=("first", "layers")),
+    Kind("block", S.BlockLayer, shapes.rule_block, _BUILDER + "build_block", child_lists=("layers",)),
+)
+
+registry = KindRegistry()
+registry.register(*BUILTIN_KINDS)
+
+
+def child_list_keys() -> frozenset[str]:
+    """Every key that holds an inner layer list in some registered kind (for locations and templates)."""
+    return frozenset(key for kind in registry.values() for key in kind.child_lists)
+
+
+__all__ = ["BUILTIN_KINDS", "Kind", "KindRegistry", "child_list_keys", "no_buffers", "plan_buffers", "registry"]

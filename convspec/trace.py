@@ -1,0 +1,218 @@
+"""The graph walk: trace a spec's layer lists in order, running each layer's shape rule. No torch.
+
+`check_spec` walks the layers with the rules of the kind registry (`kinds.py`),
+resolves `from` names (including a split's parts), records every problem and
+goes on where it can, and returns a `Report`. `load_and_check` and `check` are
+the entry points that also load the spec.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InputError, Problem, SpecError
+from .kinds import Kind, registry
+from .schema import LayerBase, Spec
+from .shapes import MAX_LAYERS, LayerFailed, LayerReport, Report, Traced, TraceContext, TracedLayer, Value, _part_names
+
+# ---------------------------------------------------------------- walking lists
+
+
+def layer_name(layer: LayerBase, index: int) -> str:
+    return layer.name or f"{layer.type}_{index}"
+
+
+@dataclass
+class _Scope:
+    """What one list knows while it is traced: the values by name (a split's parts as NAME.0, NAME.1, ...)."""
+
+    layers: list[LayerBase]
+    values: dict[str, Value | None]
+    parts: dict[str, int] = field(default_factory=dict)  # multi-output layers of this list: name -> number of parts
+    broken: set[str] = field(default_factory=set)  # layers invalid in the schema, stood in for: their parts are unknown
+
+    def inputs(self, layer: TracedLayer, index: int, sources: list[str]) -> list[Value | None]:
+        """The values `sources` name, None (with the problem recorded) where a name does not resolve."""
+        explicit = layer.model.sources is not None
+        inputs: list[Value | None] = []
+        for source in sources:
+            base, dot, part = source.partition(".")
+            if base in self.parts:
+                if dot and part in [str(i) for i in range(self.parts[base])]:
+                    inputs.append(self.values[source])
+                    continue
+                if dot or explicit:  # an implicit `from` after a split is reported by the caller
+                    layer.error("from", f"{source!r}: the split {base!r} has {self.parts[base]} parts: {_part_names(base, self.parts[base])}")
+            elif dot and base in self.values:
+                if base not in self.broken:
+                    layer.error("from", f"{source!r}: {base!r} is not a split, so it has no parts; use `from: {base}`")
+            elif source in self.values:
+                inputs.append(self.values[source])
+                continue
+            else:
+                self._unknown(layer, index, source)
+            inputs.append(None)
+        return inputs
+
+    def _unknown(self, layer: TracedLayer, index: int, source: str) -> None:
+        later = [layer_name(m, i) for i, m in enumerate(self.layers) if i >= index]
+        if source.partition(".")[0] in later:
+            layer.error("from", f"{source!r} comes at or after this layer; `from` can only name earlier layers (or 'input')")
+            return
+        known = list(self.values)
+        close = difflib.get_close_matches(source, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; earlier names in this list: {', '.join(known)}"
+        layer.error("from", f"no layer named {source!r} before this one in the same list{hint}")
+
+
+def _run_rule(kind: Kind, layer: TracedLayer, inputs: list[Value]) -> Traced | None:
+    try:
+        return kind.rule(layer, inputs)
+    except LayerFailed:
+        return None
+
+
+def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceContext) -> tuple[list[LayerReport], Value | None]:
+    """Trace one list (a scope). Returns its layer reports and its output (None if it cannot be known)."""
+    scope = _Scope(layers, {"input": value})
+    positions: dict[str, int] = {}
+    reports: list[LayerReport] = []
+    previous = "input"
+    for index, model in enumerate(layers):
+        layer_path = path + (index,)
+        ctx.layers_traced += 1
+        if ctx.layers_traced > MAX_LAYERS:
+            ctx.problem(layer_path, None, f"the network expands to more than {MAX_LAYERS:,} layers; that is more than any real network")
+            return reports, None
+        name = layer_name(model, index)
+        layer = TracedLayer(model, layer_path, ctx)
+        kind = registry[model.type]
+        if name in positions:
+            layer.error("name", f"the name {name!r} is already used by {path[-1]}[{positions[name]}] in this list; names must be unique")
+        sources = model.sources or [previous]
+        if model.sources is None and previous in scope.parts:
+            layer.error(
+                None,
+                f"the layer before is the split {previous!r}; say which part this layer reads, "
+                f"with `from:` one of {_part_names(previous, scope.parts[previous])}",
+            )
+        inputs = scope.inputs(layer, index, sources)
+        if len(sources) > 1 and not kind.many_inputs:
+            layer.error("from", f"a {model.type} layer takes one input, but `from` names {len(sources)}; join them with add or concat first")
+        broken = layer_path in ctx.spec._broken_layers  # invalid in the schema: already reported
+        if broken:
+            scope.broken.add(name)
+        traced = None
+        if not layer.failed and not broken and all(v is not None for v in inputs):
+            traced = _run_rule(kind, layer, inputs)  # type: ignore[arg-type]
+        output = traced.value if traced is not None and not layer.failed else None
+        reports.append(_report(name, model, layer_path, sources, inputs, traced))
+        positions.setdefault(name, index)
+        scope.values[name] = output
+        if kind.parts is not None:
+            scope.parts[name] = kind.parts(model)
+            parts = traced.parts if traced is not None and output is not None else None
+            for i in range(scope.parts[name]):
+                scope.values[f"{name}.{i}"] = parts[i] if parts else None
+        previous = name
+    if previous in scope.parts:
+        ctx.problem(
+            path + (len(layers) - 1,), None,
+            f"a split cannot end a list: its parts must be read by later layers (`from: {previous}.0`, ...)",
+        )
+        return reports, None
+    return reports, scope.values[previous] if layers else value
+
+
+def _report(name: str, model: LayerBase, path: tuple, sources: list[str], inputs: list, traced: Traced | None) -> LayerReport:
+    report = LayerReport(name, model.type, path, model, list(sources), [v.shape for v in inputs if v is not None])
+    if traced is not None:
+        report.output_shape = traced.value.shape
+        report.params, report.trainable_params, report.macs = traced.params, traced.trainable, traced.macs
+        report.receptive_field, report.stride = traced.value.rf, traced.value.jump
+        report.children, report.plan = traced.children, traced.plan
+    return report
+
+
+def parse_input_shape(text: str) -> tuple[int, ...]:
+    """'1x3x224x224' -> (1, 3, 224, 224)."""
+    try:
+        shape = tuple(int(part) for part in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        raise ValueError(f"input shape {text!r} is not like 1x3x224x224") from None
+    if not 3 <= len(shape) <= 5 or any(s < 1 for s in shape):
+        raise ValueError(f"input shape {text!r} must be BxCxL, BxCxHxW or BxCxDxHxW with positive sizes")
+    return shape
+
+
+def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_size: bool = True) -> Report:
+    """Trace the whole spec: every layer's figures and every problem. Never raises for spec problems."""
+    problems: list[Problem] = []
+    inp = spec.input
+    dims = spec.dims
+    if input_shape is not None:
+        if len(input_shape) != dims + 2:
+            raise InputError([Problem(f"the input shape {list(input_shape)} has {len(input_shape) - 2} spatial dims but the spec is {dims}-D", spec.source.locate(("input",)))])
+        if input_shape[1] != inp.channels:
+            raise InputError([Problem(f"the input shape {list(input_shape)} has {input_shape[1]} channels but input.channels is {inp.channels}", spec.source.locate(("input", "channels")))])
+        shape = tuple(input_shape)
+    else:
+        if inp.size is None and require_size:
+            raise SpecError([Problem("input.size is not given, so shapes are unknown; pass an input shape (e.g. --input 1x3x224x224)", spec.source.locate(("input",)))])
+        shape = (inp.batch, inp.channels, *(inp.size or (None,) * dims))
+    value = Value(shape, (1,) * dims, (1,) * dims)  # ints while they stay whole: Fraction arithmetic is slow
+    data = spec.source.data
+    if data is None:  # a Spec built in Python rather than loaded
+        data = spec.model_dump(by_alias=True, exclude_unset=True, warnings=False)
+    ctx = TraceContext(spec, dims, data, problems, trace_list)
+    layers, output = trace_list(spec.layers, ("layers",), value, ctx)
+    names = {report.name: report for report in layers}
+    outputs: dict[str, tuple | None] = {}
+    for index, name in enumerate(spec.output_names or [layers[-1].name]):
+        if name not in names:
+            close = difflib.get_close_matches(name, list(names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            path = ("outputs", index) if isinstance(spec.outputs, list) else ("outputs",)
+            problems.append(Problem(f"`outputs` names {name!r}, which is not a top-level layer{hint}", spec.source.locate(path)))
+            continue
+        if registry[names[name].type].parts is not None and spec.output_names:  # a split ending the list is reported there
+            path = ("outputs", index) if isinstance(spec.outputs, list) else ("outputs",)
+            problems.append(Problem(f"`outputs` names the split {name!r}; name a layer that reads its parts", spec.source.locate(path)))
+            continue
+        outputs[name] = names[name].output_shape
+    problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
+    return Report(spec, shape, layers, outputs, problems)
+
+
+def load_and_check(spec: Any, input_shape: tuple[int, ...] | None = None, require_size: bool = True) -> Report:
+    """Load and check; if the schema rejects some layers, the raised SpecError also lists the other layers' shape problems."""
+    from .schema import load
+
+    if isinstance(input_shape, str):
+        input_shape = parse_input_shape(input_shape)
+    try:
+        parsed = load(spec)
+    except SpecError as err:
+        if err.partial is None:
+            raise
+        try:
+            shape_problems = check_spec(err.partial, input_shape, require_size).errors
+        except SpecError:
+            raise err from None
+        problems = list(err.problems) + [p for p in shape_problems if p not in err.problems]
+        problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
+        raise SpecError(problems) from None
+    return check_spec(parsed, input_shape, require_size)
+
+
+def check(spec: Any, input_shape: tuple[int, ...] | str | None = None) -> Report:
+    """Load (if needed) and check a spec: every layer's shape, parameters, MACs and receptive field.
+
+    Schema problems raise SpecError (listing the shape problems of the valid layers too);
+    shape problems of a valid spec are listed in `Report.errors`.
+    """
+    if isinstance(input_shape, str):
+        input_shape = parse_input_shape(input_shape)
+    return load_and_check(spec, input_shape)
