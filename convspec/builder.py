@@ -25,7 +25,7 @@ from .budget import enforce_budget
 from .errors import BudgetError, first_line
 from .graph import Add, Concat, Graph, Network, Residual
 from .kinds import registry
-from .layers import AdaptivePool, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv, conv_norm_act
+from .layers import ADAPTIVE_POOLS, AdaptivePool, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv, conv_norm_act
 from .plans import (
     ActPlan, AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, FixedPlan, GlobalPoolPlan, InitPlan, JoinPlan,
     LinearPlan, NormPlan, PoolPlan, SeparablePlan, ShufflePlan, SplitPlan, UpsamplePlan,
@@ -35,10 +35,6 @@ from .shapes import LayerReport, Report
 from .trace import load_and_check
 
 _POOL = {"max": (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), "avg": (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)}
-_GLOBAL_POOL = {
-    "max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
-    "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d),
-}
 _BATCH_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _INSTANCE_NORM = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 
@@ -234,7 +230,7 @@ def build_adaptive_pool(plan: AdaptivePoolPlan, report: LayerReport, ctx: BuildC
 
 
 def build_global_pool(plan: GlobalPoolPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
-    return _GLOBAL_POOL[plan.op][plan.dims - 1](1)
+    return ADAPTIVE_POOLS[plan.op][plan.dims - 1](1)
 
 
 def build_upsample(plan: UpsamplePlan, report: LayerReport, ctx: BuildContext) -> nn.Module:

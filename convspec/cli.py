@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from .opsets import DEFAULT_OPSET  # torch-free, like everything the CLI imports at load
 from ._version import __version__
 from .errors import ConvspecError, InputError, Problem
 
@@ -180,7 +181,6 @@ def build(
 
 # ---------------------------------------------------------------- export
 
-DEFAULT_OPSET = 18  # equals convspec.export.DEFAULT_OPSET (a test keeps them equal; importing it would load torch)
 
 
 @cli.command()

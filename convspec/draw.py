@@ -33,6 +33,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .kinds import PLAIN_COLOURS, registry
 from .plans import FixedPlan
+from .geometry import format_shape as _shape
 from .shapes import LayerReport, Report
 
 COLLAPSE_FROM = 40  # boxes (layers and residual adds); beyond this, identical repeat copies are drawn once
@@ -198,12 +199,6 @@ class Diagram:
 
 
 # ---------------------------------------------------------------- from the report
-
-
-def _shape(shape: tuple | None) -> str:
-    if shape is None:
-        return "?"
-    return "x".join("?" if s is None else str(s) for s in shape)
 
 
 def is_frozen(report: LayerReport) -> bool:

@@ -34,14 +34,12 @@ from .checkpoint import load_weights_file, spec_text
 from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_writable
 from .kinds import registry
+from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from .schema import Spec
 from .shapes import Report
 from .trace import check_spec, load_and_check, parse_input_shape
 from .source import layer_label, looks_like_yaml_text
 
-DEFAULT_OPSET = 18  # what torch's exporter is built around; runtimes from 2023 on read it
-MIN_OPSET = 14  # below this torch's exporter emits opset 18 and onnx's converter cannot step down (no adapters)
-MAX_OPSET = 26  # the newest opset onnxruntime 1.31 loads; newer ones fail there, so refuse them up front
 TWO_GB = 2**31  # protobuf's limit for one serialized message
 RTOL, ATOL = 1e-3, 1e-4  # float32 with BatchNorm folded into convs: rounding differs a little
 EXPORT_BATCH = 2  # verification runs at other batch sizes, so a baked-in batch is caught
@@ -86,6 +84,9 @@ class ExportResult:
 # ---------------------------------------------------------------- quiet exporter
 
 
+_EXPORTER_LOGGERS = ("torch", "onnx", "onnxscript", "onnx_ir", "onnxruntime")
+
+
 @contextlib.contextmanager
 def _quiet(verbose: bool) -> Iterator[io.StringIO]:
     """Capture torch's exporter chatter (prints, warnings, log records) unless verbose."""
@@ -93,14 +94,21 @@ def _quiet(verbose: bool) -> Iterator[io.StringIO]:
     if verbose:
         yield captured
         return
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # the exporter logs through several loggers
+    # the exporter's own loggers only, not the whole process (the caller's logging stays as it was)
+    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    loggers += [
+        logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith(tuple(f"{n}." for n in _EXPORTER_LOGGERS))
+    ]
+    previous = [(logger, logger.disabled) for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
     try:
         with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield captured
     finally:
-        logging.disable(previous)
+        for logger, disabled in previous:
+            logger.disabled = disabled
 
 
 # ---------------------------------------------------------------- helpers

@@ -52,9 +52,15 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, force
 
 
 def _umask() -> int:
-    mask = os.umask(0)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
+    """The process's umask, read without changing it (Linux's /proc/self/status; else 0o022, the usual one)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def atomic_write_text(path: str | Path, text: str, *, force: bool = False) -> Path:

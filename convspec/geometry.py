@@ -17,6 +17,17 @@ from dataclasses import dataclass
 Pads = tuple[tuple[int, int], ...]
 
 
+# convspec's padding_mode names -> torch.nn.functional.pad's mode names
+PAD_MODES: dict[str, str] = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+
+
+def format_shape(shape: tuple | None) -> str:
+    """(1, 64, None, None) -> '1x64x?x?'; None (unknown) -> '?'."""
+    if shape is None:
+        return "?"
+    return "x".join("?" if s is None else str(s) for s in shape)
+
+
 # ---------------------------------------------------------------- padding
 
 

@@ -20,6 +20,7 @@ dilated, depthwise, group) share conv's rule and builder; their models hold the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -64,6 +65,19 @@ def _adaptive_pool_export_limit(report: shapes.LayerReport, dynamic_spatial: boo
             "spatial size (the exporter bakes in the windows of the example size); give `input.size` in the "
             "spec and drop --dynamic-size, or pool to size 1 (global_pool)"
         )
+    return None
+
+
+def _transposed_export_limit(report: shapes.LayerReport, dynamic_spatial: bool) -> tuple[str, str] | None:
+    # PyTorch allows output_padding < max(stride, dilation); onnxruntime's ConvTranspose wants < stride
+    g = report.plan.geometry
+    for axis, (op, s) in enumerate(zip(g.output_padding, g.stride)):
+        if op >= s:
+            dim = shapes.DIM_NAMES[g.dims][axis]
+            return "output_padding", (
+                f"output_padding={op} in {dim} is valid in PyTorch (below the dilation {g.dilation[axis]}) but onnxruntime's "
+                f"ConvTranspose refuses output_padding >= stride ({s}); use output_padding < {s} to export"
+            )
     return None
 
 
@@ -161,7 +175,7 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
     _conv_kind("depthwise", S.DepthwiseLayer),
     _conv_kind("group", S.GroupLayer),
     _conv_kind("separable", S.SeparableLayer, shapes.rule_separable, "build_separable"),
-    _conv_kind("transposed", S.TransposedLayer, shapes.rule_transposed),
+    dataclasses.replace(_conv_kind("transposed", S.TransposedLayer, shapes.rule_transposed), export_limit=_transposed_export_limit),
     _conv_kind("dynamic", S.DynamicLayer, shapes.rule_dynamic, "build_dynamic"),
     Kind("fixed", S.FixedLayer, shapes.rule_fixed, _BUILDER + "build_fixed", buffers=plan_buffers, colours=FIXED_COLOURS),
     Kind("norm", S.NormLayer, shapes.rule_norm, _BUILDER + "build_norm", buffers=plan_buffers),

@@ -28,23 +28,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .geometry import ConvGeometry, attention_hidden, conv_own_padding  # one formula, shared with the checker
+from .geometry import PAD_MODES, ConvGeometry, attention_hidden, conv_own_padding  # one formula, shared with the checker
 
 __all__ = [
     "PADDING_MODES", "pad_input", "attention_hidden", "DynamicConv", "ChannelShuffle", "ChannelSplit", "ChannelSlice",
     "ConvNormAct", "FixedConv", "ChannelLayerNorm", "conv_norm_act", "make_conv", "make_pad",
 ]
 
-# convspec's padding_mode names -> F.pad's mode names.
-PADDING_MODES: dict[str, str] = {
-    "zeros": "constant",
-    "reflect": "reflect",
-    "replicate": "replicate",
-    "circular": "circular",
-}
+PADDING_MODES = PAD_MODES  # convspec's padding_mode names -> F.pad's mode names
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_ADAPTIVE_AVG_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
+# torch's adaptive pooling classes by op, for 1-D, 2-D and 3-D input
+ADAPTIVE_POOLS: dict[str, tuple[type[nn.Module], ...]] = {
+    "max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
+    "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d),
+}
 
 
 def _eager() -> bool:
@@ -209,7 +207,7 @@ class DynamicConv(nn.Module):
             self.register_parameter("bias", None)  # as nn.ConvNd: a known attribute, no state_dict key
         hidden = attention_hidden(in_channels, reduction)
         self.attention = nn.Sequential(
-            _ADAPTIVE_AVG_POOL[dims](1),  # (B, C, 1, ...)
+            ADAPTIVE_POOLS["avg"][dims - 1](1),  # (B, C, 1, ...)
             nn.Flatten(1),  # (B, C)
             nn.Linear(in_channels, hidden),  # (B, hidden)
             nn.ReLU(),
@@ -535,9 +533,7 @@ class AdaptivePool(nn.Module):
         super().__init__()
         self.op, self.size = op, tuple(size)
         dims = len(self.size)
-        pools = {"max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
-                 "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)}  # fmt: skip
-        self.pool = pools[op][dims - 1](self.size)
+        self.pool = ADAPTIVE_POOLS[op][dims - 1](self.size)
 
     def forward(self, x: Tensor) -> Tensor:
         spatial = x.shape[2:]

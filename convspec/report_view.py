@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from .geometry import format_shape as _shape
 from .shapes import LayerReport, Report
 
 
 def report_json(report: Report) -> dict:
     return report.to_dict()
-
-
-def _shape(shape: tuple | None) -> str:
-    if shape is None:
-        return "?"
-    return "x".join("?" if s is None else str(s) for s in shape)
 
 
 def _figures(values: tuple) -> str:

@@ -33,7 +33,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import Problem, SpecError
+from .geometry import PAD_MODES
 from .source import Source, layer_label
+from .templates import did_you_mean as _did_you_mean
 from .templates import expand as expand_templates
 from .templates import template_json_schema
 
@@ -41,7 +43,7 @@ INT_LIMIT = 2**31 - 1  # larger values overflow ONNX int32 attributes and no rea
 
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "mish")
 NORMS = ("batch", "instance", "group", "layer")
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+PADDING_MODES = tuple(PAD_MODES)  # zeros, reflect, replicate, circular
 UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear")
 INIT_NAMES = (
     "default",
@@ -204,11 +206,6 @@ NormName = _enum("norm", NORMS)
 PaddingMode = _enum("padding_mode", PADDING_MODES)
 PoolOp = _enum("pool op", ("max", "avg"))
 UpsampleMode = _enum("upsample mode", UPSAMPLE_MODES)
-
-
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _nested_numbers(value: Any, where: str = "") -> list:

@@ -100,7 +100,8 @@ def _walk(node: _Node, path: tuple = ()):
             yield from _walk(v, path + (i,))
 
 
-def _did_you_mean(word: str, choices) -> str:
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean X?)' for the closest of `choices` to `word`, or ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -229,7 +230,7 @@ class _Expander:
                 used.update(difflib.get_close_matches(param, list(template.params), n=1, cutoff=0.6))  # a typo of it
                 declared = ", ".join(template.params) or "none"
                 self._problem(
-                    f"${param} is not a parameter of block {name!r}{_did_you_mean(param, template.params)}; "
+                    f"${param} is not a parameter of block {name!r}{did_you_mean(param, template.params)}; "
                     f"declare it in `params` (declared: {declared})",
                     inner, None, label,
                 )
@@ -277,7 +278,7 @@ class _Expander:
         ok = True
         for key, node in keys.items():
             if key not in USE_KEYS:
-                hint = _did_you_mean(str(key), USE_KEYS) or f"; a `use` layer has: {', '.join(USE_KEYS)}"
+                hint = did_you_mean(str(key), USE_KEYS) or f"; a `use` layer has: {', '.join(USE_KEYS)}"
                 self._problem(f"unknown key {key!r}{hint}", node, path)
                 ok = False
         block = keys.get("block")
@@ -295,7 +296,7 @@ class _Expander:
             elif not self.templates:
                 self._problem(f"no block named {name!r}: the spec has no `blocks:` section to define it in", block, path)
             else:
-                hint = _did_you_mean(name, self.templates) or f"; blocks: {', '.join(self.templates)}"
+                hint = did_you_mean(name, self.templates) or f"; blocks: {', '.join(self.templates)}"
                 self._problem(f"no block named {name!r}{hint}", block, path)
             return None
         if name in stack:
@@ -312,7 +313,7 @@ class _Expander:
                 if param not in template.params:
                     declared = ", ".join(template.params) or "none"
                     self._problem(
-                        f"block {name!r} has no parameter {param!r}{_did_you_mean(str(param), template.params)}; its parameters: {declared}",
+                        f"block {name!r} has no parameter {param!r}{did_you_mean(str(param), template.params)}; its parameters: {declared}",
                         value, path,
                     )
                     ok = False

@@ -52,3 +52,13 @@ def test_max_memory_is_enforced_and_parsed():
     assert result.exit_code == 1 and "budget" in result.output
     result = CliRunner().invoke(cli, ["build", "specs/small_cnn.yaml", "--max-memory", "lots"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["nine_kinds", "mobilenet_v1", "resnet_small", "edge_kernel"])
+def test_weight_estimate_equals_the_built_tensors(name):
+    """Parameters plus buffers (BatchNorm statistics, frozen kernels), separable's depthwise norm included."""
+    report = convspec.check(f"specs/{name}.yaml")
+    model = convspec.build(report.spec)
+    real = sum(p.numel() for p in model.parameters())
+    real += sum(b.numel() for n, b in model.named_buffers() if not n.endswith("num_batches_tracked") and n in model.state_dict())
+    assert estimate_memory(report).weight_bytes == 4 * real
