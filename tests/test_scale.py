@@ -76,6 +76,7 @@ def _worker(rank: int, spec: str, port: int, folder: str) -> None:
         loss.backward()  # DDP averages the gradients over the processes here
         grads = {name: p.grad.detach().clone() for name, p in model.module.named_parameters()}
         torch.save(grads, Path(folder) / f"grads{rank}.pt")
+        dist.barrier()  # gloo aborts a process that tears down while its peer still talks to it
     finally:
         dist.destroy_process_group()
 
