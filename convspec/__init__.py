@@ -19,7 +19,8 @@ from .shapes import Report
 from .trace import check
 
 if TYPE_CHECKING:  # torch is imported only when a model is built
-    from .builder import build, load_checkpoint, save_checkpoint
+    from .builder import build
+    from .checkpoint import load_checkpoint, save_checkpoint
     from .export import export_onnx
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
     "ExportError",
 ]
 
-_LAZY = {"build": "builder", "save_checkpoint": "builder", "load_checkpoint": "builder", "export_onnx": "export"}
+_LAZY = {"build": "builder", "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "export_onnx": "export"}
 
 
 def __getattr__(name: str) -> Any:

@@ -354,13 +354,4 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
-def __getattr__(name: str) -> Any:
-    # checkpoint I/O lives in `checkpoint.py`; these names stay importable from here
-    if name in ("save_checkpoint", "load_checkpoint", "read_checkpoint", "load_weights", "spec_text"):
-        from . import checkpoint
-
-        return getattr(checkpoint, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["build", "build_from_report", "build_layer", "BuildContext", "apply_init", "count_parameters"]

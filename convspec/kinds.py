@@ -14,7 +14,9 @@ A `Kind` ties together everything convspec knows about a layer type:
 `check`, `build`, `draw`, the budget, the JSON Schema and the error messages all read
 `registry`, so a kind declared here (or registered by a user) is handled by all of them.
 The conv variants that are `conv` plus one rule of their own (pointwise, asymmetric,
-dilated, depthwise, group) share conv's rule and builder; their models hold the rule.
+dilated, depthwise, group) share conv's rule and builder; their models' validators hold
+the difference (depthwise's channels, groups = in and out = in x multiplier, are one branch
+of conv's rule).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ user never sees pydantic's raw error text.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass

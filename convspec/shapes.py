@@ -17,7 +17,6 @@ Conventions:
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -26,7 +25,7 @@ from typing import Any, Callable
 from . import kernels
 from .errors import Problem, SpecError
 from .geometry import (
-    ConvGeometry, attention_hidden, conv_output_size, conv_params, norm_params, pool_output_size, same_padding,
+    ConvGeometry, attention_hidden, conv_output_size, norm_params, pool_output_size, same_padding,
     transposed_output_size, transposed_same_padding,
 )  # fmt: skip
 from .plans import (

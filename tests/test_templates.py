@@ -161,7 +161,7 @@ layers:
 
 
 def test_a_checkpoint_of_a_templated_spec_loads_back(tmp_path):
-    from convspec.builder import load_checkpoint, save_checkpoint
+    from convspec.checkpoint import load_checkpoint, save_checkpoint
 
     text = HEAD + BASIC + USES
     model = convspec.build(text, seed=3)
