@@ -25,7 +25,7 @@ from .budget import enforce_budget
 from .errors import BudgetError, first_line
 from .graph import Add, Concat, Graph, Network, Residual
 from .kinds import registry
-from .layers import ADAPTIVE_POOLS, AdaptivePool, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv, conv_norm_act
+from .layers import ADAPTIVE_POOLS, AdaptivePool, MaxPool1d, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv, conv_norm_act
 from .plans import (
     ActPlan, AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, FixedPlan, GlobalPoolPlan, InitPlan, JoinPlan,
     LinearPlan, NormPlan, PoolPlan, SeparablePlan, ShufflePlan, SplitPlan, UpsamplePlan,
@@ -34,7 +34,7 @@ from .schema import Init
 from .shapes import LayerReport, Report
 from .trace import load_and_check
 
-_POOL = {"max": (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), "avg": (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)}
+_POOL = {"max": (MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), "avg": (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)}
 _BATCH_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _INSTANCE_NORM = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 

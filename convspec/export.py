@@ -33,7 +33,8 @@ from ._version import __version__
 from .checkpoint import load_weights_file, spec_text
 from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_writable
-from .kinds import registry
+from .geometry import pool_output_size
+from .kinds import ExportTarget, registry
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from .schema import Spec
 from .shapes import Report
@@ -94,21 +95,26 @@ def _quiet(verbose: bool) -> Iterator[io.StringIO]:
     if verbose:
         yield captured
         return
-    # the exporter's own loggers only, not the whole process (the caller's logging stays as it was)
-    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
-    loggers += [
+    # the exporter's own loggers only, not the whole process (the caller's logging stays as it was).
+    # Loggers created during the export (modules imported lazily) propagate to a logger that exists
+    # now; the handlers on those are swapped for a NullHandler meanwhile, and they are all disabled.
+    tops = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    children = [
         logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith(tuple(f"{n}." for n in _EXPORTER_LOGGERS))
     ]
-    previous = [(logger, logger.disabled) for logger in loggers]
-    for logger in loggers:
+    saved = [(logger, logger.disabled, logger.propagate, list(logger.handlers)) for logger in (*tops, *children)]
+    for logger in (*tops, *children):
         logger.disabled = True
+        if logger in tops or logger.handlers:  # records from loggers made meanwhile pass through these
+            logger.handlers = [logging.NullHandler()]
+            logger.propagate = False
     try:
         with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield captured
     finally:
-        for logger, disabled in previous:
-            logger.disabled = disabled
+        for logger, disabled, propagate, handlers in saved:
+            logger.disabled, logger.propagate, logger.handlers = disabled, propagate, handlers
 
 
 # ---------------------------------------------------------------- helpers
@@ -155,13 +161,13 @@ def _spatial_variants(spec: Spec, base: tuple[int, ...]) -> list[tuple[int, ...]
     return variants
 
 
-def _refuse_export_limits(report: Report, dynamic_spatial: bool) -> None:
+def _refuse_export_limits(report: Report, target: ExportTarget) -> None:
     """Layers whose kind says they cannot be exported this way (e.g. uneven adaptive pooling at a dynamic size)."""
     problems = []
     source = report.spec.source
     for layer in report.walk():
         kind = registry.get(layer.type)
-        limit = kind.export_limit(layer, dynamic_spatial) if kind is not None and kind.export_limit and layer.plan else None
+        limit = kind.export_limit(layer, target) if kind is not None and kind.export_limit and layer.plan else None
         if limit is not None:
             key, reason = limit
             label = layer_label(source.data, layer.path)[1] if source.data is not None else layer.name
@@ -230,6 +236,41 @@ def _honour_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
             detail = first_line(err, 200) if str(err) else type(err).__name__
             raise ExportError(f"cannot convert the model to opset {opset} ({detail}); use --opset 17 or higher") from None
     return proto
+
+
+def _floor_mode_where_ceil_changes_nothing(proto: onnx.ModelProto, opset: int) -> None:
+    """Write ceil_mode=0 on pools where PyTorch's ceil mode gives floor mode's windows.
+
+    PyTorch drops a ceil-mode window that would start inside the right padding; MaxPool and
+    AveragePool before opset 22 keep it (onnx/onnx#5711), so such a node would mean one more
+    output in those opsets. Where the dropped window was the only one ceil mode added (every
+    case at a fixed size but a pool whose dims need both), floor mode is the same pool,
+    exactly, in every opset. Sizes come from the exporter's value_info (PyTorch's shapes).
+    """
+    if opset >= 22:
+        return
+    known = {}
+    for info in (*proto.graph.input, *proto.graph.value_info, *proto.graph.output):
+        dims = info.type.tensor_type.shape.dim
+        known[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    for node in proto.graph.node:
+        attributes = {a.name: a for a in node.attribute}
+        if node.op_type not in ("MaxPool", "AveragePool") or "ceil_mode" not in attributes or not attributes["ceil_mode"].i:
+            continue
+        spatial = known.get(node.input[0], [None, None])[2:]
+        kernel = list(attributes["kernel_shape"].ints)
+        n = len(kernel)
+        strides = list(attributes["strides"].ints) if "strides" in attributes else [1] * n
+        pads = list(attributes["pads"].ints) if "pads" in attributes else [0] * (2 * n)
+        dilations = list(attributes["dilations"].ints) if "dilations" in attributes else [1] * n
+        if len(spatial) != n or None in spatial or pads[:n] != pads[n:]:
+            continue  # a dynamic size keeps ceil_mode (refused below opset 22 where a window can be dropped)
+        effective = [d * (k - 1) + 1 for k, d in zip(kernel, dilations)]
+        if all(
+            pool_output_size(size, k, s, p, True) == pool_output_size(size, k, s, p, False)
+            for size, k, s, p in zip(spatial, effective, strides, pads[:n])
+        ):
+            attributes["ceil_mode"].i = 0
 
 
 def _layer_paths(report: Report) -> set[str]:
@@ -378,7 +419,7 @@ def export_onnx(
 
         model = build_from_report(report)
     dynamic_spatial = parsed.input.size is None if dynamic_size is None else dynamic_size
-    _refuse_export_limits(report, dynamic_spatial)
+    _refuse_export_limits(report, ExportTarget(opset, dynamic_spatial))
     example, example_report = _example(report, input_shape)
     output_names = list(example_report.outputs)
     steps: list[Step] = []
@@ -414,6 +455,7 @@ def export_onnx(
                                   f"{' (rerun with --verbose for its log, --debug for the traceback)' if not verbose else ''}") from err
         proto = program.model_proto
         proto = _honour_opset(proto, opset)
+        _floor_mode_where_ceil_changes_nothing(proto, opset)
         _name_nodes(proto, _layer_paths(report))
         _add_metadata(proto, parsed, opset)
         counts = _node_counts(proto)
@@ -467,7 +509,13 @@ def _check_model(path: Path, proto: onnx.ModelProto, report: Report, dynamic_spa
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as err:
         raise ExportError(f"the ONNX checker rejects the exported model: {first_line(err)}") from None
-    inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    except onnx.shape_inference.InferenceError as err:
+        hint = ""
+        if "Pool" in str(err) and _opset_of(proto) < 22:
+            hint = " (a ceil_mode pool whose last window PyTorch drops in one dim but not another; use --opset 22)"
+        raise ExportError(f"ONNX shape inference rejects the exported model: {first_line(err, 300)}{hint}") from None
     problems = []
     for output in inferred.graph.output:
         expected = report.outputs.get(output.name)

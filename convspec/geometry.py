@@ -85,6 +85,16 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mod
     return out
 
 
+def pool_ceil_may_drop(kernel: int, stride: int, padding: int) -> bool:
+    """Whether ceil_mode's extra window can ever start inside the right padding, at some input size.
+
+    The extra window starts at ceil((in + 2p - k) / s) * s - p < in - p + s - k + p = in + s - k
+    past the left edge (plus the left padding), so it stays inside the input when p == 0 and s <= k.
+    ONNX opsets before 22 do not drop such a window (MaxPool/AveragePool-22 added PyTorch's rule).
+    """
+    return padding > 0 or stride > kernel
+
+
 # ---------------------------------------------------------------- weights and costs
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from . import schema as S
 from . import shapes
-from .geometry import norm_buffers
+from .geometry import norm_buffers, pool_ceil_may_drop
 from .plans import ConvPlan, DynamicPlan, FixedPlan, NormPlan, SeparablePlan
 
 # Colours in drawings: (fill, stroke).
@@ -60,8 +60,16 @@ def plan_buffers(report: shapes.LayerReport) -> int:
     return 0
 
 
-def _adaptive_pool_export_limit(report: shapes.LayerReport, dynamic_spatial: bool) -> tuple[str, str] | None:
-    if dynamic_spatial and any(s != 1 for s in report.plan.size):
+@dataclass(frozen=True)
+class ExportTarget:
+    """What an export is asked for, as a kind's `export_limit` sees it."""
+
+    opset: int  # the ONNX opset of the file
+    dynamic_spatial: bool  # spatial sizes are symbolic in the file
+
+
+def _adaptive_pool_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+    if target.dynamic_spatial and any(s != 1 for s in report.plan.size):
         return "size", (
             f"adaptive_pool to size {list(report.plan.size)} cannot be exported exactly with a dynamic "
             "spatial size (the exporter bakes in the windows of the example size); give `input.size` in the "
@@ -70,7 +78,24 @@ def _adaptive_pool_export_limit(report: shapes.LayerReport, dynamic_spatial: boo
     return None
 
 
-def _transposed_export_limit(report: shapes.LayerReport, dynamic_spatial: bool) -> tuple[str, str] | None:
+def _pool_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+    # MaxPool/AveragePool before opset 22 keep a ceil_mode window that starts in the right padding
+    # (onnx/onnx#5711); PyTorch drops it. At a fixed size the plan has ceil_mode only where no window
+    # is dropped; at a dynamic size some sizes would differ in runtimes that follow the old spec.
+    plan = report.plan
+    if not (plan.ceil_mode and target.dynamic_spatial and target.opset < 22):
+        return None
+    if any(pool_ceil_may_drop(k, s, p) for k, s, p in zip(plan.kernel_size, plan.stride, plan.padding)):
+        return "ceil_mode", (
+            f"ceil_mode with padding {list(plan.padding)} (or a stride above the kernel) cannot be exported "
+            f"at a dynamic size to opset {target.opset}: before opset 22 ONNX keeps a last window that "
+            "starts in the padding, which PyTorch drops, so some sizes disagree; export with --opset 22, "
+            "or give `input.size` and drop --dynamic-size"
+        )
+    return None
+
+
+def _transposed_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
     # PyTorch allows output_padding < max(stride, dilation); onnxruntime's ConvTranspose wants < stride
     g = report.plan.geometry
     for axis, (op, s) in enumerate(zip(g.output_padding, g.stride)):
@@ -97,7 +122,7 @@ class Kind:
     buffers: Callable[[shapes.LayerReport], int] = no_buffers  # values held besides parameters, for the budget
     colours: tuple[str, str] = PLAIN_COLOURS  # (fill, stroke) of its box in drawings
     # (report, dynamic_spatial) -> (key, reason) when the layer cannot be exported that way, else None
-    export_limit: Callable[[shapes.LayerReport, bool], tuple[str, str] | None] | None = None
+    export_limit: Callable[[shapes.LayerReport, ExportTarget], tuple[str, str] | None] | None = None
     origin: str = "convspec"  # the package that declared it
 
     def resolve_builder(self) -> Callable[..., Any]:
@@ -182,7 +207,7 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
     Kind("fixed", S.FixedLayer, shapes.rule_fixed, _BUILDER + "build_fixed", buffers=plan_buffers, colours=FIXED_COLOURS),
     Kind("norm", S.NormLayer, shapes.rule_norm, _BUILDER + "build_norm", buffers=plan_buffers),
     Kind("act", S.ActLayer, shapes.rule_act, _BUILDER + "build_act"),
-    Kind("pool", S.PoolLayer, shapes.rule_pool, _BUILDER + "build_pool", colours=POOL_COLOURS),
+    Kind("pool", S.PoolLayer, shapes.rule_pool, _BUILDER + "build_pool", colours=POOL_COLOURS, export_limit=_pool_export_limit),
     Kind(
         "adaptive_pool", S.AdaptivePoolLayer, shapes.rule_adaptive_pool, _BUILDER + "build_adaptive_pool",
         colours=POOL_COLOURS, export_limit=_adaptive_pool_export_limit,

@@ -45,6 +45,24 @@ ADAPTIVE_POOLS: dict[str, tuple[type[nn.Module], ...]] = {
 }
 
 
+class MaxPool1d(nn.MaxPool1d):
+    """nn.MaxPool1d that runs as a 2-D max pool over a unit height: (N, C, L) -> (N, C, L_out).
+
+    The same windows and values as nn.MaxPool1d (PyTorch docs, MaxPool1d "Shape"); torch.export
+    specializes every size of max_pool1d's input to the example's, so the 1-D op alone would
+    give an ONNX file that only runs at one length.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s, p, d = (_single(v) for v in (self.kernel_size, self.stride, self.padding, self.dilation))
+        pooled = F.max_pool2d(x.unsqueeze(-2), (1, k), (1, s), (0, p), (1, d), ceil_mode=self.ceil_mode)
+        return pooled.squeeze(-2)
+
+
+def _single(value: int | tuple[int, ...]) -> int:
+    return value if isinstance(value, int) else value[0]
+
+
 def _eager() -> bool:
     """True outside tracing, compiling and FX's symbolic tracing, where data-dependent Python checks are safe to run."""
     return not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.fx._symbolic_trace.is_fx_symbolic_tracing())

@@ -332,6 +332,17 @@ def test_python_dash_m_check():
     assert "Traceback" not in proc.stderr
 
 
+def test_python_dash_m_export_prints_only_its_steps(tmp_path):
+    # the exporter's modules are imported during the export and log on their own loggers
+    proc = subprocess.run(
+        [sys.executable, "-m", "convspec", "export", "specs/small_cnn.yaml", "-o", str(tmp_path / "m.onnx")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["export", "check", "verify", "write"]
+
+
 def test_checker_never_imports_torch():
     code = "import convspec, sys; convspec.check('specs/small_cnn.yaml'); assert 'torch' not in sys.modules"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import convspec
 from convspec import cli as cli_module
 from convspec.export import DEFAULT_OPSET, export_onnx
-from convspec.kinds import registry
+from convspec.kinds import ExportTarget, registry
 from strategies import specs
 
 SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
@@ -53,7 +53,7 @@ def test_random_specs_export_and_verify(data, tmp_path_factory):
     report = convspec.check(definition)
     assume(report.valid)
     out = tmp_path_factory.mktemp("random") / "m.onnx"
-    limited = [layer for layer in report.walk() if registry[layer.type].export_limit and registry[layer.type].export_limit(layer, False)]
+    limited = [layer for layer in report.walk() if registry[layer.type].export_limit and registry[layer.type].export_limit(layer, ExportTarget(DEFAULT_OPSET, False))]
     if limited:  # a restriction of the runtime, refused before exporting with the layer's location
         with pytest.raises(convspec.ExportError) as refused:
             export_onnx(None, definition, out)
@@ -264,3 +264,42 @@ def test_cli_export_no_verify_and_bad_opset(tmp_path):
     for opset in ("7", "13"):  # torch's exporter cannot write below 14
         result = run("export", "specs/small_cnn.yaml", "-o", tmp_path / "x.onnx", "--opset", opset)
         assert result.exit_code == 2 and "out of range" in result.output
+
+
+@pytest.mark.parametrize("kernel, size, expect_ceil", [(2, 25, False), (3, 24, True)])
+def test_ceil_mode_pool_exports_the_windows_pytorch_uses(kernel, size, expect_ceil, tmp_path):
+    # at 25 with padding 1 ceil_mode's extra window starts in the padding and PyTorch drops it; ONNX
+    # shape inference before opset 22 keeps it (14 vs 13), so the plan uses floor mode's equal windows
+    spec = {"input": {"channels": 1, "size": [size]}, "layers": [{"type": "pool", "op": "max", "kernel_size": kernel, "stride": 2, "padding": 1, "ceil_mode": True}]}
+    report = convspec.check(spec)
+    model = convspec.build(spec)
+    assert model.pool_0.ceil_mode  # the module is the spec's; only the file says floor where that is the same
+    x = torch.arange(size, dtype=torch.float32).reshape(1, 1, size)
+    expected = torch.nn.functional.max_pool1d(x, kernel, 2, 1, ceil_mode=True)
+    assert torch.equal(model(x), expected) and report.layers[0].output_shape[-1] == expected.shape[-1]
+    out = tmp_path / "m.onnx"
+    result = export_onnx(None, spec, out)
+    assert all(c.ok for c in result.checks)
+    node = next(n for n in onnx.load(out).graph.node if n.op_type == "MaxPool")
+    assert {a.name: a.i for a in node.attribute}.get("ceil_mode", 0) == int(expect_ceil)
+
+
+def test_ceil_mode_pool_at_a_dynamic_size_needs_opset_22(tmp_path):
+    spec = {"input": {"channels": 1, "dims": 1}, "layers": [{"type": "pool", "op": "max", "kernel_size": 2, "padding": 1, "ceil_mode": True}]}
+    with pytest.raises(convspec.ExportError) as refused:
+        export_onnx(None, spec, tmp_path / "m.onnx", input_shape=(1, 1, 25))
+    assert "--opset 22" in str(refused.value) and "ceil_mode" in str(refused.value)
+    assert not (tmp_path / "m.onnx").exists()
+    result = export_onnx(None, spec, tmp_path / "m.onnx", input_shape=(1, 1, 25), opset=22)
+    assert all(c.ok for c in result.checks)
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_1d_max_pool_exports_at_a_dynamic_length(ceil_mode, tmp_path):
+    # torch.export pins every size of max_pool1d's input; the built pool runs as 2-D over a unit height
+    spec = {"input": {"channels": 2, "dims": 1}, "layers": [{"type": "pool", "op": "max", "kernel_size": 3, "stride": 2, "ceil_mode": ceil_mode}]}
+    result = export_onnx(None, spec, tmp_path / "m.onnx", input_shape=(1, 2, 25))
+    assert {c.input_shape[2] for c in result.checks} > {25} and all(c.ok for c in result.checks)
+    model = convspec.build(spec, input_shape=(1, 2, 25))
+    x = torch.randn(3, 2, 30)
+    assert torch.equal(model(x), torch.nn.functional.max_pool1d(x, 3, 2, ceil_mode=ceil_mode))
