@@ -85,6 +85,24 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mod
     return out
 
 
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """[start, end) of each of adaptive pooling's `out` windows over `size` inputs.
+
+    PyTorch's windows (aten AdaptiveAveragePooling): start = floor(i * size / out),
+    end = ceil((i + 1) * size / out). Uneven windows differ in width by up to 2.
+    """
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+def adaptive_widest_window(size: int, out: int) -> int:
+    """The widest of `adaptive_windows(size, out)`, in O(1): ceil((size + out - gcd(size, out)) / out).
+
+    Window i is ceil((i*size mod out + size) / out) wide, and i*size mod out reaches at most
+    out - gcd(size, out).
+    """
+    return -(-(size + out - math.gcd(size, out)) // out)
+
+
 def pool_ceil_may_drop(kernel: int, stride: int, padding: int) -> bool:
     """Whether ceil_mode's extra window can ever start inside the right padding, at some input size.
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .geometry import PAD_MODES, ConvGeometry, attention_hidden, conv_own_padding  # one formula, shared with the checker
+from .geometry import PAD_MODES, ConvGeometry, adaptive_windows, attention_hidden, conv_own_padding  # one formula, shared with the checker
 
 __all__ = [
     "PADDING_MODES", "pad_input", "attention_hidden", "DynamicConv", "ChannelShuffle", "ChannelSplit", "ChannelSlice",
@@ -560,8 +560,7 @@ class AdaptivePool(nn.Module):
         for axis, (n, m) in enumerate(zip(spatial, self.size)):
             dim = 2 + axis
             cells = []
-            for i in range(m):
-                start, end = (i * n) // m, -(-((i + 1) * n) // m)
+            for start, end in adaptive_windows(n, m):
                 window = x.narrow(dim, start, end - start)  # (B, C, .., end - start, ..)
                 cells.append(window.amax(dim, keepdim=True) if self.op == "max" else window.mean(dim, keepdim=True))
             x = torch.cat(cells, dim)  # (B, C, .., m, ..): one dim at a time, as the windows are separable

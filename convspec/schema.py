@@ -12,6 +12,7 @@ user never sees pydantic's raw error text.
 
 from __future__ import annotations
 
+import keyword
 import math
 import re
 from dataclasses import dataclass
@@ -330,7 +331,7 @@ class InitSpec(_Model):
     bias: InitValue | None = Field(None, description="initialiser for the bias")
 
 
-NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # used with fullmatch: `$` would let "a\n" through
 
 # Attributes of torch.nn.Module: a child of that name cannot be added (a test keeps this list complete).
 MODULE_ATTRIBUTES = frozenset(
@@ -345,6 +346,24 @@ MODULE_ATTRIBUTES = frozenset(
 )
 
 
+def layer_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a layer (a child module, a state_dict prefix, an ONNX node scope), or None.
+
+    The rule, once: a Python identifier of ASCII letters, digits and underscores starting with a
+    letter, not a Python keyword (torch's exporter writes names into generated Python code), not
+    `input` (the list's own input) and not an attribute of nn.Module.
+    """
+    if not NAME_PATTERN.fullmatch(name):
+        return f"{name!r} is not a valid layer name: use letters, digits and underscores, starting with a letter"
+    if keyword.iskeyword(name):
+        return f"{name!r} is a Python keyword, which cannot name a module attribute; choose another name (e.g. {name}_)"
+    if name == "input":
+        return "'input' is reserved: it names the list's own input"
+    if name in MODULE_ATTRIBUTES:
+        return f"{name!r} is reserved: it is a method or attribute of torch.nn.Module; choose another name"
+    return None
+
+
 class LayerBase(_Model):
     """Keys every layer has."""
 
@@ -353,18 +372,19 @@ class LayerBase(_Model):
         None, alias="from", description="earlier layer(s) in the same list (or `input`) that feed this one; default the previous layer"
     )
 
+    @field_validator("from_")
+    @classmethod
+    def _from_names_something(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value == []:
+            raise _fail("`from: []` names no input; omit `from` to read the previous layer, or name the layers to read")
+        return value
+
     @field_validator("name")
     @classmethod
     def _name_is_identifier(cls, value: str | None) -> str | None:
-        if value is not None:
-            if not NAME_PATTERN.match(value):
-                raise _fail(
-                    f"{value!r} is not a valid layer name: use letters, digits and underscores, starting with a letter"
-                )
-            if value == "input":
-                raise _fail("'input' is reserved: it names the list's own input")
-            if value in MODULE_ATTRIBUTES:
-                raise _fail(f"{value!r} is reserved: it is a method or attribute of torch.nn.Module; choose another name")
+        problem = layer_name_problem(value) if value is not None else None
+        if problem:
+            raise _fail(problem)
         return value
 
     @model_validator(mode="before")
@@ -1037,9 +1057,9 @@ def _replace_layers(node: Any, path: tuple, broken: set[tuple]) -> Any:
     if path in broken:
         name = node.get("name") if isinstance(node, dict) else None
         kind = node.get("type") if isinstance(node, dict) else None
-        if name is None and isinstance(kind, str) and NAME_PATTERN.match(kind):
+        if name is None and isinstance(kind, str) and NAME_PATTERN.fullmatch(kind):
             name = f"{kind}_{path[-1]}"  # the default name the layer would have had, so `from` still finds it
-        valid_name = isinstance(name, str) and NAME_PATTERN.match(name) and name not in MODULE_ATTRIBUTES and name != "input"
+        valid_name = isinstance(name, str) and layer_name_problem(name) is None
         return {"type": "identity", **({"name": name} if valid_name else {})}
     if isinstance(node, dict):
         return {k: _replace_layers(v, path + (k,), broken) for k, v in node.items()}

@@ -25,7 +25,7 @@ from typing import Any, Callable
 from . import kernels
 from .errors import Problem, SpecError
 from .geometry import (
-    ConvGeometry, attention_hidden, conv_output_size, norm_params, pool_output_size, same_padding,
+    ConvGeometry, adaptive_widest_window, attention_hidden, conv_output_size, norm_params, pool_output_size, same_padding,
     transposed_output_size, transposed_same_padding,
 )  # fmt: skip
 from .plans import (
@@ -241,8 +241,8 @@ def _spread(value: Value, kernel: tuple[int, ...], stride: tuple[int, ...], dila
     rf, jump = [], []
     for r, j, k, s, d in zip(value.rf, value.jump, kernel, stride, dilation):
         effective = d * (k - 1) + 1
-        rf.append(r + (effective - 1) * j if j is not None else r)
-        jump.append(j * s if j is not None else None)
+        rf.append(_whole(r + (effective - 1) * j) if j is not None else r)
+        jump.append(_whole(j * s) if j is not None else None)
     return tuple(rf), tuple(jump)
 
 
@@ -679,7 +679,7 @@ def rule_adaptive_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
             rf.append(r)
             jump.append(None)
         else:
-            window = -(-s_in // s_out)  # the widest of PyTorch's adaptive windows
+            window = adaptive_widest_window(s_in, s_out)
             rf.append(r + (window - 1) * j)
             jump.append(_whole(j * Fraction(s_in, s_out)))
     plan = AdaptivePoolPlan(layer.model.op, size)

@@ -171,6 +171,10 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
     names = {report.name: report for report in layers}
     outputs: dict[str, tuple | None] = {}
     for index, name in enumerate(spec.output_names or [layers[-1].name]):
+        if name in outputs:  # one graph output per name: ONNX outputs are named and unique
+            path = ("outputs", index)
+            problems.append(Problem(f"`outputs` lists {name!r} twice; list each layer once", spec.source.locate(path)))
+            continue
         if name not in names:
             close = difflib.get_close_matches(name, list(names), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
