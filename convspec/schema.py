@@ -12,11 +12,12 @@ user never sees pydantic's raw error text.
 
 from __future__ import annotations
 
+import difflib
 import keyword
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     GetCoreSchemaHandler,
@@ -367,6 +368,9 @@ def layer_name_problem(name: str) -> str | None:
 class LayerBase(_Model):
     """Keys every layer has."""
 
+    # why a key this kind does not have is not needed, or what to write instead (its own cases)
+    key_hints: ClassVar[dict[str, str]] = {}
+
     name: str | None = Field(None, description="child module name and state_dict prefix; default <type>_<index>")
     from_: str | list[str] | None = Field(
         None, alias="from", description="earlier layer(s) in the same list (or `input`) that feed this one; default the previous layer"
@@ -502,6 +506,11 @@ class DilatedLayer(ConvCommon):
 
 class DepthwiseLayer(ConvCommon):
     """One filter per input channel (groups = in_channels); out = in x multiplier."""
+
+    key_hints: ClassVar[dict[str, str]] = {
+        "groups": "a depthwise conv's groups are its input channels; for more output channels set `multiplier` "
+        "(out = in x multiplier), or use `type: group` for a grouped conv",
+    }
 
     type: Literal["depthwise"]
     kernel_size: IntOrList = Field(description=KERNEL_SIZE)
@@ -860,6 +869,8 @@ class Spec(_Model):
     _source: Source = PrivateAttr(default_factory=Source)
     # Layers that failed validation, stood in for by placeholders so the rest can still be shape-checked.
     _broken_layers: frozenset = PrivateAttr(default_factory=frozenset)
+    # Of those, the ones traced without their wrong keys: path -> "exact" or "spatial" (sizes unknown).
+    _repaired_layers: dict = PrivateAttr(default_factory=dict)
 
     @property
     def source(self) -> Source:
@@ -936,6 +947,32 @@ def _keys_of(model: type[_Model]) -> list[str]:
     return keys
 
 
+# Other libraries' names (PyTorch's, then Keras') for convspec's keys: an unknown key found here is
+# answered with the key this kind has, or with why it is not needed.
+FOREIGN_KEYS: dict[str, tuple[str, ...]] = {
+    "scale_factor": ("scale",), "filters": ("out_channels",), "num_filters": ("out_channels",), "units": ("out_features",),
+    "strides": ("stride",), "dilation_rate": ("dilation",), "pool_size": ("kernel_size",), "use_bias": ("bias",),
+    "activation": ("act", "fn"), "rate": ("p",), "num_groups": ("norm_groups", "groups"), "kernel_initializer": ("init",),
+    "depth_multiplier": ("multiplier",), "output_size": ("size",), "upscale_factor": ("scale",), "chunks": ("parts",),
+    "split_size_or_sections": ("sizes",), "dim": ("parts", "sizes"),
+}  # fmt: skip
+INFERRED_KEYS = frozenset({"num_features", "num_channels", "in_features", "in_channels", "input_shape", "normalized_shape"})
+
+
+def _unknown_key_hint(key: str, model: type[_Model]) -> str:
+    """' (...)' or '; ...' explaining an unknown key from its meaning elsewhere, or ''."""
+    own = getattr(model, "key_hints", {}).get(key)
+    if own:
+        return f"; {own}"
+    fields = _keys_of(model)
+    target = next((name for name in FOREIGN_KEYS.get(key, ()) if name in fields), None)
+    if target:
+        return f" (convspec calls it `{target}`)"
+    if key in INFERRED_KEYS:
+        return "; convspec infers it from the layer's input: drop it"
+    return _did_you_mean(key, fields)
+
+
 def _problem_from_error(error: dict, data: Any, source: Source) -> Problem:
     loc = tuple(error["loc"])
     kind = error["type"]
@@ -948,7 +985,7 @@ def _problem_from_error(error: dict, data: Any, source: Source) -> Problem:
 
     if kind == "extra_forbidden":
         model = _model_at(data, path[:-1])
-        hint = _did_you_mean(str(key), _keys_of(model)) if model else ""
+        hint = _unknown_key_hint(str(key), model) if model else ""
         if model and not hint:
             hint = f"; valid keys: {', '.join(sorted(k for k in _keys_of(model) if k != 'type'))}"
         return Problem(f"unknown key {key!r}{hint}", source.locate(path), label)
@@ -1000,6 +1037,7 @@ def parse_spec(data: Any, source: Source | None = None) -> Spec:
     data = source.data = expansion.data
     problems: list[Problem] = list(expansion.problems)
     broken: set[tuple] = set(expansion.broken)
+    wrong_keys: dict[tuple, set] = {path: {None} for path in broken}  # None: the layer as a whole
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
@@ -1007,12 +1045,16 @@ def parse_spec(data: Any, source: Source | None = None) -> Spec:
             problem = _problem_from_error(error, data, source)
             if problem not in problems:
                 problems.append(problem)
-            broken.add(layer_label(data, _data_path(data, tuple(error["loc"])))[0])
+            path = _data_path(data, tuple(error["loc"]))
+            layer_path = layer_label(data, path)[0]
+            broken.add(layer_path)
+            key = path[len(layer_path)] if len(path) > len(layer_path) else None
+            wrong_keys.setdefault(layer_path, set()).add(key if error["type"] != "missing" else None)
     if problems:
         problems = _drop_missing_explained_by_typos(problems)
         problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
         failure = SpecError(problems)
-        failure.partial = _partial_spec(data, broken, source)
+        failure.partial = _partial_spec(data, broken, source, wrong_keys)
         raise failure from None
     spec._source = source
     return spec
@@ -1021,9 +1063,9 @@ def parse_spec(data: Any, source: Source | None = None) -> Spec:
 def _drop_missing_explained_by_typos(problems: list[Problem]) -> list[Problem]:
     """`out_chanels: 8` is one mistake: keep "unknown key ... did you mean 'out_channels'?", drop "missing out_channels"."""
     suggested = {
-        (p.layer, match.group(1))
+        (p.layer, match.group(1) or match.group(2))
         for p in problems
-        if (match := re.search(r"did you mean '(\w+)'\?", p.message)) and p.message.startswith("unknown key")
+        if (match := re.search(r"did you mean '(\w+)'\?|convspec calls it `(\w+)`", p.message)) and p.message.startswith("unknown key")
     }
     return [
         p
@@ -1035,26 +1077,79 @@ def _drop_missing_explained_by_typos(problems: list[Problem]) -> list[Problem]:
     ]
 
 
-def _partial_spec(data: dict, broken: set[tuple], source: Source) -> Spec | None:
-    """The spec with each invalid layer replaced by a placeholder, so its valid layers can still be checked.
+# Keys that never change a layer's output shape: a layer whose only mistakes are in these (or in
+# keys it does not have, typos) is traced without them, so its shape checks and everything after
+# it still run.
+SHAPE_NEUTRAL_KEYS = frozenset(
+    "act align_corners bias depthwise experts fn in_channels in_features init kind mode name "
+    "negative_slope norm norm_groups normalize op p padding_mode reduction temperature trainable".split()
+)
+# Keys that decide a layer's channels or its inputs: without them nothing after it can be assumed.
+CHANNEL_KEYS = frozenset("out_channels out_features multiplier per_channel sizes parts layers first times shortcut from type".split())
 
-    None when a problem lies outside the layers (in `input`, say): then nothing can be traced.
+
+def _partial_spec(data: dict, broken: set[tuple], source: Source, wrong_keys: dict[tuple, set]) -> Spec | None:
+    """The spec with each invalid layer repaired or stood in for, so the rest can still be checked.
+
+    A layer whose mistakes are only in keys that leave its channels alone is traced without those
+    keys (its output is exact when they were shape-neutral; otherwise its spatial sizes are
+    treated as unknown); any other invalid layer becomes an identity placeholder whose output is
+    unknown. None when a problem lies outside the layers (in `input`, say).
     """
     if () in broken:
         return None
     outermost = {p for p in broken if not any(p[: i] in broken for i in range(1, len(p)))}
-    lenient = _replace_layers(data, (), outermost)
+    repaired: dict[tuple, str] = {}
+    lenient = _replace_layers(data, (), outermost, wrong_keys, repaired)
     try:
         spec = Spec.model_validate(lenient)
     except ValidationError:
         return None
     spec._source = source
     spec._broken_layers = frozenset(outermost)
+    spec._repaired_layers = dict(repaired)
     return spec
 
 
-def _replace_layers(node: Any, path: tuple, broken: set[tuple]) -> Any:
+def _layer_model(node: Any) -> type[LayerBase] | None:
+    if isinstance(node, dict) and isinstance(node.get("type"), str):
+        return LAYER_MODELS.get(node["type"])
+    return None
+
+
+def _repair(node: Any, keys: set) -> tuple[dict, str] | None:
+    """`node` without its wrong `keys`, and "exact" or "spatial" (what of its output can be trusted), or None."""
+    model = _layer_model(node)
+    if model is None or None in keys:
+        return None
+    fields = list(model.model_fields)
+
+    def meant(key: Any) -> str | None:
+        """The field `key` stands for: itself, through an alias, or (an unknown key) the one it misspells."""
+        names = (*KEY_ALIASES.get(key, (key,)), *FOREIGN_KEYS.get(key, ())) if isinstance(key, str) else ()
+        known = next((n for n in names if n in model.model_fields), None)
+        if known is not None:
+            return known
+        close = difflib.get_close_matches(str(key), fields + list(KEY_ALIASES), n=1)
+        return meant(close[0]) if close and close[0] != key else None  # None: intent unknown
+
+    intents = {meant(key) for key in keys}
+    if intents & CHANNEL_KEYS:
+        return None
+    repaired = {k: v for k, v in node.items() if k not in keys}
+    try:
+        model.model_validate(repaired)
+    except ValidationError:
+        return None
+    return repaired, "exact" if None not in intents and intents <= SHAPE_NEUTRAL_KEYS else "spatial"
+
+
+def _replace_layers(node: Any, path: tuple, broken: set[tuple], wrong_keys: dict[tuple, set], repaired: dict[tuple, str]) -> Any:
     if path in broken:
+        fixed = _repair(node, wrong_keys.get(path, {None}))
+        if fixed is not None:
+            repaired[path] = fixed[1]
+            return fixed[0]
         name = node.get("name") if isinstance(node, dict) else None
         kind = node.get("type") if isinstance(node, dict) else None
         if name is None and isinstance(kind, str) and NAME_PATTERN.fullmatch(kind):
@@ -1062,9 +1157,9 @@ def _replace_layers(node: Any, path: tuple, broken: set[tuple]) -> Any:
         valid_name = isinstance(name, str) and layer_name_problem(name) is None
         return {"type": "identity", **({"name": name} if valid_name else {})}
     if isinstance(node, dict):
-        return {k: _replace_layers(v, path + (k,), broken) for k, v in node.items()}
+        return {k: _replace_layers(v, path + (k,), broken, wrong_keys, repaired) for k, v in node.items()}
     if isinstance(node, list):
-        return [_replace_layers(v, path + (i,), broken) for i, v in enumerate(node)]
+        return [_replace_layers(v, path + (i,), broken, wrong_keys, repaired) for i, v in enumerate(node)]
     return node
 
 

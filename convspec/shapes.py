@@ -17,10 +17,12 @@ Conventions:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from . import kernels
 from .errors import Problem, SpecError
@@ -161,7 +163,16 @@ class Report:
 
 
 class LayerFailed(Exception):
-    """A layer's output cannot be determined; its problems are already recorded."""
+    """A layer failed; its problems are already recorded.
+
+    `assumed` is what its own keys still determine of its output (the channels, and the spatial
+    sizes that could be computed, None where not), so that the layers after it are still checked;
+    None when nothing can be assumed.
+    """
+
+    def __init__(self, assumed: Value | None = None):
+        super().__init__()
+        self.assumed = assumed
 
 
 @dataclass
@@ -175,6 +186,7 @@ class TraceContext:
     # (layers, path, input value, ctx) -> (reports, output or None): the walk of one list, given by `trace.py`
     trace_list: Callable[..., tuple[list[LayerReport], Value | None]]
     layers_traced: int = 0  # after `repeat` expansion; bounded so a huge `times` ends in an error, not a hang
+    sizes_known: bool = True  # the input's spatial sizes are given: an unknown size later comes from an earlier failure
 
     def problem(self, path: tuple, key: str | tuple | None, message: str) -> None:
         """Record a problem at the layer `path`, located at its `key` (a name, or a path within the layer)."""
@@ -183,6 +195,15 @@ class TraceContext:
         problem = Problem(message, self.spec.source.locate(where), label)
         if problem not in self.problems:  # repeat copies report a problem once
             self.problems.append(problem)
+
+    @contextlib.contextmanager
+    def muted(self) -> Iterator[None]:
+        """Trace without recording problems (a layer traced on assumptions: its findings may be wrong)."""
+        kept, self.problems = self.problems, []
+        try:
+            yield
+        finally:
+            self.problems = kept
 
 
 @dataclass
@@ -301,9 +322,13 @@ def _norm_check(layer: TracedLayer, kind: str | None, groups: int | None, value:
 
 def _check_groups(layer: TracedLayer, key: str, groups: int, in_channels: int, out_channels: int) -> None:
     """`groups` must divide both channel counts (nn.ConvNd's rule), with the divisors that would."""
-    for what, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
-        if channels % groups:
-            layer.error(key, f"groups={groups} does not divide {what}={channels} (divisors: {_divisors(channels)})")
+    wrong = [
+        f"{what}={channels} (divisors: {_divisors(channels)})"
+        for what, channels in (("in_channels", in_channels), ("out_channels", out_channels))
+        if channels % groups
+    ]
+    if wrong:  # one mistake, one message
+        layer.error(key, f"groups={groups} does not divide {' or '.join(wrong)}")
 
 
 def _conv(
@@ -327,6 +352,7 @@ def _conv(
     _check_groups(layer, "groups", groups, in_channels, out_channels)
     mode = getattr(model, "padding_mode", "zeros")
     out_spatial: list[int | None] = []
+    too_large: list[tuple] = []  # (dim, kernel text, padded size, size, padding text)
     for axis, (size, k, s, d, pad) in enumerate(zip(value.spatial, kernel, stride, dilation, padding)):
         if size is None:
             out_spatial.append(None)
@@ -346,18 +372,23 @@ def _conv(
         effective = d * (k - 1) + 1
         if size + pad[0] + pad[1] < effective:
             extent = f"kernel {k}" + (f" (spanning {effective} with dilation {d})" if d > 1 else "")
-            layer.error(
-                "kernel_size",
-                f"{extent} is larger than the padded input {size + pad[0] + pad[1]} in {dim} "
-                f"(input {size}, padding {pad[0]}+{pad[1]}); use a smaller kernel or more padding",
-            )
+            too_large.append((dim, extent, size + pad[0] + pad[1], size, f"{pad[0]}+{pad[1]}"))
             out_spatial.append(None)
             continue
         out_spatial.append(conv_output_size(size, k, s, d, pad))
-    if layer.failed:
-        raise LayerFailed
-    geometry = ConvGeometry(dims, in_channels, out_channels, kernel, stride, dilation, padding, groups, bias, mode)
+    if too_large:  # one message for the layer, not one per dim
+        clauses: dict[tuple, list[str]] = {}
+        for dim, extent, padded, size, pad_text in too_large:
+            clauses.setdefault((extent, padded, size, pad_text), []).append(dim)
+        text = "; ".join(
+            f"{extent} is larger than the padded input {padded} in {' and '.join(dims_)} (input {size}, padding {pad_text})"
+            for (extent, padded, size, pad_text), dims_ in clauses.items()
+        )
+        layer.error("kernel_size", f"{text}; use a smaller kernel or more padding")
     rf, jump = _spread(value, kernel, stride, dilation)
+    if layer.failed:  # the output's channels are the layer's own; sizes where they could be computed
+        raise LayerFailed(Value((value.shape[0], out_channels, *out_spatial), rf, jump))
+    geometry = ConvGeometry(dims, in_channels, out_channels, kernel, stride, dilation, padding, groups, bias, mode)
     shape = (value.shape[0], out_channels, *out_spatial)
     return geometry, Value(shape, rf, jump), geometry.macs(value.shape, shape)
 
@@ -459,7 +490,11 @@ def rule_separable(layer: TracedLayer, inputs: list[Value]) -> Traced:
     inner_bias = inner.bias if inner and inner.bias is not None else inner_norm is None
     kernel = layer.per_dim("kernel_size", model.kernel_size)
     mid = value.channels * model.multiplier
-    dw, mid_value, dw_macs = _conv(layer, value, mid, kernel, value.channels, inner_bias)
+    try:
+        dw, mid_value, dw_macs = _conv(layer, value, mid, kernel, value.channels, inner_bias)
+    except LayerFailed as failed:  # the pointwise half only changes the channels
+        assumed = failed.assumed
+        raise LayerFailed(Value((assumed.shape[0], model.out_channels, *assumed.spatial), assumed.rf, assumed.jump)) from None
     _norm_check(layer, inner_norm, inner.norm_groups if inner else None, mid_value, key="depthwise")
     ones = (1,) * layer.ctx.dims
     pw, out_value, pw_macs = _conv(
@@ -528,9 +563,9 @@ def rule_transposed(layer: TracedLayer, inputs: list[Value]) -> Traced:
         out = transposed_output_size(size, k, s, d, p, op)
         if out < 1:
             layer.error("padding", f"padding {p} leaves no output in {DIM_NAMES[dims][axis]} (size {out}); use less padding")
-        out_spatial.append(out)
+        out_spatial.append(out if out >= 1 else None)
     if layer.failed:
-        raise LayerFailed
+        raise LayerFailed(Value((value.shape[0], out_channels, *out_spatial), value.rf, (None,) * dims))
     geometry = ConvGeometry(
         dims, in_channels, out_channels, kernel, stride, dilation, tuple((p, p) for p in padding), groups,
         _bias_default(model), "zeros", output_padding,
@@ -655,7 +690,7 @@ def rule_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
         if p > k // 2:
             layer.error("padding", f"padding {p} in {dim} must be at most half the kernel ({k // 2}), as PyTorch requires")
         if size is None:
-            out_spatial.append(None)
+            pass
         elif size + 2 * p < k:
             layer.error("kernel_size", f"kernel {k} is larger than the padded input {size + 2 * p} in {dim}")
         elif model.op == "avg" and dims == 3 and size < k:
@@ -663,9 +698,11 @@ def rule_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
             layer.error("kernel_size", f"kernel {k} is larger than the input {size} in {dim} (3-D average pooling does not count padding here)")
         else:
             out_spatial.append(pool_output_size(size, k, s, p, model.ceil_mode))
-    if layer.failed:
-        raise LayerFailed
+            continue
+        out_spatial.append(None)  # unknown: dynamic, or no valid output
     rf, jump = _spread(value, kernel, stride, (1,) * dims)
+    if layer.failed:
+        raise LayerFailed(Value((value.shape[0], value.channels, *out_spatial), rf, jump))
     plan = PoolPlan(model.op, dims, kernel, stride, padding, model.ceil_mode)
     return Traced(Value((value.shape[0], value.channels, *out_spatial), rf, jump), plan=plan)
 
@@ -792,6 +829,8 @@ def rule_linear(layer: TracedLayer, inputs: list[Value]) -> Traced:
         layer.fail(None, f"a linear layer needs flat input (B, F), but its input is {list(value.shape)}; {suggestion}")
     features = value.shape[1]
     if features is None:
+        if layer.ctx.sizes_known:  # an earlier layer failed and left the size unknown; reported there
+            raise LayerFailed(Value((value.shape[0], model.out_features), value.rf, value.jump, flat=True))
         layer.fail(None, "cannot infer in_features: the input size is dynamic; give `input.size` or pool to a fixed size first")
     if model.in_features is not None and model.in_features != features:
         layer.error("in_features", f"in_features={model.in_features} but the input has {features} features; drop `in_features` (it is inferred)")
@@ -895,7 +934,7 @@ def rule_residual(layer: TracedLayer, inputs: list[Value]) -> Traced:
                 )
             )
     if main is None or shortcut is None or layer.failed:
-        raise LayerFailed
+        raise LayerFailed(main or shortcut)  # a valid residual's output is both; the branch is the likelier intent
     if not _compatible(main.shape, shortcut.shape):
         hint = ""
         if not model.shortcut:

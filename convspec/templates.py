@@ -101,9 +101,20 @@ def _walk(node: _Node, path: tuple = ()):
 
 
 def did_you_mean(word: str, choices) -> str:
-    """' (did you mean X?)' for the closest of `choices` to `word`, or ''."""
+    """' (did you mean X?)' for the closest of `choices` to `word`, or ''.
+
+    Case, `_` and `-` are ignored first, so PyTorch's class names find their keys ('LeakyReLU' ->
+    'leaky_relu', 'ReLU6' -> 'relu6').
+    """
+    folded = {_fold(choice): choice for choice in choices}
+    if _fold(word) in folded and folded[_fold(word)] != word:
+        return f" (did you mean {folded[_fold(word)]!r}?)"
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _fold(word: str) -> str:
+    return word.lower().replace("_", "").replace("-", "")
 
 
 def _param(text: Any) -> str | None:

@@ -8,6 +8,7 @@ the entry points that also load the spec.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,7 @@ class _Scope:
                     layer.error("from", f"{source!r}: the split {base!r} has {self.parts[base]} parts: {_part_names(base, self.parts[base])}")
             elif dot and base in self.values:
                 if base not in self.broken:
-                    layer.error("from", f"{source!r}: {base!r} is not a split, so it has no parts; use `from: {base}`")
+                    layer.error("from", self._not_a_split(source, base))
             elif source in self.values:
                 inputs.append(self.values[source])
                 continue
@@ -55,6 +56,15 @@ class _Scope:
                 self._unknown(layer, index, source)
             inputs.append(None)
         return inputs
+
+    def _not_a_split(self, source: str, base: str) -> str:
+        model = next((m for i, m in enumerate(self.layers) if layer_name(m, i) == base), None)
+        if model is not None and registry[model.type].child_lists:
+            return (
+                f"{source!r}: the layers inside {base!r} are not visible outside it; a {model.type} gives only its "
+                f"output (`from: {base}`); to read an inner layer, move it out of the {model.type}"
+            )
+        return f"{source!r}: {base!r} is not a split, so it has no parts; use `from: {base}`"
 
     def _unknown(self, layer: TracedLayer, index: int, source: str) -> None:
         later = [layer_name(m, i) for i, m in enumerate(self.layers) if i >= index]
@@ -67,11 +77,12 @@ class _Scope:
         layer.error("from", f"no layer named {source!r} before this one in the same list{hint}")
 
 
-def _run_rule(kind: Kind, layer: TracedLayer, inputs: list[Value]) -> Traced | None:
+def _run_rule(kind: Kind, layer: TracedLayer, inputs: list[Value]) -> tuple[Traced | None, Value | None]:
+    """The rule's result, or (None, what the failed layer's own keys still say of its output)."""
     try:
-        return kind.rule(layer, inputs)
-    except LayerFailed:
-        return None
+        return kind.rule(layer, inputs), None
+    except LayerFailed as failed:
+        return None, failed.assumed
 
 
 def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceContext) -> tuple[list[LayerReport], Value | None]:
@@ -101,13 +112,21 @@ def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceCon
         inputs = scope.inputs(layer, index, sources)
         if len(sources) > 1 and not kind.many_inputs:
             layer.error("from", f"a {model.type} layer takes one input, but `from` names {len(sources)}; join them with add or concat first")
-        broken = layer_path in ctx.spec._broken_layers  # invalid in the schema: already reported
-        if broken:
+        # invalid in the schema (already reported): traced without its wrong keys where that is
+        # sound ("exact"; "spatial" when the sizes cannot be trusted), else a stand-in with no output
+        broken = layer_path in ctx.spec._broken_layers
+        repair = ctx.spec._repaired_layers.get(layer_path) if broken else None
+        if broken and repair is None:
             scope.broken.add(name)
-        traced = None
-        if not layer.failed and not broken and all(v is not None for v in inputs):
-            traced = _run_rule(kind, layer, inputs)  # type: ignore[arg-type]
-        output = traced.value if traced is not None and not layer.failed else None
+        traced, output = None, None
+        if not layer.failed and (not broken or repair) and all(v is not None for v in inputs):
+            with ctx.muted() if repair == "spatial" else contextlib.nullcontext():
+                traced, output = _run_rule(kind, layer, inputs)  # type: ignore[arg-type]
+            if traced is not None:
+                output = traced.value
+            if repair == "spatial" and output is not None:
+                output = Value((output.shape[0], output.shape[1], *(None,) * len(output.spatial)), output.rf, (None,) * len(output.jump), output.flat)
+                traced = None
         reports.append(_report(name, model, layer_path, sources, inputs, traced))
         positions.setdefault(name, index)
         scope.values[name] = output
@@ -166,7 +185,7 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
     data = spec.source.data
     if data is None:  # a Spec built in Python rather than loaded
         data = spec.model_dump(by_alias=True, exclude_unset=True, warnings=False)
-    ctx = TraceContext(spec, dims, data, problems, trace_list)
+    ctx = TraceContext(spec, dims, data, problems, trace_list, sizes_known=all(s is not None for s in shape[2:]))
     layers, output = trace_list(spec.layers, ("layers",), value, ctx)
     names = {report.name: report for report in layers}
     outputs: dict[str, tuple | None] = {}

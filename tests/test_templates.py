@@ -263,10 +263,13 @@ def test_a_mistake_in_the_template_is_reported_at_the_template_with_the_instance
 def test_a_shape_mistake_in_the_template_is_reported_at_the_template(tmp_path):
     text = HEAD + BASIC.replace("kernel: 3, padding: 1, norm: batch}", "kernel: 3, padding: 1, groups: 3, norm: batch}") + USES
     c = col(text, 11, "groups")
-    # b2 reads b1, which fails, so b2 is not traced (no cascade of errors)
+    # b1's conv2 fails, but its output channels are its own, so b2 is still traced: each instance's
+    # own figures, one message per mistake
     assert located(tmp_path, text) == [
-        f"bad.yaml:11:{c}: layers[0].layers[1] 'conv2' (conv): groups=3 does not divide in_channels=8 (divisors: 1, 2, 4, 8)",
-        f"bad.yaml:11:{c}: layers[0].layers[1] 'conv2' (conv): groups=3 does not divide out_channels=8 (divisors: 1, 2, 4, 8)",
+        f"bad.yaml:11:{c}: layers[0].layers[1] 'conv2' (conv): groups=3 does not divide in_channels=8 (divisors: 1, 2, 4, 8) "
+        "or out_channels=8 (divisors: 1, 2, 4, 8)",
+        f"bad.yaml:11:{c}: layers[1].layers[1] 'conv2' (conv): groups=3 does not divide in_channels=16 (divisors: 1, 2, 4, 8, 16) "
+        "or out_channels=16 (divisors: 1, 2, 4, 8, 16)",
     ]
 
 
@@ -376,8 +379,7 @@ layers:
 """
     found = located(tmp_path, text)
     assert [p.split(": ")[0] for p in found] == [f"bad.yaml:14:{col(text, 14, 'strid')}", f"bad.yaml:15:{col(text, 15, 'groups')}",
-                                                 f"bad.yaml:15:{col(text, 15, 'groups')}", f"bad.yaml:16:{col(text, 16, 'out')}",
-                                                 f"bad.yaml:16:{col(text, 16, 'out')}"]  # fmt: skip
+                                                 f"bad.yaml:16:{col(text, 16, 'out')}", f"bad.yaml:16:{col(text, 16, 'out')}"]  # fmt: skip
 
 
 def test_repeat_first_mistakes_are_located_under_first(tmp_path):
