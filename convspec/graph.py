@@ -46,6 +46,16 @@ class Graph(nn.Module):
             for index, reads in enumerate(self._reads)
         ]
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """What `torch.jit.script(model)` compiles: the FX trace of this graph.
+
+        TorchScript cannot look children up by name at run time as `forward` does; the FX trace is
+        the same computation with the same children and state_dict keys, written out as straight-line
+        code. torch.jit.script calls this hook before compiling. A `dynamic` conv cannot be traced
+        (its per-sample loop depends on the batch), so a model holding one cannot be scripted.
+        """
+        return torch.fx.symbolic_trace(self)
+
     def forward(self, x: torch.Tensor):
         if self._is_chain:
             for name, _ in self._wiring:
