@@ -7,6 +7,7 @@ spec's mistakes are all reported at once instead of one per run.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 
@@ -35,6 +36,9 @@ class LayerRef(str):
     kind: str | None
 
     def __new__(cls, path: str, name: str | None = None, kind: str | None = None) -> "LayerRef":
+        # a name or kind from the spec may be any length (and aliased into every layer): shown cut
+        name = shorten(name, NAME_CHARS) if name else name
+        kind = shorten(kind, NAME_CHARS) if kind else kind
         text = path + (f" {name!r}" if name else "") + (f" ({kind})" if kind else "")
         ref = super().__new__(cls, text)
         ref.path, ref.name, ref.kind = path, name, kind
@@ -107,3 +111,117 @@ def first_line(err: BaseException, limit: int = 300) -> str:
             return line.strip()[:limit]
     return type(err).__name__
 
+
+
+# ---------------------------------------------------------------- hints, bounded
+#
+# A message never grows with the spec: a value from the spec is quoted in a few dozen
+# characters, a list of names shows a few of them, and "did you mean" looks at a few
+# candidates however many names there are. (A spec of thousands of mistakes must still
+# be reported in seconds, and an aliased megabyte string must not be copied into each.)
+
+QUOTED_CHARS = 60  # a quoted value is cut here
+NAME_CHARS = 100  # a layer's name or kind in a problem's label is cut here
+LISTED_NAMES = 8  # a list of names shows this many
+
+
+def quote(value: object, limit: int = QUOTED_CHARS) -> str:
+    """`repr(value)`, cut to about `limit` characters, with the full length said when cut."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def shorten(text: str, limit: int = QUOTED_CHARS) -> str:
+    """`text` as it is, or cut to `limit` characters and '...' (a name shown unquoted)."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def listing(names, limit: int = LISTED_NAMES, last: bool = False) -> str:
+    """'a, b, c'; past `limit` names, the first (or, with `last`, the last) few and how many in all."""
+    names = list(names)
+    if len(names) <= limit:
+        return ", ".join(names)
+    if last:
+        return f"..., {', '.join(names[-limit:])} ({len(names):,} in all)"
+    return f"{', '.join(names[:limit])}, ... ({len(names):,} in all)"
+
+
+class CloseNames:
+    """A growing set of names that answers "did you mean?" in time independent of its size.
+
+    Up to `SCAN` names, difflib compares the word with each of them, as
+    `difflib.get_close_matches` does. Past that, candidates come from an index of
+    each name with one character deleted (the deletion neighbourhood of SymSpell,
+    Garbe 2012): a name and the word share a key when they are one edit apart, and
+    many at two; only those candidates are ranked by difflib's ratio. A key shared
+    by many names says little and is skipped, so a look-up costs time in the word's
+    length alone.
+    """
+
+    SCAN = 64  # up to this many names, compare with all
+    KEY_CHARS = 64  # longer names are indexed whole only
+    KEY_NAMES = 16  # a key shared by more names is not used to find candidates
+
+    def __init__(self, names=()):
+        self._names: list[str] = []
+        self._index: dict[str, list[str]] | None = None
+        self.update(names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def update(self, names) -> None:
+        for name in names:
+            self.add(name)
+
+    def add(self, name: str) -> None:
+        self._names.append(name)
+        if self._index is not None:
+            self._insert(name)
+        elif len(self._names) > self.SCAN:
+            self._index = {}
+            for known in self._names:
+                self._insert(known)
+
+    @classmethod
+    def _keys(cls, word: str) -> set[str]:
+        word = word.lower()
+        if len(word) > cls.KEY_CHARS:
+            return {word}
+        return {word, *(word[:i] + word[i + 1 :] for i in range(len(word)))}
+
+    def _insert(self, name: str) -> None:
+        assert self._index is not None
+        for key in self._keys(name):
+            bucket = self._index.setdefault(key, [])
+            if len(bucket) <= self.KEY_NAMES:  # one past the limit marks the key as too common
+                bucket.append(name)
+
+    def close(self, word: str, n: int = 1) -> list[str]:
+        """Up to `n` names close to `word` (difflib's ratio >= 0.6), best first."""
+        if len(word) > 2 * self.KEY_CHARS:
+            return []  # no name is meant by a paragraph, and comparing with one costs its length
+        if self._index is None:
+            pool = self._names
+        else:
+            pool = {
+                name
+                for key in self._keys(word)
+                if len(bucket := self._index.get(key, ())) <= self.KEY_NAMES
+                for name in bucket
+            }
+        return difflib.get_close_matches(word, pool, n=n, cutoff=0.6)
+
+    def did_you_mean(self, word: str) -> str:
+        """' (did you mean X?)' for the closest name to `word`, or ''."""
+        close = self.close(word)
+        return f" (did you mean {quote(close[0])}?)" if close else ""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean X?)' for the closest of `choices` to `word`, or ''."""
+    if not isinstance(word, str):
+        return ""
+    return (choices if isinstance(choices, CloseNames) else CloseNames(choices)).did_you_mean(word)

@@ -202,7 +202,88 @@ class ConvGeometry:
         return math.prod(counted) * per_value * math.prod(self.kernel_size)
 
 
+# ---------------------------------------------------------------- divisors (for hints on `groups`)
+
+_SMALL_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+
+
+def _is_prime(n: int) -> bool:
+    """Miller-Rabin with the first 12 primes as bases: exact below 3.3e24 (Sorenson and Webster 2015)."""
+    if n < 2:
+        return False
+    for p in _SMALL_PRIMES:
+        if n % p == 0:
+            return n == p
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for a in _SMALL_PRIMES:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _factor(n: int) -> int:
+    """A non-trivial factor of the composite odd `n` (Pollard's rho, Brent's variant; Brent 1980)."""
+    for c in range(1, n):
+        y, m, g, r, q = 2, 64, 1, 1, 1
+        x = ys = y
+        while g == 1:
+            x = y
+            for _ in range(r):
+                y = (y * y + c) % n
+            k = 0
+            while k < r and g == 1:
+                ys = y
+                for _ in range(min(m, r - k)):
+                    y = (y * y + c) % n
+                    q = q * abs(x - y) % n
+                g = math.gcd(q, n)
+                k += m
+            r *= 2
+        if g == n:  # the batch overshot: step one at a time
+            g = 1
+            while g == 1:
+                ys = (ys * ys + c) % n
+                g = math.gcd(abs(x - ys), n)
+        if g != n:
+            return g
+    raise ArithmeticError(f"no factor found for {n}")  # unreachable for composite n
+
+
+def divisors(n: int) -> list[int]:
+    """Every divisor of `n` >= 1, ascending; in time about n ** (1/4), so channel counts near 2**31 (or sums of them) cost nothing."""
+    primes: dict[int, int] = {}
+    stack = [n]
+    while stack:
+        m = stack.pop()
+        if m == 1:
+            continue
+        for p in _SMALL_PRIMES:
+            while m % p == 0:
+                primes[p] = primes.get(p, 0) + 1
+                m //= p
+        if m == 1:
+            continue
+        if _is_prime(m):
+            primes[m] = primes.get(m, 0) + 1
+            continue
+        f = _factor(m)
+        stack += [f, m // f]
+    found = [1]
+    for p, power in primes.items():
+        found = [d * p**e for d in found for e in range(power + 1)]
+    return sorted(found)
+
+
 __all__ = [
-    "ConvGeometry", "Pads", "attention_hidden", "conv_output_size", "conv_own_padding", "conv_params", "conv_weight_shape",
+    "ConvGeometry", "Pads", "attention_hidden", "conv_output_size", "conv_own_padding", "conv_params", "conv_weight_shape", "divisors",
     "norm_buffers", "norm_params", "pool_output_size", "same_padding", "transposed_output_size", "transposed_same_padding",
 ]  # fmt: skip

@@ -25,9 +25,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import kernels
-from .errors import Problem, SpecError
+from .errors import LISTED_NAMES, Problem, SpecError, shorten
 from .geometry import (
-    ConvGeometry, adaptive_widest_window, attention_hidden, conv_output_size, norm_params, pool_output_size, same_padding,
+    ConvGeometry, adaptive_widest_window, attention_hidden, conv_output_size, divisors, norm_params, pool_output_size,
+    same_padding,
     transposed_output_size, transposed_same_padding,
 )  # fmt: skip
 from .plans import (
@@ -187,23 +188,25 @@ class TraceContext:
     trace_list: Callable[..., tuple[list[LayerReport], Value | None]]
     layers_traced: int = 0  # after `repeat` expansion; bounded so a huge `times` ends in an error, not a hang
     sizes_known: bool = True  # the input's spatial sizes are given: an unknown size later comes from an earlier failure
+    _seen: set[Problem] = field(default_factory=set, repr=False)  # `problems` as a set: thousands stay linear
 
     def problem(self, path: tuple, key: str | tuple | None, message: str) -> None:
         """Record a problem at the layer `path`, located at its `key` (a name, or a path within the layer)."""
         _, label = layer_label(self.data, path)
         where = path + (key if isinstance(key, tuple) else (key,)) if key else path
         problem = Problem(message, self.spec.source.locate(where), label)
-        if problem not in self.problems:  # repeat copies report a problem once
+        if problem not in self._seen:  # repeat copies report a problem once
+            self._seen.add(problem)
             self.problems.append(problem)
 
     @contextlib.contextmanager
     def muted(self) -> Iterator[None]:
         """Trace without recording problems (a layer traced on assumptions: its findings may be wrong)."""
-        kept, self.problems = self.problems, []
+        kept, self.problems, seen, self._seen = self.problems, [], self._seen, set()
         try:
             yield
         finally:
-            self.problems = kept
+            self.problems, self._seen = kept, seen
 
 
 @dataclass
@@ -295,7 +298,11 @@ def _resolve_padding(layer: TracedLayer, model: Any, kernel: tuple[int, ...], di
 
 
 def _divisors(n: int) -> str:
-    return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
+    """The divisors of `n` for a message: all of a few, else the smallest and largest (a count near 2**31 has up to 1,600)."""
+    found = [str(d) for d in divisors(n)]
+    if len(found) <= 12:
+        return ", ".join(found)
+    return f"{', '.join(found[:8])}, ..., {', '.join(found[-3:])}: {len(found):,} in all"
 
 
 def _norm_statistics_check(layer: TracedLayer, kind: str | None, groups: int | None, value: Value, key: str) -> None:
@@ -810,7 +817,11 @@ def split_parts(model: LayerBase) -> int:
 
 
 def _part_names(name: str, parts: int) -> str:
-    return ", ".join(f"{name}.{i}" for i in range(parts))
+    """'s.0, s.1, s.2', or the first and last few when there are many."""
+    name = shorten(name)
+    if parts <= LISTED_NAMES:
+        return ", ".join(f"{name}.{i}" for i in range(parts))
+    return f"{name}.0, {name}.1, {name}.2, ..., {name}.{parts - 1}"
 
 
 def rule_flatten(layer: TracedLayer, inputs: list[Value]) -> Traced:

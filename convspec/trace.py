@@ -9,11 +9,11 @@ the entry points that also load the spec.
 from __future__ import annotations
 
 import contextlib
-import difflib
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
-from .errors import InputError, Problem, SpecError
+from .errors import CloseNames, InputError, Problem, SpecError, listing, quote, shorten
 from .kinds import Kind, registry
 from .schema import LayerBase, Spec
 from .shapes import MAX_LAYERS, LayerFailed, LayerReport, Report, Traced, TraceContext, TracedLayer, Value, _part_names
@@ -33,6 +33,10 @@ class _Scope:
     values: dict[str, Value | None]
     parts: dict[str, int] = field(default_factory=dict)  # multi-output layers of this list: name -> number of parts
     broken: set[str] = field(default_factory=set)  # layers invalid in the schema, stood in for: their parts are unknown
+    # made at the first unknown name only, then kept: a list of thousands of bad `from`s is still linear
+    _hints: CloseNames | None = None  # the earlier names, for "did you mean"
+    _all_names: set[str] | None = None  # every layer's name in the list, earlier or not
+    _models: dict[str, LayerBase] | None = None  # the first layer of each name
 
     def inputs(self, layer: TracedLayer, index: int, sources: list[str]) -> list[Value | None]:
         """The values `sources` name, None (with the problem recorded) where a name does not resolve."""
@@ -45,7 +49,7 @@ class _Scope:
                     inputs.append(self.values[source])
                     continue
                 if dot or explicit:  # an implicit `from` after a split is reported by the caller
-                    layer.error("from", f"{source!r}: the split {base!r} has {self.parts[base]} parts: {_part_names(base, self.parts[base])}")
+                    layer.error("from", f"{quote(source)}: the split {quote(base)} has {self.parts[base]} parts: {_part_names(base, self.parts[base])}")
             elif dot and base in self.values:
                 if base not in self.broken:
                     layer.error("from", self._not_a_split(source, base))
@@ -58,23 +62,30 @@ class _Scope:
         return inputs
 
     def _not_a_split(self, source: str, base: str) -> str:
-        model = next((m for i, m in enumerate(self.layers) if layer_name(m, i) == base), None)
+        if self._models is None:
+            self._models = {}
+            for i, m in enumerate(self.layers):
+                self._models.setdefault(layer_name(m, i), m)
+        model = self._models.get(base)
         if model is not None and registry[model.type].child_lists:
             return (
-                f"{source!r}: the layers inside {base!r} are not visible outside it; a {model.type} gives only its "
-                f"output (`from: {base}`); to read an inner layer, move it out of the {model.type}"
+                f"{quote(source)}: the layers inside {quote(base)} are not visible outside it; a {model.type} gives only its "
+                f"output (`from: {shorten(base)}`); to read an inner layer, move it out of the {model.type}"
             )
-        return f"{source!r}: {base!r} is not a split, so it has no parts; use `from: {base}`"
+        return f"{quote(source)}: {quote(base)} is not a split, so it has no parts; use `from: {shorten(base)}`"
 
     def _unknown(self, layer: TracedLayer, index: int, source: str) -> None:
-        later = [layer_name(m, i) for i, m in enumerate(self.layers) if i >= index]
-        if source.partition(".")[0] in later:
-            layer.error("from", f"{source!r} comes at or after this layer; `from` can only name earlier layers (or 'input')")
+        if self._all_names is None:
+            self._all_names = {layer_name(m, i) for i, m in enumerate(self.layers)}
+        if source.partition(".")[0] in self._all_names:  # not among the earlier names (`values`), so at or after
+            layer.error("from", f"{quote(source)} comes at or after this layer; `from` can only name earlier layers (or 'input')")
             return
-        known = list(self.values)
-        close = difflib.get_close_matches(source, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else f"; earlier names in this list: {', '.join(known)}"
-        layer.error("from", f"no layer named {source!r} before this one in the same list{hint}")
+        if self._hints is None:
+            self._hints = CloseNames()
+        if len(self.values) > len(self._hints):  # the names added since the last look (`values` only grows)
+            self._hints.update(reversed(list(islice(reversed(self.values), len(self.values) - len(self._hints)))))
+        hint = self._hints.did_you_mean(source) or f"; earlier names in this list: {listing(self.values, last=True)}"
+        layer.error("from", f"no layer named {quote(source)} before this one in the same list{hint}")
 
 
 def _run_rule(kind: Kind, layer: TracedLayer, inputs: list[Value]) -> tuple[Traced | None, Value | None]:
@@ -88,6 +99,8 @@ def _run_rule(kind: Kind, layer: TracedLayer, inputs: list[Value]) -> tuple[Trac
 def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceContext) -> tuple[list[LayerReport], Value | None]:
     """Trace one list (a scope). Returns its layer reports and its output (None if it cannot be known)."""
     scope = _Scope(layers, {"input": value})
+    # read once: a pydantic private attribute costs a __getattr__ call
+    broken_layers, repaired_layers = ctx.spec._broken_layers, ctx.spec._repaired_layers
     positions: dict[str, int] = {}
     reports: list[LayerReport] = []
     previous = "input"
@@ -101,12 +114,12 @@ def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceCon
         layer = TracedLayer(model, layer_path, ctx)
         kind = registry[model.type]
         if name in positions:
-            layer.error("name", f"the name {name!r} is already used by {path[-1]}[{positions[name]}] in this list; names must be unique")
+            layer.error("name", f"the name {quote(name)} is already used by {path[-1]}[{positions[name]}] in this list; names must be unique")
         sources = model.sources or [previous]
         if model.sources is None and previous in scope.parts:
             layer.error(
                 None,
-                f"the layer before is the split {previous!r}; say which part this layer reads, "
+                f"the layer before is the split {quote(previous)}; say which part this layer reads, "
                 f"with `from:` one of {_part_names(previous, scope.parts[previous])}",
             )
         inputs = scope.inputs(layer, index, sources)
@@ -114,8 +127,8 @@ def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceCon
             layer.error("from", f"a {model.type} layer takes one input, but `from` names {len(sources)}; join them with add or concat first")
         # invalid in the schema (already reported): traced without its wrong keys where that is
         # sound ("exact"; "spatial" when the sizes cannot be trusted), else a stand-in with no output
-        broken = layer_path in ctx.spec._broken_layers
-        repair = ctx.spec._repaired_layers.get(layer_path) if broken else None
+        broken = layer_path in broken_layers
+        repair = repaired_layers.get(layer_path) if broken else None
         if broken and repair is None:
             scope.broken.add(name)
         traced, output = None, None
@@ -189,20 +202,21 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
     layers, output = trace_list(spec.layers, ("layers",), value, ctx)
     names = {report.name: report for report in layers}
     outputs: dict[str, tuple | None] = {}
+    hints = None
     for index, name in enumerate(spec.output_names or [layers[-1].name]):
         if name in outputs:  # one graph output per name: ONNX outputs are named and unique
             path = ("outputs", index)
             problems.append(Problem(f"`outputs` lists {name!r} twice; list each layer once", spec.source.locate(path)))
             continue
         if name not in names:
-            close = difflib.get_close_matches(name, list(names), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hints = hints or CloseNames(names)
             path = ("outputs", index) if isinstance(spec.outputs, list) else ("outputs",)
-            problems.append(Problem(f"`outputs` names {name!r}, which is not a top-level layer{hint}", spec.source.locate(path)))
+            message = f"`outputs` names {quote(name)}, which is not a top-level layer{hints.did_you_mean(name)}"
+            problems.append(Problem(message, spec.source.locate(path)))
             continue
         if registry[names[name].type].parts is not None and spec.output_names:  # a split ending the list is reported there
             path = ("outputs", index) if isinstance(spec.outputs, list) else ("outputs",)
-            problems.append(Problem(f"`outputs` names the split {name!r}; name a layer that reads its parts", spec.source.locate(path)))
+            problems.append(Problem(f"`outputs` names the split {quote(name)}; name a layer that reads its parts", spec.source.locate(path)))
             continue
         outputs[name] = names[name].output_shape
     problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
@@ -224,7 +238,8 @@ def load_and_check(spec: Any, input_shape: tuple[int, ...] | None = None, requir
             shape_problems = check_spec(err.partial, input_shape, require_size).errors
         except SpecError:
             raise err from None
-        problems = list(err.problems) + [p for p in shape_problems if p not in err.problems]
+        known = set(err.problems)
+        problems = list(err.problems) + [p for p in shape_problems if p not in known]
         problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
         raise SpecError(problems) from None
     return check_spec(parsed, input_shape, require_size)
