@@ -157,7 +157,8 @@ class CloseNames:
     Garbe 2012): a name and the word share a key when they are one edit apart, and
     many at two; only those candidates are ranked by difflib's ratio. A key shared
     by many names says little and is skipped, so a look-up costs time in the word's
-    length alone.
+    length alone. Before any of that, case, `_` and `-` are ignored, so PyTorch's
+    class names find their keys ('LeakyReLU' -> 'leaky_relu', 'ReLU6' -> 'relu6').
     """
 
     SCAN = 64  # up to this many names, compare with all
@@ -166,6 +167,7 @@ class CloseNames:
 
     def __init__(self, names=()):
         self._names: list[str] = []
+        self._folded: dict[str, str] = {}  # folded spelling -> the name (the last of those that fold alike)
         self._index: dict[str, list[str]] | None = None
         self.update(names)
 
@@ -178,6 +180,7 @@ class CloseNames:
 
     def add(self, name: str) -> None:
         self._names.append(name)
+        self._folded[_fold(name)] = name
         if self._index is not None:
             self._insert(name)
         elif len(self._names) > self.SCAN:
@@ -216,8 +219,15 @@ class CloseNames:
 
     def did_you_mean(self, word: str) -> str:
         """' (did you mean X?)' for the closest name to `word`, or ''."""
+        same = self._folded.get(_fold(word))
+        if same is not None and same != word:
+            return f" (did you mean {quote(same)}?)"
         close = self.close(word)
         return f" (did you mean {quote(close[0])}?)" if close else ""
+
+
+def _fold(word: str) -> str:
+    return word.lower().replace("_", "").replace("-", "")
 
 
 def did_you_mean(word: str, choices) -> str:

@@ -24,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
     PrivateAttr,
     ValidationError,
@@ -31,12 +32,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic_core import PydanticCustomError, PydanticSerializationError, core_schema
 
-from .errors import Problem, SpecError
+from .errors import Location, Problem, SpecError, first_line, quote
+from .errors import did_you_mean as _did_you_mean
 from .geometry import PAD_MODES
-from .source import Source, layer_label
-from .templates import did_you_mean as _did_you_mean
+from .source import Source, layer_label, read_python
 from .templates import expand as expand_templates
 from .templates import template_json_schema
 
@@ -72,7 +73,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()} (a YAML boolean)"
     if isinstance(value, str):
-        return repr(value)
+        return quote(value)
     if value is None:
         return "null"
     if isinstance(value, (list, dict)):
@@ -133,7 +134,7 @@ def _padding(value: Any) -> int | list[int] | str:
     if isinstance(value, str):
         if value in ("same", "valid"):
             return value
-        raise _fail(f"must be an integer, a per-dim list, 'same' or 'valid', not {value!r}")
+        raise _fail(f"must be an integer, a per-dim list, 'same' or 'valid', not {quote(value)}")
     return _int_or_list(value, 0)
 
 
@@ -260,14 +261,14 @@ def _init(value: Any) -> Init:
     if isinstance(value, str):
         if value in INIT_NAMES:
             return Init(value)
-        raise _fail(f"{value!r} is not a known initialiser{_did_you_mean(value, INIT_NAMES)}; use {_INIT_FORMS}")
+        raise _fail(f"{quote(value)} is not a known initialiser{_did_you_mean(value, INIT_NAMES)}; use {_INIT_FORMS}")
     if isinstance(value, list):
         return Init("array", array=_nested_numbers(value))
     if isinstance(value, dict):
         if "filter" in value:
             unknown = set(value) - {"filter", "kernel_size", "sigma"}
             if unknown:
-                raise _fail(f"unknown key {sorted(unknown)[0]!r} in a filter initialiser; keys: filter, kernel_size, sigma")
+                raise _fail(f"unknown key {quote(sorted(unknown, key=str)[0])} in a filter initialiser; keys: filter, kernel_size, sigma")
             if not isinstance(value["filter"], str):
                 raise _fail("`filter` must be a filter name")
             return Init("filter", filter=dict(value))
@@ -285,7 +286,7 @@ def _init(value: Any) -> Init:
             if kind == "normal" and b < 0:
                 raise _fail(f"normal std must be >= 0, not {b}")
             return Init(kind, (a, b))
-        raise _fail(f"unknown initialiser {kind!r}{_did_you_mean(str(kind), ('constant', 'uniform', 'normal', 'filter'))}; use {_INIT_FORMS}")
+        raise _fail(f"unknown initialiser {quote(kind)}{_did_you_mean(str(kind), ('constant', 'uniform', 'normal', 'filter'))}; use {_INIT_FORMS}")
     raise _fail(f"an initialiser is {_INIT_FORMS}; not {_describe(value)}")
 
 
@@ -300,7 +301,20 @@ _INIT_JSON = {
     ],
     "description": "How to initialise: " + _INIT_FORMS,
 }
-InitValue = Annotated[Init, PlainValidator(_init), WithJsonSchema(_INIT_JSON)]
+def _init_data(init: Init) -> Any:
+    """An Init as the spec writes it, so that a Spec's `model_dump` reads back as the same Spec."""
+    if init.kind == "array":
+        return init.array
+    if init.kind == "filter":
+        return dict(init.filter or {})
+    if init.kind == "constant":
+        return {"constant": init.args[0]}
+    if init.kind in ("uniform", "normal"):
+        return {init.kind: list(init.args)}
+    return init.kind
+
+
+InitValue = Annotated[Init, PlainValidator(_init), PlainSerializer(_init_data), WithJsonSchema(_INIT_JSON)]
 
 
 def _filter_value(value: Any) -> str | list:
@@ -355,7 +369,7 @@ def layer_name_problem(name: str) -> str | None:
     `input` (the list's own input) and not an attribute of nn.Module.
     """
     if not NAME_PATTERN.fullmatch(name):
-        return f"{name!r} is not a valid layer name: use letters, digits and underscores, starting with a letter"
+        return f"{quote(name)} is not a valid layer name: use letters, digits and underscores, starting with a letter"
     if keyword.iskeyword(name):
         return f"{name!r} is a Python keyword, which cannot name a module attribute; choose another name (e.g. {name}_)"
     if name == "input":
@@ -988,7 +1002,7 @@ def _problem_from_error(error: dict, data: Any, source: Source) -> Problem:
         hint = _unknown_key_hint(str(key), model) if model else ""
         if model and not hint:
             hint = f"; valid keys: {', '.join(sorted(k for k in _keys_of(model) if k != 'type'))}"
-        return Problem(f"unknown key {key!r}{hint}", source.locate(path), label)
+        return Problem(f"unknown key {quote(key)}{hint}", source.locate(path), label)
     if kind == "missing":
         return Problem(f"missing required key `{key}`", source.locate(path[:-1]), label)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
@@ -998,7 +1012,7 @@ def _problem_from_error(error: dict, data: Any, source: Source) -> Problem:
         hint = _did_you_mean(str(tag), LAYER_MODELS)
         if not hint:
             hint = f"; kinds: {', '.join(LAYER_MODELS)}"
-        return Problem(f"unknown layer type {tag!r}{hint}", source.locate(path + ("type",)), label)
+        return Problem(f"unknown layer type {quote(tag)}{hint}", source.locate(path + ("type",)), label)
     if kind == "alias_conflict":
         return Problem(error["msg"], source.locate(path + (ctx["short"],)), label)
     if kind == "convspec_key":
@@ -1026,9 +1040,15 @@ def _problem_from_error(error: dict, data: Any, source: Source) -> Problem:
     return Problem(message, source.locate(path), label)
 
 
-def parse_spec(data: Any, source: Source | None = None) -> Spec:
-    """Validate plain data against the format. Raises SpecError listing every problem."""
-    source = source or Source(file="<dict>")
+def parse_spec(data: Any, source: Source | None = None, file: str = "<dict>") -> Spec:
+    """Validate a spec's data against the format. Raises SpecError listing every problem.
+
+    `data` with its `source` is what `source.parse_yaml` or `source.read_python` read; without
+    one it is Python data, read here by `read_python` (named `file` in messages), so every
+    spec passes the same limits of depth, nodes, cycles and types, whatever it was made from.
+    """
+    if source is None:
+        data, source = read_python(data, file)
     source.data = data
     if not isinstance(data, dict):
         raise SpecError([Problem(f"a spec must be a mapping, not {_describe(data)}", source.locate(()))])
@@ -1041,9 +1061,11 @@ def parse_spec(data: Any, source: Source | None = None) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
+        seen = set(problems)  # a set: a spec of thousands of mistakes is still checked in linear time
         for error in err.errors(include_url=False):
             problem = _problem_from_error(error, data, source)
-            if problem not in problems:
+            if problem not in seen:
+                seen.add(problem)
                 problems.append(problem)
             path = _data_path(data, tuple(error["loc"]))
             layer_path = layer_label(data, path)[0]
@@ -1187,16 +1209,21 @@ def json_schema() -> dict:
 
 
 def load(spec: Any) -> Spec:
-    """A validated Spec from a path, YAML text, a dict, or a Spec (returned as is).
+    """A validated Spec from a path, YAML text, a dict, or a Spec.
 
-    Raises SpecError listing every problem, or InputError when a file cannot be read.
+    A Spec that `load` made is returned as is; one built in Python (`Spec(...)`,
+    `Spec.model_validate`, `Spec.model_construct`) is validated again from its plain
+    data, as a dict would be. Raises SpecError listing every problem, or InputError
+    when a file cannot be read.
     """
     from pathlib import Path
 
     from .source import looks_like_yaml_text, parse_yaml, read_spec_file
 
     if isinstance(spec, Spec):
-        return spec
+        if spec.source.data is not None:  # made by parse_spec: validated, with its positions
+            return spec
+        return parse_spec(_spec_data(spec), file="<Spec>")
     if isinstance(spec, Path) or (isinstance(spec, str) and not looks_like_yaml_text(spec)):
         data, source = read_spec_file(spec)
         parsed = parse_spec(data, source)
@@ -1207,5 +1234,14 @@ def load(spec: Any) -> Spec:
         data, source = parse_yaml(spec, "<string>")
         return parse_spec(data, source)
     if isinstance(spec, dict):
-        return parse_spec(spec, Source(file="<dict>"))
+        return parse_spec(spec, file="<dict>")
     raise TypeError(f"convspec.load takes a path, YAML text, a dict or a Spec, not {type(spec).__name__}")
+
+
+def _spec_data(spec: Spec) -> Any:
+    """A Spec's keys and values as plain data (what it would be written as), or SpecError."""
+    try:
+        return spec.model_dump(by_alias=True, exclude_unset=True, warnings=False)
+    except (ValueError, TypeError, RecursionError, PydanticSerializationError) as err:
+        message = f"this Spec cannot be read back as data ({first_line(err)}); build it from a dict or YAML text"
+        raise SpecError([Problem(message, Location("<Spec>"))]) from None

@@ -10,13 +10,15 @@ a location, never a traceback.
 
 from __future__ import annotations
 
+import numbers
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import InputError, LayerRef, Location, Problem, SpecError
+from .errors import InputError, LayerRef, Location, Problem, SpecError, first_line, quote, shorten
 
 Path_ = tuple[Any, ...]  # a path into the data: str keys and int list indices
 
@@ -92,105 +94,322 @@ def _location(file: str | None, mark: yaml.Mark | None) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
-class _Converter:
-    """Node tree -> plain Python data, recording positions and collecting problems."""
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present: ~7x faster
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.AliasEvent)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MERGE = object()  # what `_key` returns for a `<<` merge key
+_UNREADABLE = (yaml.YAMLError, ValueError, KeyError, TypeError, OverflowError)  # `!!int abc`, `!!bool maybe`
+
+
+class _Events:
+    """The parser's events, pulled one at a time and counted; kept only while an anchored node is open."""
+
+    replay = False
+
+    def __init__(self, events, file: str | None):
+        self._events = iter(events)
+        self._file = file
+        self.count = 0
+        self.recordings: list[list[yaml.Event]] = []  # the events of each anchored node still open
+
+    def next(self) -> yaml.Event:
+        event = next(self._events)
+        if isinstance(event, _NODE_EVENTS):
+            self.count += 1
+            if self.count > MAX_NODES:
+                # counted as the parser goes, so a huge document stops here, in moments
+                message = f"the YAML has more than {MAX_NODES:,} nodes; a spec is far smaller than that"
+                raise SpecError([Problem(message, _location(self._file, event.start_mark))])
+        for recording in self.recordings:
+            recording.append(event)
+        return event
+
+
+class _Replay:
+    """An anchored node's events again, for an alias."""
+
+    replay = True
+
+    def __init__(self, events: list[yaml.Event]):
+        self._events = iter(events)
+
+    def next(self) -> yaml.Event:
+        return next(self._events)
+
+
+class _Reader:
+    """The parser's events -> plain Python data, recording positions and collecting problems.
+
+    One pass over the events, with no node tree: a 10,000-layer spec never holds hundreds of
+    thousands of node and mark objects at once (whose garbage collection made reading
+    superlinear). Nesting, nodes after alias expansion and cycles are bounded as it goes.
+    """
 
     def __init__(self, source: Source):
         self.source = source
+        self.keys, self.values = source.key_positions, source.value_positions  # swapped while a `<<` is read
         self.problems: list[tuple[Path_, Problem]] = []  # labelled with their layer once the data is whole
-        self.nodes_seen = 0
-        # A SafeLoader only to reuse its scalar resolution (ints, floats, bools, null).
-        self._scalars = yaml.SafeLoader("")
+        self.nodes = 0  # after alias expansion
+        self.aliased = False
+        self.anchors: dict[str, list[yaml.Event] | None] = {}  # None while the anchored node is still open
+        # A SafeLoader only to reuse its tag resolution and scalar constructors (ints, floats, bools, null).
+        self._loader = yaml.SafeLoader("")
 
-    def convert(self, node: yaml.Node, path: Path_, active: frozenset[int]) -> Any:
-        self.nodes_seen += 1
-        if self.nodes_seen > MAX_NODES:
-            raise SpecError(
-                [
-                    Problem(
-                        f"the YAML expands to more than {MAX_NODES:,} nodes through its aliases; a spec is far smaller than that",
-                        _location(self.source.file, node.start_mark),
-                    )
-                ]
-            )
-        if len(path) > MAX_DEPTH:
-            raise SpecError(
-                [Problem(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)", _location(self.source.file, node.start_mark))]
-            )
-        if id(node) in active:
-            raise SpecError(
-                [Problem("an alias refers to itself (a cyclic YAML structure)", _location(self.source.file, node.start_mark))]
-            )
-        self.source.value_positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.ScalarNode) and node.tag in _TEXT_TAGS:
-            return node.value  # `2020-01-01` or `=`: YAML 1.1 resolves these implicitly; a spec wants the text
-        if node.tag not in _STANDARD_TAGS:
-            message = f"the YAML tag {node.tag!r} is not allowed: a spec holds plain mappings, lists, numbers and strings"
-            self.problems.append((path, Problem(message, self.source.locate(path))))
-            return None
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, active | {id(node)})
-        if isinstance(node, yaml.SequenceNode):
-            inner = active | {id(node)}
-            return [self.convert(item, path + (i,), inner) for i, item in enumerate(node.value)]
-        try:
-            return self._scalars.construct_object(node, deep=True)
-        except yaml.YAMLError as err:
-            self.problems.append((path, Problem(f"cannot read this value: {err}", self.source.locate(path))))
-            return None
+    def _at(self, mark: yaml.Mark) -> Location:
+        return _location(self.source.file, mark)
 
-    def _mapping(self, node: yaml.MappingNode, path: Path_, active: frozenset[int]) -> dict:
-        own_keys: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self._key(key_node, path)
-            if key in own_keys:
-                first = own_keys[key].start_mark
-                message = f"duplicate key {key!r} (first given at line {first.line + 1}, column {first.column + 1}); keep one of them"
-                self.problems.append((path + (key,), Problem(message, _location(self.source.file, key_node.start_mark))))
+    def _problem(self, path: Path_, message: str, mark: yaml.Mark) -> None:
+        self.problems.append((path, Problem(message, self._at(mark))))
+
+    def document(self, events: _Events) -> tuple[Any, yaml.Mark | None]:
+        """The one document's data and where it starts; (None, None) for an empty stream."""
+        events.next()  # StreamStartEvent
+        event = events.next()
+        if isinstance(event, yaml.StreamEndEvent):
+            return None, None
+        first = events.next()  # after DocumentStartEvent
+        data = self.node(first, events, (), 0)
+        events.next()  # DocumentEndEvent
+        event = events.next()
+        if isinstance(event, yaml.DocumentStartEvent):
+            message = "a second YAML document starts here; a spec is one document (drop the `---` and what follows)"
+            raise SpecError([Problem(message, self._at(event.start_mark))])
+        return data, first.start_mark
+
+    # ------------------------------------------------------------ nodes
+
+    def _anchor(self, event: yaml.Event, events) -> list[yaml.Event] | None:
+        """Open the recording of an anchored node (its first event given); None if it has no anchor."""
+        anchor = getattr(event, "anchor", None)
+        if anchor is None or events.replay:
+            return None
+        if anchor in self.anchors:
+            message = f"the anchor &{shorten(anchor)} is defined twice; give each anchor its own name"
+            self._problem((), message, event.start_mark)
+            return None
+        self.anchors[anchor] = None
+        recording = [event]
+        if not isinstance(event, yaml.ScalarEvent):
+            events.recordings.append(recording)
+        return recording
+
+    def _close(self, event: yaml.Event, recording: list[yaml.Event] | None, events) -> None:
+        if recording is None:
+            return
+        if not isinstance(event, yaml.ScalarEvent):
+            events.recordings.remove(recording)
+        self.anchors[event.anchor] = recording
+
+    def _aliased(self, event: yaml.AliasEvent, path: Path_) -> _Replay | None:
+        """The events an alias stands for, or None (the problem recorded)."""
+        recording = self.anchors.get(event.anchor, False)
+        if recording is False:
+            self._problem(path, f"the alias *{shorten(event.anchor)} refers to no anchor (&{shorten(event.anchor)}) before it", event.start_mark)
+            return None
+        if recording is None:
+            self._problem(path, "an alias refers to itself (a cyclic YAML structure)", event.start_mark)
+            return None
+        self.aliased = True
+        return _Replay(recording)
+
+    def node(self, event: yaml.Event, events, path: Path_, depth: int) -> Any:
+        """The data of the node that starts with `event`, read from `events` up to its end."""
+        if isinstance(event, yaml.AliasEvent):
+            replay = self._aliased(event, path)
+            return None if replay is None else self.node(replay.next(), replay, path, depth)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:  # only aliases make more nodes than events, which are counted first
+            message = f"the YAML expands to more than {MAX_NODES:,} nodes through its aliases; a spec is far smaller than that"
+            raise SpecError([Problem(message, self._at(event.start_mark))])
+        if depth > MAX_DEPTH:
+            raise SpecError([Problem(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)", self._at(event.start_mark))])
+        self.values.setdefault(path, (event.start_mark.line + 1, event.start_mark.column + 1))
+        recording = self._anchor(event, events)
+        if isinstance(event, yaml.ScalarEvent):
+            value = self._scalar(event, path)
+        else:
+            tag = event.tag
+            if tag is None or tag == "!":
+                kind = yaml.MappingNode if isinstance(event, yaml.MappingStartEvent) else yaml.SequenceNode
+                tag = self._loader.resolve(kind, None, event.implicit)
+            if tag not in _STANDARD_TAGS:
+                self._bad_tag(tag, path)
+                _skip(event, events)
+                value = None
+            elif isinstance(event, yaml.MappingStartEvent):
+                value = self._mapping(events, path, depth)
             else:
-                own_keys[key] = key_node
-        # `<<: *base` merges are allowed; the mapping's own keys win over merged ones.
+                value = []
+                while not isinstance(item := events.next(), yaml.SequenceEndEvent):
+                    value.append(self.node(item, events, path + (len(value),), depth + 1))
+        self._close(event, recording, events)
+        return value
+
+    def _bad_tag(self, tag: str, path: Path_) -> None:
+        message = f"the YAML tag {quote(tag)} is not allowed: a spec holds plain mappings, lists, numbers and strings"
+        self.problems.append((path, Problem(message, self.source.locate(path))))
+
+    def _scalar(self, event: yaml.ScalarEvent, path: Path_) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag in _TEXT_TAGS:
+            return event.value  # `2020-01-01` or `=`: YAML 1.1 resolves these implicitly; a spec wants the text
+        if tag not in _STANDARD_TAGS:
+            self._bad_tag(tag, path)
+            return None
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        try:  # the constructor itself: `construct_object` would keep every node in its cache
+            return self._loader.yaml_constructors[tag](self._loader, node)
+        except _UNREADABLE as err:
+            reason = getattr(err, "problem", None) or first_line(err)
+            self.problems.append((path, Problem(f"cannot read this value as {tag.rsplit(':', 1)[-1]}: {reason}", self.source.locate(path))))
+            return None
+
+    def _key(self, event: yaml.Event, events, path: Path_) -> tuple[Any, yaml.Mark]:
+        """A mapping key's text (`_MERGE` for `<<`, None when unusable, reported) and where it is."""
+        mark = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            recording = self.anchors.get(event.anchor)
+            if recording and isinstance(recording[0], yaml.ScalarEvent):
+                event = recording[0]  # an aliased scalar is a key like any other (at the anchor, as PyYAML has it)
+                mark = event.start_mark
+            elif recording:
+                self._problem(path, "a mapping key must be a plain name, not a list or mapping", mark)
+                return None, mark
+            else:
+                self._aliased(event, path)  # reports it
+                return None, mark
+        elif not isinstance(event, yaml.ScalarEvent):
+            self._problem(path, "a mapping key must be a plain name, not a list or mapping", mark)
+            _skip(event, events)
+            return None, mark
+        else:
+            self._close(event, self._anchor(event, events), events)
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == _MERGE_TAG:
+            return _MERGE, mark
+        if tag in _TEXT_TAGS:
+            return event.value, mark
+        if tag not in _STANDARD_TAGS:
+            self._problem(path, f"the YAML tag {quote(tag)} is not allowed on a key", mark)
+            return None, mark
         try:
-            self._scalars.flatten_mapping(node)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None) or node.start_mark
-            message = "`<<` merges a mapping (or a list of mappings) into this one; " + (getattr(err, "problem", None) or "this is neither")
-            self.problems.append((path, Problem(message, _location(self.source.file, mark))))
-            node.value = [(k, v) for k, v in node.value if not (isinstance(k, yaml.ScalarNode) and k.tag == "tag:yaml.org,2002:merge")]
+            value = self._loader.yaml_constructors[tag](self._loader, yaml.ScalarNode(tag, event.value, mark, mark))
+        except _UNREADABLE:
+            value = None
+        # YAML 1.1 reads unquoted `on`/`yes`/1 keys as bools/ints: keys are names, keep their text.
+        return value if isinstance(value, str) else event.value, mark
+
+    def _mapping(self, events, path: Path_, depth: int) -> dict:
         result: dict = {}
-        for key_node, value_node in node.value:
-            key = self._key(key_node, path, report=False)
+        first_at: dict[Any, yaml.Mark] = {}
+        merged: list[tuple[dict, dict, dict]] = []  # each `<<` source: (data, key positions, value positions)
+        while not isinstance(event := events.next(), yaml.MappingEndEvent):
+            key, mark = self._key(event, events, path)
+            value_event = events.next()
+            if key is _MERGE:
+                merged += self._merge_sources(value_event, events, path, depth)
+                continue
             if key is None:  # an unusable key, already reported
+                _skip(value_event, events)
                 continue
             child = path + (key,)
-            self.source.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = self.convert(value_node, child, active)
-        return result
+            if key in first_at:
+                first = first_at[key]
+                message = f"duplicate key {quote(key)} (first given at line {first.line + 1}, column {first.column + 1}); keep one of them"
+                self._problem(child, message, mark)
+            else:
+                first_at[key] = mark
+            self.keys[child] = (mark.line + 1, mark.column + 1)
+            result[key] = self.node(value_event, events, child, depth + 1)
+        if not merged:
+            return result
+        # `<<: *base` merges are allowed; the mapping's own keys win over merged ones (YAML's merge key type)
+        winner = {key: i for i, (data, _, _) in enumerate(merged) for key in data if key not in result}
+        for i, (_, keys, values) in enumerate(merged):
+            for table, positions in ((self.keys, keys), (self.values, values)):
+                for at, position in positions.items():
+                    if len(at) > len(path) and winner.get(at[len(path)]) == i:
+                        table[at] = position
+        whole: dict = {}
+        for data, _, _ in merged:
+            whole.update(data)
+        whole.update(result)
+        return whole
 
-    def _key(self, key_node: yaml.Node, path: Path_, report: bool = True) -> Any:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _STANDARD_TAGS | _TEXT_TAGS:
-            if report:
-                message = (
-                    "a mapping key must be a plain name, not a list or mapping"
-                    if not isinstance(key_node, yaml.ScalarNode)
-                    else f"the YAML tag {key_node.tag!r} is not allowed on a key"
-                )
-                self.problems.append((path, Problem(message, _location(self.source.file, key_node.start_mark))))
-            return None
-        value = self._scalars.construct_object(key_node)
-        # YAML 1.1 reads unquoted `on`/`yes`/1 keys as bools/ints: keys are names, keep their text.
-        return value if isinstance(value, str) else key_node.value
+    def _merge_sources(self, event: yaml.Event, events, path: Path_, depth: int) -> list[tuple[dict, dict, dict]]:
+        """What a `<<` key merges, lowest precedence first: a mapping, or a list of them (earlier ones win)."""
+        if isinstance(event, yaml.AliasEvent):
+            events = self._aliased(event, path)
+            if events is None:
+                return []
+            event = events.next()
+        if isinstance(event, yaml.MappingStartEvent):
+            return [self._merged_mapping(event, events, path, depth)]
+        if isinstance(event, yaml.SequenceStartEvent):
+            sources = []
+            while not isinstance(item := events.next(), yaml.SequenceEndEvent):
+                replay = self._aliased(item, path) if isinstance(item, yaml.AliasEvent) else events
+                if replay is None:
+                    continue
+                first = replay.next() if isinstance(item, yaml.AliasEvent) else item
+                if isinstance(first, yaml.MappingStartEvent):
+                    sources.append(self._merged_mapping(first, replay, path, depth))
+                else:
+                    self._problem(path, "`<<` merges a mapping (or a list of mappings) into this one; this list holds something else", first.start_mark)
+                    _skip(first, replay)
+            return sources[::-1]
+        kind = "text or a number" if isinstance(event, yaml.ScalarEvent) else "something else"
+        self._problem(path, f"`<<` merges a mapping (or a list of mappings) into this one, not {kind}", event.start_mark)
+        _skip(event, events)
+        return []
+
+    def _merged_mapping(self, event: yaml.Event, events, path: Path_, depth: int) -> tuple[dict, dict, dict]:
+        saved = self.keys, self.values
+        self.keys, self.values = {}, {}
+        try:
+            data = self.node(event, events, path, depth + 1)  # its keys become this mapping's keys
+            return data if isinstance(data, dict) else {}, self.keys, self.values
+        finally:
+            self.keys, self.values = saved
 
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present: ~7x faster
-_NODE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.AliasEvent)
+def _skip(event: yaml.Event, events) -> None:
+    """Read past the node that starts with `event` (a refused key, a value under a refused tag)."""
+    if not isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+        return
+    open_nodes = 1
+    while open_nodes:
+        event = events.next()
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            open_nodes += 1
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            open_nodes -= 1
 
 
 def _position_of(text: str, offset: int) -> tuple[int, int]:
     line = text.count("\n", 0, offset) + 1
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+_TAB_MESSAGE = "a tab character is not allowed here: YAML indents with spaces only; replace the tab with spaces"
+
+
+def _tab_near(text: str, mark: yaml.Mark) -> tuple[int, int] | None:
+    """(line, column) of the tab a syntax error at `mark` is about: at the mark, or in its line's indentation."""
+    lines = text.split("\n", mark.line + 1)
+    if mark.line >= len(lines):
+        return None
+    line = lines[mark.line]
+    if mark.column < len(line) and line[mark.column] == "\t":
+        return mark.line + 1, mark.column + 1
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    if "\t" in indent and mark.column <= len(indent):
+        return mark.line + 1, indent.index("\t") + 1
+    return None
 
 
 def _yaml_problem(err: yaml.YAMLError, text: str, file: str | None) -> Problem:
@@ -200,8 +419,10 @@ def _yaml_problem(err: yaml.YAMLError, text: str, file: str | None) -> Problem:
     if isinstance(err, yaml.MarkedYAMLError):
         mark = err.problem_mark or err.context_mark
         what = err.problem or err.context or "invalid YAML"
-        if "'\\t'" in what:  # PyYAML's own words for a tab are cryptic
-            return Problem("a tab character is not allowed here; YAML indents with spaces only", _location(file, mark))
+        # libyaml says "found character that cannot start any token" for a tab in indentation
+        tab = _tab_near(text, mark) if mark is not None else None
+        if tab is not None or "'\\t'" in what or "tab character" in what:
+            return Problem(_TAB_MESSAGE, Location(file, *tab) if tab else _location(file, mark))
         return Problem(f"YAML syntax error: {what}", _location(file, mark))
     return Problem(f"YAML syntax error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", Location(file))
 
@@ -209,36 +430,114 @@ def _yaml_problem(err: yaml.YAMLError, text: str, file: str | None) -> Problem:
 def parse_yaml(text: str, file: str | None = "<string>") -> tuple[Any, Source]:
     """Parse YAML text into plain data and its `Source` (positions). Raises SpecError with every problem found."""
     source = Source(file=file, text=text)
+    reader = _Reader(source)
     try:
-        # Count nodes on the parser's event stream first: a huge document stops here, in
-        # moments, instead of after a slow build of every node.
-        nodes = 0
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, _NODE_EVENTS):
-                nodes += 1
-                if nodes > MAX_NODES:
-                    raise SpecError(
-                        [Problem(f"the YAML has more than {MAX_NODES:,} nodes; a spec is far smaller than that", _location(file, event.start_mark))]
-                    )
-        node = yaml.compose(text, Loader=_Loader)
+        data, start = reader.document(_Events(yaml.parse(text, Loader=_Loader), file))
     except yaml.YAMLError as err:
         raise SpecError([_yaml_problem(err, text, file)]) from None
     except RecursionError:
         raise SpecError([Problem(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)", Location(file))]) from None
-    if node is None:
+    if start is None:
         raise SpecError([Problem("the spec is empty; it needs at least `input` and `layers`", Location(file, 1, 1))])
-    converter = _Converter(source)
-    data = converter.convert(node, (), frozenset())
-    if converter.problems:
-        labelled = [Problem(p.message, p.location, layer_label(data, path)[1]) for path, p in converter.problems]
+    if reader.problems:
+        labelled = [Problem(p.message, p.location, layer_label(data, path)[1]) for path, p in reader.problems]
         raise SpecError(labelled)
     source.data = data
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "null"
         raise SpecError(
-            [Problem(f"the top level of a spec must be a mapping (input:, layers:, ...), not a {kind}", _location(file, node.start_mark))]
+            [Problem(f"the top level of a spec must be a mapping (input:, layers:, ...), not a {kind}", _location(file, start))]
         )
     return data, source
+
+
+# ---------------------------------------------------------------- Python data
+
+
+def _path_text(path: Path_) -> str:
+    """('layers', 0, 'init') -> 'layers[0].init' (long paths and keys cut)."""
+    parts = [f"[{p}]" if isinstance(p, int) else f".{shorten(str(p), 40)}" for p in path]
+    if len(parts) > 12:
+        parts = parts[:6] + [f"...({len(parts) - 10} more)..."] + parts[-4:]
+    return "".join(parts).lstrip(".") or "the top level"
+
+
+class _Copier:
+    """Python data -> plain data (dicts, lists, str, int, float, bool, None), under YAML text's limits."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.nodes = 0
+        self.problems: list[tuple[Path_, str]] = []
+        self._open: set[int] = set()  # ids of the containers on the current path: a cycle comes back to one
+
+    def _fail(self, message: str) -> SpecError:
+        return SpecError([Problem(message, Location(self.file))])
+
+    def copy(self, value: Any, path: Path_, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            return self._refuse(
+                f"the data has more than {MAX_NODES:,} nodes (an object reached twice counts twice); a spec is far smaller than that"
+            )
+        if depth > MAX_DEPTH:
+            return self._refuse(f"the data is nested too deeply (more than {MAX_DEPTH} levels, at {_path_text(path)})")
+        kind = type(value)
+        if value is None or kind is str or kind is int or kind is float or kind is bool:
+            return value
+        if isinstance(value, (dict, list, tuple)):
+            if id(value) in self._open:
+                return self._refuse(f"the data contains itself (a cycle: {_path_text(path)} is one of its own ancestors)")
+            self._open.add(id(value))
+            try:
+                if isinstance(value, dict):
+                    return self._mapping(value, path, depth)
+                return [self.copy(item, path + (i,), depth + 1) for i, item in enumerate(value)]
+            finally:
+                self._open.discard(id(value))
+        if isinstance(value, str):
+            return str.__str__(value)  # a str subclass (an enum's value) as plain text
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return operator.index(value)  # numpy's integers
+        if isinstance(value, numbers.Real):
+            return float(value)
+        self.problems.append(
+            (path, f"{_path_text(path)} is a {kind.__module__}.{kind.__qualname__}, which a spec cannot hold: "
+                   "it holds mappings, lists, strings, numbers, booleans and null")
+        )
+        return None
+
+    def _refuse(self, message: str):
+        raise self._fail(message)
+
+    def _mapping(self, value: dict, path: Path_, depth: int) -> dict:
+        result = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                self.problems.append((path, f"{_path_text(path)} has the key {quote(key)}; keys are names (strings)"))
+                continue
+            key = str.__str__(key)
+            result[key] = self.copy(item, path + (key,), depth + 1)
+        return result
+
+
+def read_python(data: Any, file: str = "<dict>") -> tuple[Any, Source]:
+    """Python data (as `yaml.safe_load` gives, or built by hand) as plain data and its `Source`.
+
+    The limits of YAML text hold: at most `MAX_DEPTH` levels of nesting and `MAX_NODES`
+    nodes (a shared object counting each time it is reached), no cycles, and only
+    mappings with string keys, lists (or tuples), strings, numbers (numpy's too),
+    booleans and null. The data is copied, so a later change to the caller's object
+    changes nothing. Raises SpecError; problems have no line, so each names its path.
+    """
+    copier = _Copier(file)
+    try:
+        plain = copier.copy(data, (), 0)
+    except RecursionError:  # a container whose own methods recurse
+        raise copier._fail(f"the data is nested too deeply (more than {MAX_DEPTH} levels)") from None
+    if copier.problems:
+        raise SpecError([Problem(message, Location(file), layer_label(plain, path)[1]) for path, message in copier.problems])
+    return plain, Source(file=file, data=plain)
 
 
 def read_spec_file(path: str | Path) -> tuple[Any, Source]:

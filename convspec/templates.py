@@ -28,13 +28,12 @@ entry's line, under the instance's layer path.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import LayerRef, Location, Problem
-from .source import MAX_NODES, Source, layer_label
+from .errors import LISTED_NAMES, CloseNames, LayerRef, Location, Problem, SpecError, did_you_mean, listing, quote, shorten
+from .source import MAX_DEPTH, MAX_NODES, Source, layer_label
 
 # `$out`, or `${out}` (which YAML reads only in block style or quoted: `{` is a flow indicator)
 PLACEHOLDER = re.compile(r"^\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})$")
@@ -55,6 +54,28 @@ class _Node:
     value: Any  # a scalar, dict[str, _Node] or list[_Node]
     key_at: Position | None = None
     at: Position | None = None
+    measure: tuple[int, int] | None = None  # (nodes, levels) of a value substituted for a placeholder, once counted
+
+
+def _measure(node: _Node) -> tuple[int, int]:
+    """How many nodes `node` holds, itself included, and how many levels deep it goes (a scalar: 1, 1)."""
+    if node.measure is None:
+        size, height = 1, 0
+        children = node.value.values() if isinstance(node.value, dict) else node.value if isinstance(node.value, list) else ()
+        for child in children:
+            child_size, child_height = _measure(child)
+            size, height = size + child_size, max(height, child_height)
+        node.measure = (size, height + 1)
+    return node.measure
+
+
+def _copy(node: _Node) -> _Node:
+    """A fresh copy of a node tree (a substituted value: each instance gets its own)."""
+    if isinstance(node.value, dict):
+        return _Node({k: _copy(v) for k, v in node.value.items()}, node.key_at, node.at, node.measure)
+    if isinstance(node.value, list):
+        return _Node([_copy(v) for v in node.value], node.key_at, node.at, node.measure)
+    return _Node(node.value, node.key_at, node.at, node.measure)
 
 
 def _nodes(data: Any, source: Source, path: tuple) -> _Node:
@@ -100,23 +121,6 @@ def _walk(node: _Node, path: tuple = ()):
             yield from _walk(v, path + (i,))
 
 
-def did_you_mean(word: str, choices) -> str:
-    """' (did you mean X?)' for the closest of `choices` to `word`, or ''.
-
-    Case, `_` and `-` are ignored first, so PyTorch's class names find their keys ('LeakyReLU' ->
-    'leaky_relu', 'ReLU6' -> 'relu6').
-    """
-    folded = {_fold(choice): choice for choice in choices}
-    if _fold(word) in folded and folded[_fold(word)] != word:
-        return f" (did you mean {folded[_fold(word)]!r}?)"
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _fold(word: str) -> str:
-    return word.lower().replace("_", "").replace("-", "")
-
-
 def _param(text: Any) -> str | None:
     """The parameter a placeholder names, or None."""
     match = PLACEHOLDER.match(text) if isinstance(text, str) else None
@@ -138,6 +142,14 @@ class _Template:
     body: _Node  # the layer, without `params`
     params: dict[str, _Node]  # name -> default node (value REQUIRED when it must be given)
     valid: bool = True
+    _hints: CloseNames | None = None
+
+    @property
+    def hints(self) -> CloseNames:
+        """The parameters, for "did you mean" (made once: a block may have many)."""
+        if self._hints is None:
+            self._hints = CloseNames(self.params)
+        return self._hints
 
 
 @dataclass
@@ -156,8 +168,10 @@ class _Expander:
         self.problems: list[tuple[tuple | None, Problem]] = []  # (layer path to label, problem)
         self.broken: set[tuple] = set()
         self.templates: dict[str, _Template] = {}
-        self.made = 0  # nodes created by instances, against templates that explode
+        self.made = 0  # nodes created by instances (every node copied), against templates that explode
         self.leftovers: list[tuple] = []  # paths of placeholders outside any template
+        self._seen: set[Problem] = set()
+        self._template_hints: CloseNames | None = None
 
     # ------------------------------------------------------------ reporting
 
@@ -167,7 +181,8 @@ class _Expander:
 
     def _problem(self, message: str, node: _Node | None, path: tuple | None, label: str | None = None) -> None:
         problem = Problem(message, self._at(node), label)
-        if all(problem != p for _, p in self.problems):
+        if problem not in self._seen:
+            self._seen.add(problem)
             self.problems.append((path, problem))
 
     # ------------------------------------------------------------ templates
@@ -180,14 +195,14 @@ class _Expander:
         for name, node in root.value.items():
             label = LayerRef(f"blocks.{name}")
             if not isinstance(name, str) or not BLOCK_NAME.match(name):
-                self._problem(f"{name!r} is not a valid block name: use letters, digits and underscores, starting with a letter", node, None, label)
+                self._problem(f"{quote(name)} is not a valid block name: use letters, digits and underscores, starting with a letter", node, None, label)
                 continue
             self.templates[name] = self._template(name, node, label)
 
     def _template(self, name: str, node: _Node, label: str) -> _Template:
         template = _Template(name, node, {})
         if not isinstance(node.value, dict):
-            self._problem(f"block {name!r} must be a mapping: a layer (with `type`) and its `params`", node, None, label)
+            self._problem(f"block {quote(name)} must be a mapping: a layer (with `type`) and its `params`", node, None, label)
             template.valid = False
             return template
         keys = node.value
@@ -195,29 +210,29 @@ class _Expander:
         template.body = _Node({k: v for k, v in keys.items() if k != "params"}, node.key_at, node.at)
         kind = keys.get("type")
         if kind is None:
-            self._problem(f"block {name!r} needs `type`: a template is one layer (use `type: block` for several)", node, None, label)
+            self._problem(f"block {quote(name)} needs `type`: a template is one layer (use `type: block` for several)", node, None, label)
             template.valid = False
         elif not isinstance(kind.value, str):
-            self._problem(f"block {name!r}: `type` must be a layer kind, not a placeholder or a {type(kind.value).__name__}", kind, None, label)
+            self._problem(f"block {quote(name)}: `type` must be a layer kind, not a placeholder or a {type(kind.value).__name__}", kind, None, label)
             template.valid = False
         for key in ("name", "from"):
             if key in keys:
                 where = "name each instance on its `use` layer" if key == "name" else "give `from` on the `use` layer"
-                self._problem(f"block {name!r}: a template has no `{key}`; {where}", keys[key], None, label)
+                self._problem(f"block {quote(name)}: a template has no `{key}`; {where}", keys[key], None, label)
                 template.valid = False
         if params_node is not None:
             if not isinstance(params_node.value, dict):
-                self._problem(f"`params` of block {name!r} must be a mapping, e.g. {{out: required, stride: 1}}", params_node, None, label)
+                self._problem(f"`params` of block {quote(name)} must be a mapping, e.g. {{out: required, stride: 1}}", params_node, None, label)
                 template.valid = False
             else:
                 for param, default in params_node.value.items():
                     if not isinstance(param, str) or not PARAM_NAME.match(param):
-                        self._problem(f"{param!r} is not a valid parameter name: letters, digits and underscores", default, None, label)
+                        self._problem(f"{quote(param)} is not a valid parameter name: letters, digits and underscores", default, None, label)
                         template.valid = False
                         continue
                     for _, inner in _walk(default):
                         if _looks_like_placeholder(inner.value):
-                            self._problem(f"the default of parameter {param!r} cannot hold a placeholder ({inner.value!r}); give a plain value", inner, None, label)
+                            self._problem(f"the default of parameter {quote(param)} cannot hold a placeholder ({quote(inner.value)}); give a plain value", inner, None, label)
                             template.valid = False
                     template.params[param] = default
         used: set[str] = set()
@@ -228,7 +243,7 @@ class _Expander:
             param = _param(inner.value)
             if param is None:
                 self._problem(
-                    f"{inner.value!r}: a placeholder is a whole value, a parameter's name after `$` such as $out; "
+                    f"{quote(inner.value)}: a placeholder is a whole value, a parameter's name after `$` such as $out; "
                     "it cannot be part of a string", inner, None, label
                 )
                 template.valid = False
@@ -238,10 +253,10 @@ class _Expander:
                 template.valid = False
                 continue
             if param not in template.params:
-                used.update(difflib.get_close_matches(param, list(template.params), n=1, cutoff=0.6))  # a typo of it
-                declared = ", ".join(template.params) or "none"
+                used.update(template.hints.close(param))  # a typo of it
+                declared = listing(template.params) or "none"
                 self._problem(
-                    f"${param} is not a parameter of block {name!r}{did_you_mean(param, template.params)}; "
+                    f"${shorten(param)} is not a parameter of block {quote(name)}{template.hints.did_you_mean(param)}; "
                     f"declare it in `params` (declared: {declared})",
                     inner, None, label,
                 )
@@ -249,7 +264,7 @@ class _Expander:
         for param, default in template.params.items():
             if param not in used:
                 # a mistake, but harmless to the instances: they are still made and checked
-                self._problem(f"parameter {param!r} of block {name!r} is never used (no ${param} in the template); drop it", default, None, label)
+                self._problem(f"parameter {quote(param)} of block {quote(name)} is never used (no ${shorten(param)} in the template); drop it", default, None, label)
         return template
 
     # ------------------------------------------------------------ instances
@@ -290,29 +305,33 @@ class _Expander:
         for key, node in keys.items():
             if key not in USE_KEYS:
                 hint = did_you_mean(str(key), USE_KEYS) or f"; a `use` layer has: {', '.join(USE_KEYS)}"
-                self._problem(f"unknown key {key!r}{hint}", node, path)
+                self._problem(f"unknown key {quote(key)}{hint}", node, path)
                 ok = False
         block = keys.get("block")
         if block is None:
             self._problem("missing required key `block` (the name of a template in `blocks:`)", use, path)
             return None
         if not isinstance(block.value, str):
-            self._problem(f"`block` must be the name of a template in `blocks:`, not {block.value!r}", block, path)
+            self._problem(f"`block` must be the name of a template in `blocks:`, not {quote(block.value)}", block, path)
             return None
         name = block.value
         template = self.templates.get(name)
         if template is None:
             if "blocks" in self.data and not self.templates:
-                self._problem(f"no block named {name!r}: `blocks:` defines no usable template", block, path)
+                self._problem(f"no block named {quote(name)}: `blocks:` defines no usable template", block, path)
             elif not self.templates:
-                self._problem(f"no block named {name!r}: the spec has no `blocks:` section to define it in", block, path)
+                self._problem(f"no block named {quote(name)}: the spec has no `blocks:` section to define it in", block, path)
             else:
-                hint = did_you_mean(name, self.templates) or f"; blocks: {', '.join(self.templates)}"
-                self._problem(f"no block named {name!r}{hint}", block, path)
+                if self._template_hints is None:
+                    self._template_hints = CloseNames(self.templates)
+                hint = self._template_hints.did_you_mean(name) or f"; blocks: {listing(self.templates)}"
+                self._problem(f"no block named {quote(name)}{hint}", block, path)
             return None
         if name in stack:
-            chain = " -> ".join(stack[stack.index(name):] + (name,))
-            self._problem(f"block {name!r} uses itself ({chain}); a template cannot contain itself", block, path)
+            chain = " -> ".join(shorten(n) for n in stack[stack.index(name):] + (name,))
+            if len(stack) - stack.index(name) > LISTED_NAMES:
+                chain = f"{shorten(name)} -> ... ({len(stack) - stack.index(name)} blocks) -> {shorten(name)}"
+            self._problem(f"block {quote(name)} uses itself ({chain}); a template cannot contain itself", block, path)
             return None
         args_node = keys.get("with")
         args: dict[str, _Node] = {}
@@ -322,9 +341,10 @@ class _Expander:
                 return None
             for param, value in args_node.value.items():
                 if param not in template.params:
-                    declared = ", ".join(template.params) or "none"
+                    declared = listing(template.params) or "none"
+                    hint = template.hints.did_you_mean(param) if isinstance(param, str) else ""
                     self._problem(
-                        f"block {name!r} has no parameter {param!r}{did_you_mean(str(param), template.params)}; its parameters: {declared}",
+                        f"block {quote(name)} has no parameter {quote(param)}{hint}; its parameters: {declared}",
                         value, path,
                     )
                     ok = False
@@ -332,35 +352,63 @@ class _Expander:
                     args[param] = value
         missing = [p for p, default in template.params.items() if p not in args and default.value == REQUIRED]
         if missing and ok:  # after an unknown key (`wiht:`), "missing" would only repeat it
-            names = ", ".join(f"`{p}`" for p in missing)
+            names = listing(f"`{shorten(p)}`" for p in missing)
             where = args_node if args_node is not None else block
             self._problem(
-                f"block {name!r} needs {names} (required parameter{'s' if len(missing) > 1 else ''}); give {'them' if len(missing) > 1 else 'it'} in `with:`",
+                f"block {quote(name)} needs {names} (required parameter{'s' if len(missing) > 1 else ''}); give {'them' if len(missing) > 1 else 'it'} in `with:`",
                 where, path,
             )
             ok = False
         if not ok or not template.valid:
             return None  # a broken template's problems are reported once, at the template
+        if len(stack) >= MAX_DEPTH:
+            self._problem(f"blocks place blocks more than {MAX_DEPTH} deep (through {quote(name)}); a spec nests far less", block, path)
+            return None
         env = {p: args.get(p, default) for p, default in template.params.items()}
+        # count what the instance would create before creating it: a big value placed by many
+        # placeholders, or in many instances, is refused in moments, not after gigabytes of copies
+        size, height = self._instance_measure(template.body, env)
+        if self.made + size > MAX_NODES:
+            # as the loader does at its node budget: stop here, with this one problem
+            message = (
+                f"the block templates expand to more than {MAX_NODES:,} nodes (this instance of {quote(name)} alone makes {size:,}); "
+                "a spec is far smaller than that"
+            )
+            raise SpecError([Problem(message, self._at(block), layer_label(self.data, path)[1])])
+        if len(path) + height - 1 > MAX_DEPTH:
+            self._problem(
+                f"this instance of {quote(name)} would nest {len(path) + height - 1} levels deep, more than {MAX_DEPTH}; a spec nests far less",
+                block, path,
+            )
+            return None
+        self.made += size
         instance = self._substitute(template.body, env)
         instance.key_at, instance.at = use.key_at, use.at  # "this layer" is the `use` line
         instance.value = dict(instance.value)
         for key in ("name", "from"):
             if key in keys:
                 instance.value[key] = keys[key]
-        if self.made > MAX_NODES:
-            self._problem(f"the block templates expand to more than {MAX_NODES:,} nodes; a spec is far smaller than that", block, path)
-            return None
         return instance, stack + (name,)
 
+    def _instance_measure(self, node: _Node, env: dict[str, _Node]) -> tuple[int, int]:
+        """(nodes, levels) of `node` with its placeholders replaced by `env`'s values, without making it."""
+        param = _param(node.value)
+        if param is not None:
+            return _measure(env[param])
+        size, height = 1, 0
+        children = node.value.values() if isinstance(node.value, dict) else node.value if isinstance(node.value, list) else ()
+        for child in children:
+            child_size, child_height = self._instance_measure(child, env)
+            size, height = size + child_size, max(height, child_height)
+        return size, height + 1
+
     def _substitute(self, node: _Node, env: dict[str, _Node]) -> _Node:
-        self.made += 1
         if isinstance(node.value, str):
             param = _param(node.value)
             if param is not None:
                 # the value as given, with the `with:` entry's (or the default's) positions;
                 # every placeholder was checked against `params` when the template was read
-                return copy.deepcopy(env[param])
+                return _copy(env[param])
         if isinstance(node.value, dict):
             return _Node({k: self._substitute(v, env) for k, v in node.value.items()}, node.key_at, node.at)
         if isinstance(node.value, list):
@@ -368,15 +416,21 @@ class _Expander:
         return _Node(node.value, node.key_at, node.at)
 
     def leftover_placeholders(self, root: _Node) -> None:
-        for path, node in _walk(root, ("layers",)):
-            if any(path[: len(b)] == b for b in self.broken):
+        stack = [(("layers",), root)]
+        while stack:
+            path, node = stack.pop()
+            if path in self.broken:
                 continue  # already reported at the failed `use`
             if _looks_like_placeholder(node.value):
                 self._problem(
-                    f"{node.value!r} looks like a placeholder, but placeholders only work inside a template in `blocks:`",
+                    f"{quote(node.value)} looks like a placeholder, but placeholders only work inside a template in `blocks:`",
                     node, path,
                 )
                 self.leftovers.append(path)
+            if isinstance(node.value, dict):
+                stack += [(path + (k,), v) for k, v in node.value.items()]
+            elif isinstance(node.value, list):
+                stack += [(path + (i,), v) for i, v in enumerate(node.value)]
 
 
 def _stand_in(layer: Any, index: Any) -> dict:
