@@ -97,10 +97,21 @@ def interleaved(engines: dict[str, Callable[[], object]], rounds: int, calls: in
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def _plain_stack() -> dict:
-    """1,000 3x3 convs of 16 channels on 32x32: the cheapest dry run a 1,000-layer spec can have."""
-    layers = [{"type": "conv", "out": 16, "kernel": 3, "padding": "same", "act": "relu"} for _ in range(1000)]
-    return {"input": {"channels": 16, "size": [32, 32]}, "layers": layers}
+def _plain_stack(layers: int = 1000) -> dict:
+    """`layers` 3x3 convs of 16 channels on 32x32: the cheapest dry run a 1,000-layer spec can have."""
+    stack = [{"type": "conv", "out": 16, "kernel": 3, "padding": "same", "act": "relu"} for _ in range(layers)]
+    return {"input": {"channels": 16, "size": [32, 32]}, "layers": stack}
+
+
+def _residual_stack(layers: int = 1000) -> dict:
+    """Residual blocks of two 3x3 convs, 16 channels on 32x32: `layers` // 3 blocks, each 3 layers to the checker."""
+    def block() -> dict:  # a new one each time: shared dicts would be written to YAML as aliases
+        return {"type": "residual", "act": "relu", "layers": [
+            {"type": "conv", "out": 16, "kernel": 3, "padding": 1, "norm": "batch", "act": "relu"},
+            {"type": "conv", "out": 16, "kernel": 3, "padding": 1, "norm": "batch"},
+        ]}  # fmt: skip
+
+    return {"input": {"channels": 16, "size": [32, 32]}, "layers": [block() for _ in range(layers // 3)]}
 
 
 def _resnet_1001() -> dict:
@@ -147,6 +158,32 @@ def section_checker(quick: bool) -> list[dict]:
         walls.append(time.perf_counter() - started)
     rows.append({"spec": "`convspec check specs/resnet34.yaml` (whole command, wall)", "check_ms": round(statistics.median(walls) * 1e3, 1),
                  "dry_run_ms": "", "ratio": ""})
+    return rows
+
+
+SCALING_SIZES = (1000, 10000)
+SCALING_GOAL = 1.5  # per-layer check cost at 10,000 layers over that at 1,000
+
+
+def section_scaling(quick: bool, sizes: tuple[int, int] = SCALING_SIZES, rounds: int | None = None) -> list[dict]:
+    """Per-layer cost of `convspec.check` at 1,000 and at 10,000 layers, from a dict and from YAML text; the ratio."""
+    import yaml
+
+    rounds = rounds or (3 if quick else 7)
+    rows = []
+    for structure, make in (("3x3 conv stack", _plain_stack), ("residual blocks", _residual_stack)):
+        for form in ("dict", "YAML text"):
+            specs = {n: make(n) for n in sizes}
+            if form == "YAML text":
+                specs = {n: yaml.safe_dump(spec, sort_keys=False) for n, spec in specs.items()}
+            layers = {n: sum(1 for _ in convspec.check(spec).walk()) for n, spec in specs.items()}
+            times = interleaved({n: (lambda spec=spec: convspec.check(spec)) for n, spec in specs.items()}, rounds=rounds)
+            small, large = sizes
+            per_layer = {n: times[n] / layers[n] for n in sizes}
+            rows.append({"spec": f"{structure}, {form}", f"{small}_layers_ms": round(times[small] * 1e3, 1),
+                         f"{large}_layers_ms": round(times[large] * 1e3, 1),
+                         f"us_per_layer_{small}": round(per_layer[small] * 1e6, 1), f"us_per_layer_{large}": round(per_layer[large] * 1e6, 1),
+                         "ratio": round(per_layer[large] / per_layer[small], 2), "goal": f"<= {SCALING_GOAL}"})
     return rows
 
 
@@ -275,6 +312,7 @@ def section_dynamic(quick: bool) -> list[dict]:
 
 SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
     "checker": section_checker,
+    "scaling": section_scaling,
     "overhead": section_overhead,
     "fixed": section_fixed,
     "memory_format": section_memory_format,
