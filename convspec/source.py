@@ -38,6 +38,7 @@ _STANDARD_TAGS = {
 
 
 _TEXT_TAGS = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
+_KEY_TAGS = _STANDARD_TAGS | _TEXT_TAGS
 
 
 @dataclass
@@ -154,6 +155,7 @@ class _Reader:
         self.anchors: dict[str, list[yaml.Event] | None] = {}  # None while the anchored node is still open
         # A SafeLoader only to reuse its tag resolution and scalar constructors (ints, floats, bools, null).
         self._loader = yaml.SafeLoader("")
+        self._scalars: dict[tuple, tuple[str, Any, str | None]] = {}
 
     def _at(self, mark: yaml.Mark) -> Location:
         return _location(self.source.file, mark)
@@ -223,9 +225,10 @@ class _Reader:
             raise SpecError([Problem(message, self._at(event.start_mark))])
         if depth > MAX_DEPTH:
             raise SpecError([Problem(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)", self._at(event.start_mark))])
-        self.values.setdefault(path, (event.start_mark.line + 1, event.start_mark.column + 1))
-        recording = self._anchor(event, events)
-        if isinstance(event, yaml.ScalarEvent):
+        mark = event.start_mark
+        self.values.setdefault(path, (mark.line + 1, mark.column + 1))
+        recording = self._anchor(event, events) if event.anchor is not None else None
+        if type(event) is yaml.ScalarEvent:
             value = self._scalar(event, path)
         else:
             tag = event.tag
@@ -242,29 +245,43 @@ class _Reader:
                 value = []
                 while not isinstance(item := events.next(), yaml.SequenceEndEvent):
                     value.append(self.node(item, events, path + (len(value),), depth + 1))
-        self._close(event, recording, events)
+        if recording is not None:
+            self._close(event, recording, events)
         return value
 
     def _bad_tag(self, tag: str, path: Path_) -> None:
         message = f"the YAML tag {quote(tag)} is not allowed: a spec holds plain mappings, lists, numbers and strings"
         self.problems.append((path, Problem(message, self.source.locate(path))))
 
-    def _scalar(self, event: yaml.ScalarEvent, path: Path_) -> Any:
+    def _resolve(self, event: yaml.ScalarEvent) -> tuple[str, Any, str | None]:
+        """A scalar's tag, its value, and why it cannot be read (or None); the same text is resolved once."""
+        key = (event.tag, event.value, event.implicit)
+        known = self._scalars.get(key)
+        if known is not None:
+            return known
         tag = event.tag
         if tag is None or tag == "!":
             tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        value, error = event.value, None  # `2020-01-01` or `=`: YAML 1.1 resolves these implicitly; a spec wants the text
+        if tag in _STANDARD_TAGS:
+            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+            try:  # the constructor itself: `construct_object` would keep every node in its cache
+                value = self._loader.yaml_constructors[tag](self._loader, node)
+            except _UNREADABLE as err:
+                value, error = None, getattr(err, "problem", None) or first_line(err)
+        self._scalars[key] = (tag, value, error)  # values are immutable: str, int, float, bool, None
+        return tag, value, error
+
+    def _scalar(self, event: yaml.ScalarEvent, path: Path_) -> Any:
+        tag, value, error = self._scalars.get((event.tag, event.value, event.implicit)) or self._resolve(event)
         if tag in _TEXT_TAGS:
-            return event.value  # `2020-01-01` or `=`: YAML 1.1 resolves these implicitly; a spec wants the text
+            return value
         if tag not in _STANDARD_TAGS:
             self._bad_tag(tag, path)
             return None
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-        try:  # the constructor itself: `construct_object` would keep every node in its cache
-            return self._loader.yaml_constructors[tag](self._loader, node)
-        except _UNREADABLE as err:
-            reason = getattr(err, "problem", None) or first_line(err)
-            self.problems.append((path, Problem(f"cannot read this value as {tag.rsplit(':', 1)[-1]}: {reason}", self.source.locate(path))))
-            return None
+        if error is not None:
+            self.problems.append((path, Problem(f"cannot read this value as {tag.rsplit(':', 1)[-1]}: {error}", self.source.locate(path))))
+        return value
 
     def _key(self, event: yaml.Event, events, path: Path_) -> tuple[Any, yaml.Mark]:
         """A mapping key's text (`_MERGE` for `<<`, None when unusable, reported) and where it is."""
@@ -284,22 +301,14 @@ class _Reader:
             self._problem(path, "a mapping key must be a plain name, not a list or mapping", mark)
             _skip(event, events)
             return None, mark
-        else:
+        elif event.anchor is not None:
             self._close(event, self._anchor(event, events), events)
-        tag = event.tag
-        if tag is None or tag == "!":
-            tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        tag, value, _ = self._scalars.get((event.tag, event.value, event.implicit)) or self._resolve(event)
         if tag == _MERGE_TAG:
             return _MERGE, mark
-        if tag in _TEXT_TAGS:
-            return event.value, mark
-        if tag not in _STANDARD_TAGS:
+        if tag not in _KEY_TAGS:
             self._problem(path, f"the YAML tag {quote(tag)} is not allowed on a key", mark)
             return None, mark
-        try:
-            value = self._loader.yaml_constructors[tag](self._loader, yaml.ScalarNode(tag, event.value, mark, mark))
-        except _UNREADABLE:
-            value = None
         # YAML 1.1 reads unquoted `on`/`yes`/1 keys as bools/ints: keys are names, keep their text.
         return value if isinstance(value, str) else event.value, mark
 
