@@ -73,7 +73,7 @@ def layer_label(data: Any, path: tuple) -> tuple[tuple, LayerRef | None]:
     node, layer_path, label_parts, layer = data, (), [], None
     for i, part in enumerate(path):
         if isinstance(node, dict) and part in ("layers", "shortcut", "first") and i + 1 < len(path) and isinstance(path[i + 1], int):
-            items = node[part]
+            items = node.get(part)
             index = path[i + 1]
             if isinstance(items, list) and index < len(items):
                 layer = items[index]
@@ -486,17 +486,17 @@ class _Copier:
     def copy(self, value: Any, path: Path_, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            return self._refuse(
+            raise self._fail(
                 f"the data has more than {MAX_NODES:,} nodes (an object reached twice counts twice); a spec is far smaller than that"
             )
         if depth > MAX_DEPTH:
-            return self._refuse(f"the data is nested too deeply (more than {MAX_DEPTH} levels, at {_path_text(path)})")
+            raise self._fail(f"the data is nested too deeply (more than {MAX_DEPTH} levels, at {_path_text(path)})")
         kind = type(value)
         if value is None or kind is str or kind is int or kind is float or kind is bool:
             return value
         if isinstance(value, (dict, list, tuple)):
             if id(value) in self._open:
-                return self._refuse(f"the data contains itself (a cycle: {_path_text(path)} is one of its own ancestors)")
+                raise self._fail(f"the data contains itself (a cycle: {_path_text(path)} is one of its own ancestors)")
             self._open.add(id(value))
             try:
                 if isinstance(value, dict):
@@ -510,14 +510,10 @@ class _Copier:
             return operator.index(value)  # numpy's integers
         if isinstance(value, numbers.Real):
             return float(value)
-        self.problems.append(
-            (path, f"{_path_text(path)} is a {kind.__module__}.{kind.__qualname__}, which a spec cannot hold: "
-                   "it holds mappings, lists, strings, numbers, booleans and null")
-        )
+        what = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        message = f"{_path_text(path)} is a {what}, which a spec cannot hold: it holds mappings, lists, strings, numbers, booleans and null"
+        self.problems.append((path, message))
         return None
-
-    def _refuse(self, message: str):
-        raise self._fail(message)
 
     def _mapping(self, value: dict, path: Path_, depth: int) -> dict:
         result = {}

@@ -171,6 +171,7 @@ class _Expander:
         self.made = 0  # nodes created by instances (every node copied), against templates that explode
         self.leftovers: list[tuple] = []  # paths of placeholders outside any template
         self._seen: set[Problem] = set()
+        self.root: _Node | None = None  # the layers, as they are being expanded
         self._template_hints: CloseNames | None = None
 
     # ------------------------------------------------------------ reporting
@@ -272,7 +273,7 @@ class _Expander:
     def expand_layers(self) -> _Node | None:
         if "layers" not in self.data:
             return None
-        root = _nodes(self.data["layers"], self.source, ("layers",))
+        root = self.root = _nodes(self.data["layers"], self.source, ("layers",))
         self._expand_list(root, ("layers",), ())
         return root
 
@@ -374,7 +375,8 @@ class _Expander:
                 f"the block templates expand to more than {MAX_NODES:,} nodes (this instance of {quote(name)} alone makes {size:,}); "
                 "a spec is far smaller than that"
             )
-            raise SpecError([Problem(message, self._at(block), layer_label(self.data, path)[1])])
+            label = layer_label({"layers": _plain(self.root)}, path)[1]  # the path is in the expanded tree
+            raise SpecError([Problem(message, self._at(block), label)])
         if len(path) + height - 1 > MAX_DEPTH:
             self._problem(
                 f"this instance of {quote(name)} would nest {len(path) + height - 1} levels deep, more than {MAX_DEPTH}; a spec nests far less",

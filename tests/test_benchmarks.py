@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import convspec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,3 +42,24 @@ def test_unknown_section_is_refused():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "unknown section(s) checkr" in proc.stderr
+
+
+def test_scaling_specs_have_the_layers_they_claim():
+    run = _load_script()
+    for layers in (30, 300):
+        assert sum(1 for _ in convspec.check(run._plain_stack(layers)).walk()) == layers
+        residual = convspec.check(run._residual_stack(layers))
+        assert sum(1 for _ in residual.walk()) == layers // 3 * 3  # a residual and its two convs
+        assert all(layer.type == "residual" for layer in residual.layers)
+
+
+def test_scaling_section_reports_a_ratio_per_spec():
+    run = _load_script()
+    rows = run.section_scaling(quick=True, sizes=(30, 300), rounds=1)  # small sizes: the section's workings, not figures
+    assert [row["spec"] for row in rows] == [
+        "3x3 conv stack, dict", "3x3 conv stack, YAML text", "residual blocks, dict", "residual blocks, YAML text",
+    ]
+    for row in rows:
+        assert row["30_layers_ms"] > 0 and row["300_layers_ms"] > 0
+        assert row["ratio"] == pytest.approx(row["us_per_layer_300"] / row["us_per_layer_30"], rel=0.05, abs=0.02)
+        assert row["goal"] == f"<= {run.SCALING_GOAL}"
