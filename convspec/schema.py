@@ -905,7 +905,7 @@ class Spec(_Model):
 # ---------------------------------------------------------------- errors for people
 
 
-def _data_path(data: Any, loc: tuple) -> tuple:
+def _data_path(data: Any, loc: tuple, fields: set[str]) -> tuple:
     """Map pydantic's error location onto the data: drop union tags and type names it inserts."""
     path: list = []
     node = data
@@ -928,7 +928,7 @@ def _data_path(data: Any, loc: tuple) -> tuple:
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             path.append(part)
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part in _all_field_names():
+        elif isinstance(node, dict) and isinstance(part, str) and part in fields:
             path.append(part)  # a missing key: point at its mapping, name the key
             node = None
         # else: a union tag such as 'conv' or 'list[int]': not part of the data
@@ -988,11 +988,10 @@ def _unknown_key_hint(key: str, model: type[_Model]) -> str:
     return _did_you_mean(key, fields)
 
 
-def _problem_from_error(error: dict, data: Any, source: Source) -> Problem:
-    loc = tuple(error["loc"])
+def _problem_from_error(error: dict, data: Any, source: Source, path: tuple) -> Problem:
+    """A located problem for one pydantic error, whose place in the data (`_data_path`) is `path`."""
     kind = error["type"]
     ctx = error.get("ctx") or {}
-    path = _data_path(data, loc)
     _, label = layer_label(data, path)
     key = path[-1] if path and isinstance(path[-1], str) else None
     if key is None and len(path) >= 2 and isinstance(path[-1], int) and isinstance(path[-2], str):
@@ -1063,12 +1062,13 @@ def parse_spec(data: Any, source: Source | None = None, file: str = "<dict>") ->
         spec = Spec.model_validate(data)
     except ValidationError as err:
         seen = set(problems)  # a set: a spec of thousands of mistakes is still checked in linear time
+        fields = _all_field_names()  # once, not per error
         for error in err.errors(include_url=False):
-            problem = _problem_from_error(error, data, source)
+            path = _data_path(data, tuple(error["loc"]), fields)
+            problem = _problem_from_error(error, data, source, path)
             if problem not in seen:
                 seen.add(problem)
                 problems.append(problem)
-            path = _data_path(data, tuple(error["loc"]))
             layer_path = layer_label(data, path)[0]
             broken.add(layer_path)
             key = path[len(layer_path)] if len(path) > len(layer_path) else None

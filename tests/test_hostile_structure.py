@@ -629,3 +629,17 @@ def test_a_tab_put_into_any_indentation_is_reported_at_that_tab(spec, data):
         assert "tab" in problem.message, problem.message
         assert (problem.location.line, problem.location.column) == (index + 1, column + 1)
     # else: a tab YAML allows there (inside a flow collection, say); nothing to report
+
+
+@pytest.mark.parametrize(
+    "line, per_layer",
+    [("  - {{type: conv}}\n", 2), ("  - {{type: conv{i}x}}\n", 1), ("  - {{type: identity, bogus{i}: 1}}\n", 1)],
+    ids=["missing_keys", "unknown_types", "unknown_keys"],
+)
+def test_tens_of_thousands_of_schema_mistakes_are_all_reported(line, per_layer):
+    layers = 25_000
+    text = HEADER + "".join(line.format(i=i) for i in range(layers))
+    err = refused(convspec.check, text, seconds=120)
+    mistakes = [p for p in err.problems if "more than 10,000 layers" not in p.message]
+    assert len(mistakes) == layers * per_layer
+    assert max(len(p.message) for p in err.problems) < 400
