@@ -297,6 +297,11 @@ def _resolve_padding(layer: TracedLayer, model: Any, kernel: tuple[int, ...], di
     return tuple((p, p) for p in layer.per_dim("padding", padding))
 
 
+def _field(model: LayerBase, name: str, default: Any) -> Any:
+    """`model.<name>`, or `default` for a kind without that key (a miss through pydantic's __getattr__ costs 2 us)."""
+    return getattr(model, name) if name in type(model).model_fields else default
+
+
 def _divisors(n: int) -> str:
     """The divisors of `n` for a message: all of a few, else the smallest and largest (a count near 2**31 has up to 1,600)."""
     found = [str(d) for d in divisors(n)]
@@ -357,7 +362,7 @@ def _conv(
     padding = padding or _resolve_padding(layer, model, kernel, dilation)
     in_channels = value.channels
     _check_groups(layer, "groups", groups, in_channels, out_channels)
-    mode = getattr(model, "padding_mode", "zeros")
+    mode = _field(model, "padding_mode", "zeros")
     out_spatial: list[int | None] = []
     too_large: list[tuple] = []  # (dim, kernel text, padded size, size, padding text)
     for axis, (size, k, s, d, pad) in enumerate(zip(value.spatial, kernel, stride, dilation, padding)):
@@ -402,7 +407,7 @@ def _conv(
 
 def _check_init(layer: TracedLayer, weight_shape: tuple[int, ...], has_bias: bool, out: int, arrays: bool = True) -> None:
     """Literal arrays and filter initialisers must fit the weight they initialise."""
-    init = getattr(layer.model, "init", None)
+    init = _field(layer.model, "init", None)
     if init is None:
         return
     if init.bias is not None and not has_bias:
@@ -472,7 +477,7 @@ def rule_conv(layer: TracedLayer, inputs: list[Value]) -> Traced:
     value = _feature_map(layer, inputs[0], model.type)
     _check_in_channels(layer, model.in_channels, value.channels)
     kernel = layer.per_dim("kernel_size", model.kernel_size)
-    groups = getattr(model, "groups", 1)
+    groups = _field(model, "groups", 1)
     if model.type == "depthwise":
         groups = value.channels
         out = value.channels * model.multiplier
@@ -505,7 +510,7 @@ def rule_separable(layer: TracedLayer, inputs: list[Value]) -> Traced:
     _norm_check(layer, inner_norm, inner.norm_groups if inner else None, mid_value, key="depthwise")
     ones = (1,) * layer.ctx.dims
     pw, out_value, pw_macs = _conv(
-        layer, mid_value, model.out_channels, ones, model.groups if hasattr(model, "groups") else 1,
+        layer, mid_value, model.out_channels, ones, _field(model, "groups", 1),
         _bias_default(model), stride=ones, dilation=ones, padding=((0, 0),) * layer.ctx.dims,
     )
     _norm_check(layer, model.norm, model.norm_groups, out_value)
