@@ -76,7 +76,7 @@ def cyclic_layer() -> dict:
 
 
 def self_inside() -> dict:
-    """The brief's case: a = {}; a["layers"] = [a]."""
+    """A spec whose layer is the spec itself: a = {...}; a["layers"] = [a] (yaml.safe_load of `&a {layers: [*a]}`)."""
     spec: dict = {"input": {"channels": 3, "size": [8, 8]}}
     spec["layers"] = [spec]
     return spec
