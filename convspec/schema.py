@@ -36,7 +36,6 @@ from pydantic_core import PydanticCustomError, PydanticSerializationError, core_
 
 from .errors import Location, Problem, SpecError, first_line, quote
 from .errors import did_you_mean as _did_you_mean
-from .gcpause import collector_paused
 from .geometry import PAD_MODES
 from .source import Source, layer_label, read_python
 from .templates import expand as expand_templates
@@ -1217,8 +1216,7 @@ def load(spec: Any) -> Spec:
     data, as a dict would be. Raises SpecError listing every problem, or InputError
     when a file cannot be read.
     """
-    with collector_paused():  # the spec's objects are kept and acyclic: see gcpause.py
-        return _load(spec)
+    return _load(spec)
 
 
 def _load(spec: Any) -> Spec:

@@ -14,7 +14,6 @@ from itertools import islice
 from typing import Any
 
 from .errors import CloseNames, InputError, Problem, SpecError, listing, quote, shorten
-from .gcpause import collector_paused
 from .kinds import Kind, registry
 from .schema import LayerBase, Spec
 from .shapes import MAX_LAYERS, LayerFailed, LayerReport, Report, Traced, TraceContext, TracedLayer, Value, _part_names
@@ -228,8 +227,7 @@ def load_and_check(spec: Any, input_shape: tuple[int, ...] | None = None, requir
     """Load and check; if the schema rejects some layers, the raised SpecError also lists the other layers' shape problems."""
     if isinstance(input_shape, str):
         input_shape = parse_input_shape(input_shape)
-    with collector_paused():  # the spec's objects are kept and acyclic: see gcpause.py
-        return _load_and_check(spec, input_shape, require_size)
+    return _load_and_check(spec, input_shape, require_size)
 
 
 def _load_and_check(spec: Any, input_shape: tuple[int, ...] | None, require_size: bool) -> Report:
