@@ -23,9 +23,12 @@ from torch import nn
 from . import kernels
 from .budget import enforce_budget
 from .errors import BudgetError, first_line
-from .graph import Add, Concat, Graph, Network, Residual
+from .graph import Add, Concat, Graph, Mul, Network, Residual
 from .kinds import registry
-from .layers import ADAPTIVE_POOLS, AdaptivePool, MaxPool1d, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv, conv_norm_act
+from .layers import (
+    ADAPTIVE_POOLS, AdaptivePool, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv, MaxPool1d,
+    StochasticDepth, conv_norm_act,
+)  # fmt: skip
 from .plans import (
     ActPlan, AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, FixedPlan, GlobalPoolPlan, InitPlan, JoinPlan,
     LinearPlan, NormPlan, PoolPlan, SeparablePlan, ShufflePlan, SplitPlan, UpsamplePlan,
@@ -48,6 +51,8 @@ ACTIVATIONS: dict[str, Callable[[float | None], nn.Module]] = {
     "tanh": lambda slope: nn.Tanh(),
     "hardswish": lambda slope: nn.Hardswish(),
     "mish": lambda slope: nn.Mish(),
+    "hardsigmoid": lambda slope: nn.Hardsigmoid(),
+    "hardtanh": lambda slope: nn.Hardtanh(),
 }
 
 
@@ -60,15 +65,17 @@ def make_norm(plan: NormPlan | None) -> nn.Module | None:
     if plan is None:
         return None
     kind, channels, dims = plan.kind, plan.channels, plan.dims
+    eps = {} if plan.eps is None else {"eps": plan.eps}  # else the module's own default
     if kind == "batch":
-        return nn.BatchNorm1d(channels) if plan.flat else _BATCH_NORM[dims - 1](channels)
+        momentum = {} if plan.momentum is None else {"momentum": plan.momentum}
+        return (nn.BatchNorm1d if plan.flat else _BATCH_NORM[dims - 1])(channels, **eps, **momentum)
     if kind == "instance":
-        return _INSTANCE_NORM[dims - 1](channels)
+        return _INSTANCE_NORM[dims - 1](channels, **eps)
     if kind == "group":
-        return nn.GroupNorm(plan.groups, channels)
+        return nn.GroupNorm(plan.groups, channels, **eps)
     if kind == "layer":
         # over channels at each position (as ConvNeXt's LayerNorm2d); on flat input, over features
-        return nn.LayerNorm(channels) if plan.flat else ChannelLayerNorm(channels)
+        return nn.LayerNorm(channels, **eps) if plan.flat else ChannelLayerNorm(channels, **eps)
     raise ValueError(f"unknown norm {kind!r}")
 
 
@@ -200,7 +207,7 @@ def build_dynamic(plan: DynamicPlan, report: LayerReport, ctx: BuildContext) -> 
     g = plan.geometry
     conv = DynamicConv(
         g.dims, g.in_channels, g.out_channels, g.kernel_size, g.stride, g.padding, g.dilation, g.groups, g.bias,
-        g.padding_mode, plan.experts, plan.reduction, plan.temperature,
+        g.padding_mode, plan.experts, plan.reduction, plan.temperature, auto_pad=g.auto_pad,
     )
     if plan.init is not None:
         for expert in range(plan.experts):  # each expert initialised like a conv of its own
@@ -266,13 +273,16 @@ def build_linear(plan: LinearPlan, report: LayerReport, ctx: BuildContext) -> nn
 
 
 def build_join(plan: JoinPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
+    if plan.op == "mul":
+        return Mul()
     return Add(make_act(plan.act)) if plan.op == "add" else Concat()
 
 
 def build_residual(plan: ContainerPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
     main = [c for c in report.children if c.role != "shortcut"]
     shortcut = next((c for c in report.children if c.role == "shortcut"), None)
-    return Residual(ctx.nodes(main), Graph(ctx.nodes(shortcut.children)) if shortcut else None, make_act(plan.act))
+    drop_path = StochasticDepth(plan.drop_path) if plan.drop_path else None
+    return Residual(ctx.nodes(main), Graph(ctx.nodes(shortcut.children)) if shortcut else None, make_act(plan.act), drop_path)
 
 
 def build_repeat(plan: ContainerPlan, report: LayerReport, ctx: BuildContext) -> nn.Module:

@@ -50,6 +50,72 @@ def transposed_same_padding(kernel: int, stride: int, dilation: int) -> tuple[in
     return padding, output_padding
 
 
+AUTO_PADS = ("same_upper", "same_lower")  # ONNX's auto_pad terms, in convspec's spelling
+
+
+def auto_pad_total(size, kernel: int, stride: int, dilation: int, maximum=max):
+    """Total padding of `same_upper` / `same_lower` in one dim: ONNX's auto_pad SAME_*, TensorFlow's "SAME".
+
+    max((ceil(in / s) - 1) * s + (k - 1) * d + 1 - in, 0) (ONNX Conv's auto_pad, TensorFlow's
+    `tf.nn.convolution` padding docs), so that out = ceil(in / s). Since
+    (ceil(in / s) - 1) * s + 1 - in = -((in - 1) % s), this is max((k - 1) * d - (in - 1) % s, 0).
+    Written with +, -, % and `maximum` alone so that `size` may be symbolic (a SymInt while
+    torch exports, an FX proxy): the module computes its padding from its input with this same
+    function; `maximum` is needed only where the kernel spans fewer than stride - 1 pixels.
+    """
+    span = dilation * (kernel - 1)
+    if stride == 1 or span == 0:
+        return span  # (in - 1) % 1 == 0; a 1-pixel kernel never needs padding
+    if span >= stride - 1:  # (in - 1) % s <= s - 1: never negative
+        return span - (size - 1) % stride
+    return maximum(span - (size - 1) % stride, 0)
+
+
+def auto_pad_depends_on_size(kernel: int, stride: int, dilation: int) -> bool:
+    """Whether `same_upper` / `same_lower` padding changes with the input size: stride > 1 and a kernel wider than 1."""
+    return stride > 1 and dilation * (kernel - 1) > 0
+
+
+def auto_padding(size, kernel: int, stride: int, dilation: int, auto_pad: str, maximum=max) -> tuple:
+    """(low, high) of `same_upper` (the odd pixel at the end, as TensorFlow) or `same_lower` (at the start)."""
+    total = auto_pad_total(size, kernel, stride, dilation, maximum)
+    half = total // 2
+    return (half, total - half) if auto_pad == "same_upper" else (total - half, half)
+
+
+def transposed_auto_padding(kernel: int, stride: int, dilation: int, auto_pad: str) -> tuple[tuple[int, int], int]:
+    """((crop_low, crop_high), output_padding) giving out = in * stride for any input size.
+
+    A transposed conv is the adjoint of a conv; this one is the adjoint of the `auto_pad` conv
+    from in * stride to in, whose total padding is then max(d * (k - 1) + 1 - s, 0) at every size.
+    So the full output, (in - 1) * s + d * (k - 1) + 1 long, loses that total, split as the conv
+    pads: `same_upper` crops the odd pixel at the end and keeps the leading part (TensorFlow's and
+    Keras's `Conv2DTranspose(padding="same")`, the gradient of their "SAME" conv); `same_lower`
+    crops it at the start. Where the kernel is shorter than the stride, zeros are added at the end
+    (output_padding) instead, as TensorFlow does.
+    """
+    excess = dilation * (kernel - 1) + 1 - stride
+    if excess <= 0:
+        return (0, 0), -excess
+    half = excess // 2
+    return ((half, excess - half) if auto_pad == "same_upper" else (excess - half, half)), 0
+
+
+def transposed_conv_parts(crop: tuple[int, int], output_padding: int, stride: int) -> tuple[int, int, tuple[int, int]]:
+    """How nn.ConvTransposeNd gives a transposed conv cropped by (low, high): (padding, output_padding, extra crop).
+
+    nn.ConvTransposeNd crops its padding p from both ends and then adds output_padding at the
+    end, so an end crop smaller than the start crop is p = low with more output_padding, while
+    that stays below the stride (PyTorch allows up to the dilation, onnxruntime only below the
+    stride); what is left is cropped after the conv.
+    """
+    low, high = crop
+    if low >= high and output_padding + low - high < stride:
+        return low, output_padding + low - high, (0, 0)
+    common = min(low, high)
+    return common, output_padding, (low - common, high - common)
+
+
 def conv_own_padding(padding: Pads, padding_mode: str) -> tuple[int, ...] | None:
     """The one decision of how padding is applied: the per-dim padding a conv applies itself, or None.
 
@@ -71,9 +137,14 @@ def conv_output_size(size: int, kernel: int, stride: int, dilation: int, pad: tu
     return (size + pad[0] + pad[1] - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def transposed_output_size(size: int, kernel: int, stride: int, dilation: int, padding: int, output_padding: int) -> int:
-    """(in - 1) * s - 2p + d*(k-1) + output_padding + 1, as nn.ConvTransposeNd (PyTorch docs)."""
-    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+def transposed_output_size(size: int, kernel: int, stride: int, dilation: int, padding, output_padding: int) -> int:
+    """(in - 1) * s - 2p + d*(k-1) + output_padding + 1, as nn.ConvTransposeNd (PyTorch docs).
+
+    `padding` is p, cropped from both ends, or a (low, high) pair cropped from each end (ONNX
+    ConvTranspose's `pads`): then low + high replaces 2p.
+    """
+    low, high = (padding, padding) if isinstance(padding, int) else padding
+    return (size - 1) * stride - low - high + dilation * (kernel - 1) + output_padding + 1
 
 
 def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
@@ -153,7 +224,10 @@ class ConvGeometry:
     """One convolution, fully resolved: what a torch conv needs, and nothing to recompute.
 
     `padding` holds (low, high) per spatial dim; `output_padding` is set for a transposed
-    conv only (then `padding` is symmetric, as nn.ConvTransposeNd allows).
+    conv only (then `padding` is what is cropped from each end of its output). `auto_pad`
+    (`same_upper` / `same_lower`) marks padding that follows the input size: `padding` is then
+    the one at the traced size, (0, 0) where that size is unknown, and the module computes its
+    own from its input wherever `auto_pad_depends_on_size` says it changes.
     """
 
     dims: int
@@ -167,17 +241,42 @@ class ConvGeometry:
     bias: bool
     padding_mode: str = "zeros"
     output_padding: tuple[int, ...] | None = None
+    auto_pad: str | None = None
 
     @property
     def transposed(self) -> bool:
         return self.output_padding is not None
 
     @property
+    def padding_follows_size(self) -> bool:
+        """Whether the padding is computed from the input at run time (`auto_pad` with a stride > 1)."""
+        return self.auto_pad is not None and not self.transposed and any(
+            auto_pad_depends_on_size(k, s, d) for k, s, d in zip(self.kernel_size, self.stride, self.dilation)
+        )
+
+    @property
     def conv_padding(self) -> tuple[int, ...] | None:
         """Per-dim padding the conv applies itself, or None when it is applied before (see `conv_own_padding`)."""
         if self.transposed:  # ConvTranspose's padding crops the output: always the conv's own
-            return tuple(lo for lo, _ in self.padding)
+            return tuple(self.transposed_parts[0])
+        if self.padding_follows_size:
+            return None
         return conv_own_padding(self.padding, self.padding_mode)
+
+    @property
+    def transposed_parts(self) -> tuple[tuple[int, ...], tuple[int, ...], Pads]:
+        """A transposed conv as nn.ConvTransposeNd takes it: (padding, output_padding, crop after), per dim."""
+        parts = [transposed_conv_parts(c, op, s) for c, op, s in zip(self.padding, self.output_padding, self.stride)]
+        return tuple(p for p, _, _ in parts), tuple(op for _, op, _ in parts), tuple(c for _, _, c in parts)
+
+    def padding_at(self, sizes, maximum=max) -> Pads:
+        """The (low, high) pairs for input spatial `sizes` (ints, or symbolic sizes while exporting)."""
+        if self.auto_pad is None or self.transposed:
+            return self.padding
+        return tuple(
+            auto_padding(n, k, s, d, self.auto_pad, maximum) if auto_pad_depends_on_size(k, s, d) else pads
+            for n, k, s, d, pads in zip(sizes, self.kernel_size, self.stride, self.dilation, self.padding)
+        )
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
@@ -284,6 +383,7 @@ def divisors(n: int) -> list[int]:
 
 
 __all__ = [
+    "AUTO_PADS", "auto_pad_depends_on_size", "auto_pad_total", "auto_padding", "transposed_auto_padding", "transposed_conv_parts",
     "ConvGeometry", "Pads", "attention_hidden", "conv_output_size", "conv_own_padding", "conv_params", "conv_weight_shape", "divisors",
     "norm_buffers", "norm_params", "pool_output_size", "same_padding", "transposed_output_size", "transposed_same_padding",
 ]  # fmt: skip

@@ -87,15 +87,18 @@ class Network(Graph):
 
 
 class Residual(Graph):
-    """act(layers(x) + shortcut(x)); the main-path layers are direct children, the shortcut one child."""
+    """act(drop_path(layers(x)) + shortcut(x)); the main-path layers are direct children, the shortcut one child."""
 
-    def __init__(self, nodes, shortcut: nn.Module | None, act: nn.Module | None):
+    def __init__(self, nodes, shortcut: nn.Module | None, act: nn.Module | None, drop_path: nn.Module | None = None):
         super().__init__(nodes)
         self.shortcut = shortcut
         self._act = act  # underscored: user layer names cannot start with "_", so no clash
+        self._drop_path = drop_path  # stochastic depth on the main path, before the sum (torchvision's MBConv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         main = super().forward(x)
+        if self._drop_path is not None:
+            main = self._drop_path(main)
         out = main + (self.shortcut(x) if self.shortcut is not None else x)
         return self._act(out) if self._act is not None else out
 
@@ -112,6 +115,16 @@ class Add(nn.Module):
         for x in inputs[1:]:
             out = out + x
         return self.act(out) if self.act is not None else out
+
+
+class Mul(nn.Module):
+    """Element-wise product of its inputs, broadcasting size-1 dims: (B, C, 1, 1) x (B, C, H, W) -> (B, C, H, W)."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        out = inputs[0]
+        for x in inputs[1:]:
+            out = out * x
+        return out
 
 
 class Concat(nn.Module):

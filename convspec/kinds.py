@@ -98,7 +98,7 @@ def _pool_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tupl
 def _transposed_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
     # PyTorch allows output_padding < max(stride, dilation); onnxruntime's ConvTranspose wants < stride
     g = report.plan.geometry
-    for axis, (op, s) in enumerate(zip(g.output_padding, g.stride)):
+    for axis, (op, s) in enumerate(zip(g.transposed_parts[1], g.stride)):
         if op >= s:
             dim = shapes.DIM_NAMES[g.dims][axis]
             return "output_padding", (
@@ -116,7 +116,7 @@ class Kind:
     model: type[S.LayerBase]
     rule: Callable[[shapes.TracedLayer, list[shapes.Value]], shapes.Traced]
     builder: str | Callable[..., Any]  # "module:function", or the function itself
-    many_inputs: bool = False  # takes two or more `from` inputs (add, concat)
+    many_inputs: bool = False  # takes two or more `from` inputs (add, mul, concat)
     child_lists: tuple[str, ...] = ()  # keys holding inner layer lists (containers)
     parts: Callable[[S.LayerBase], int] | None = None  # outputs read as NAME.0, NAME.1, ... (split)
     buffers: Callable[[shapes.LayerReport], int] = no_buffers  # values held besides parameters, for the budget
@@ -222,6 +222,7 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
     Kind("identity", S.IdentityLayer, shapes.rule_passthrough, _BUILDER + "build_identity"),
     Kind("add", S.AddLayer, shapes.rule_add, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
     Kind("concat", S.ConcatLayer, shapes.rule_concat, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
+    Kind("mul", S.MulLayer, shapes.rule_mul, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
     Kind("residual", S.ResidualLayer, shapes.rule_residual, _BUILDER + "build_residual", child_lists=("layers", "shortcut")),
     Kind("repeat", S.RepeatLayer, shapes.rule_repeat, _BUILDER + "build_repeat", child_lists=("first", "layers")),
     Kind("block", S.BlockLayer, shapes.rule_block, _BUILDER + "build_block", child_lists=("layers",)),

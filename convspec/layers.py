@@ -28,11 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .geometry import PAD_MODES, ConvGeometry, adaptive_windows, attention_hidden, conv_own_padding  # one formula, shared with the checker
+from .geometry import (  # one formula, shared with the checker
+    PAD_MODES, ConvGeometry, adaptive_windows, attention_hidden, auto_pad_depends_on_size, auto_padding, conv_own_padding,
+)
 
 __all__ = [
     "PADDING_MODES", "pad_input", "attention_hidden", "DynamicConv", "ChannelShuffle", "ChannelSplit", "ChannelSlice",
-    "ConvNormAct", "FixedConv", "ChannelLayerNorm", "conv_norm_act", "make_conv", "make_pad",
+    "ConvNormAct", "FixedConv", "ChannelLayerNorm", "conv_norm_act", "make_conv", "make_pad", "SamePad", "StochasticDepth",
 ]
 
 PADDING_MODES = PAD_MODES  # convspec's padding_mode names -> F.pad's mode names
@@ -119,11 +121,86 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
-def _padded_for_conv(x: Tensor, pads: Sequence[tuple[int, int]], mode: str, own: tuple[int, ...] | None) -> tuple[Tensor, tuple[int, ...]]:
-    """`x` and the padding to hand the conv: `own` (from `geometry.conv_own_padding`) if there is one, else `x` padded."""
+def _padded_for_conv(
+    x: Tensor, pads: Sequence[tuple[int, int]], mode: str, own: tuple[int, ...] | None, same: "SamePad | None" = None
+) -> tuple[Tensor, tuple[int, ...]]:
+    """`x` and the padding to hand the conv: `own` (from `geometry.conv_own_padding`) if there is one, else `x` padded.
+
+    `same` pads by the input's size (`same_upper` / `same_lower` with a stride), computed anew for each input.
+    """
+    if same is not None:
+        return same(x), (0,) * len(pads)
     if own is not None:
         return x, own
     return pad_input(x, pads, mode), (0,) * len(pads)
+
+
+def _maximum(a, b):
+    """max() for padding arithmetic: torch.sym_max while exporting (sizes are symbols), else Python's."""
+    return torch.sym_max(a, b) if not isinstance(a, int) else max(a, b)
+
+
+class SamePad(nn.Module):
+    """`same_upper` / `same_lower` padding (ONNX's auto_pad, TensorFlow's "SAME") computed from each input's size.
+
+    The padding depends on the input size where the stride is above 1, so it is computed from
+    `x.shape` with `geometry.auto_padding`, the checker's own formula: with a fixed size, torch's
+    exporter folds it into constants; with a dynamic size, the ONNX graph computes it (Shape, Mod,
+    Sub, ..., Pad), as timm's dynamic "same" padding does. Input (B, C, *S), output (B, C, *S_padded).
+    """
+
+    def __init__(self, kernel_size: Sequence[int], stride: Sequence[int], dilation: Sequence[int], auto_pad: str, mode: str = "zeros"):
+        super().__init__()
+        if auto_pad not in ("same_upper", "same_lower"):
+            raise ValueError(f"auto_pad must be 'same_upper' or 'same_lower', got {auto_pad!r}")
+        _check_mode(mode)
+        self.kernel_size, self.stride, self.dilation = tuple(kernel_size), tuple(stride), tuple(dilation)
+        self.auto_pad, self.mode = auto_pad, mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        pads = [
+            auto_padding(x.shape[2 + axis], k, s, d, self.auto_pad, _maximum)
+            for axis, (k, s, d) in enumerate(zip(self.kernel_size, self.stride, self.dilation))
+        ]
+        flat = [p for pair in reversed(pads) for p in pair]  # F.pad lists the last dim first
+        return F.pad(x, flat, mode=PADDING_MODES[self.mode])
+
+    def extra_repr(self) -> str:
+        s = f"{self.auto_pad}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.dilation != (1,) * len(self.dilation):
+            s += f", dilation={self.dilation}"
+        return s + (f", mode={self.mode}" if self.mode != "zeros" else "")
+
+
+def same_pad(geometry: ConvGeometry) -> SamePad | None:
+    """The run-time padding of `geometry`, where its `auto_pad` follows the input size; else None."""
+    g = geometry
+    return SamePad(g.kernel_size, g.stride, g.dilation, g.auto_pad, g.padding_mode) if g.padding_follows_size else None
+
+
+class StochasticDepth(nn.Module):
+    """Stochastic depth, per sample ("row" mode; Huang et al. 2016), as torchvision.ops.StochasticDepth.
+
+    In training, each sample's input is zeroed with probability `p` and the others scaled by
+    1 / (1 - p), so the expectation is unchanged; in eval it is the identity (and so exported).
+    Draws from torch's global RNG, as nn.Dropout does. Input and output (B, ...).
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"drop probability must be in [0, 1), got {p!r}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        noise = torch.empty([x.shape[0]] + [1] * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(survival)
+        return x * noise.div_(survival)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode=row"
 
 
 def _per_dim(name: str, value: int | Sequence[int], dims: int, minimum: int) -> tuple[int, ...]:
@@ -185,6 +262,7 @@ class DynamicConv(nn.Module):
         experts: int = 4,
         reduction: int = 4,
         temperature: float = 1.0,
+        auto_pad: str | None = None,
     ) -> None:
         super().__init__()
         if dims not in _CONV:
@@ -217,6 +295,9 @@ class DynamicConv(nn.Module):
         self.reduction = reduction
         self.temperature = float(temperature)
         self._conv_padding = conv_own_padding(self.padding, padding_mode)
+        # `same_upper` / `same_lower` with a stride: padding computed from each input (not a child: no state)
+        follows = auto_pad is not None and any(auto_pad_depends_on_size(k, s, d) for k, s, d in zip(self.kernel_size, self.stride, self.dilation))
+        self._same = SamePad(self.kernel_size, self.stride, self.dilation, auto_pad, padding_mode) if follows else None
 
         self.weight = nn.Parameter(torch.empty(experts, out_channels, in_channels // groups, *self.kernel_size))
         if bias:
@@ -274,7 +355,7 @@ class DynamicConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         weight, bias = self.mixed_weight(x)  # (B, out, in/g, *k), (B, out)
-        x, padding = _padded_for_conv(x, self.padding, self.padding_mode, self._conv_padding)
+        x, padding = _padded_for_conv(x, self.padding, self.padding_mode, self._conv_padding, self._same)
         if torch.compiler.is_exporting():
             return self._forward_scan(x, weight, bias, padding)
         return self._forward_per_sample(x, weight, bias, padding)
@@ -425,7 +506,7 @@ def make_conv(geometry: ConvGeometry) -> nn.Module:
     padding = g.conv_padding or (0,) * g.dims
     kwargs = dict(stride=g.stride, padding=padding, dilation=g.dilation, groups=g.groups, bias=g.bias)
     if g.transposed:
-        kwargs["output_padding"] = g.output_padding
+        kwargs["output_padding"] = g.transposed_parts[1]
     return cls(g.in_channels, g.out_channels, g.kernel_size, **kwargs)
 
 
@@ -433,18 +514,25 @@ class ConvNormAct(nn.Sequential):
     """A convolution with its norm and activation, as torchvision's Conv2dNormActivation and timm's ConvNormAct.
 
     Children, in order: `pad` (a stock padding module, only where the conv cannot pad itself:
-    asymmetric pairs or a non-zero padding_mode), `conv` (a stock nn.ConvNd / nn.ConvTransposeNd,
-    or a `DynamicConv`), `norm` and `act` (where given). Every leaf is a torch module, so tools
+    asymmetric pairs or a non-zero padding_mode; a `SamePad` where the padding follows the input
+    size), `conv` (a stock nn.ConvNd / nn.ConvTransposeNd, or a `DynamicConv`), `crop` (a stock
+    zero-padding module with negative padding, for a transposed conv that crops its ends unequally,
+    as Keras' `same` does), `norm` and `act` (where given). Every leaf is a torch module, so tools
     that walk leaves (torchinfo, thop, FX fusion) see a plain conv. State_dict keys:
     `NAME.conv.weight`, `NAME.conv.bias`, `NAME.norm.weight`, `NAME.norm.running_mean`, ...
     Input (B, C_in, *S), output (B, C_out, *S').
     """
 
-    def __init__(self, conv: nn.Module, norm: nn.Module | None = None, act: nn.Module | None = None, pad: nn.Module | None = None):
+    def __init__(
+        self, conv: nn.Module, norm: nn.Module | None = None, act: nn.Module | None = None, pad: nn.Module | None = None,
+        crop: nn.Module | None = None,
+    ):
         super().__init__()
         if pad is not None:
             self.pad = pad
         self.conv = conv
+        if crop is not None:
+            self.crop = crop
         if norm is not None:
             self.norm = norm
         if act is not None:
@@ -453,10 +541,16 @@ class ConvNormAct(nn.Sequential):
 
 def conv_norm_act(geometry: ConvGeometry, norm: nn.Module | None = None, act: nn.Module | None = None) -> ConvNormAct:
     """A `ConvNormAct` for `geometry` (the checker's): padding as resolved there, never recomputed."""
-    pad = None
-    if geometry.conv_padding is None:
+    pad = crop = None
+    if geometry.transposed:
+        extra = geometry.transposed_parts[2]
+        if any(lo or hi for lo, hi in extra):
+            crop = make_pad(tuple((-lo, -hi) for lo, hi in extra), "zeros")  # negative padding crops
+    elif geometry.padding_follows_size:
+        pad = same_pad(geometry)
+    elif geometry.conv_padding is None:
         pad = make_pad(geometry.padding, geometry.padding_mode)
-    return ConvNormAct(make_conv(geometry), norm, act, pad)
+    return ConvNormAct(make_conv(geometry), norm, act, pad, crop)
 
 
 class FixedConv(nn.Module):
@@ -478,6 +572,7 @@ class FixedConv(nn.Module):
         self.dims, self.stride, self.dilation, self.groups = g.dims, g.stride, g.dilation, g.groups
         self.padding, self.padding_mode = g.padding, g.padding_mode
         self._conv_padding = g.conv_padding
+        self._same = same_pad(g)  # padding computed from each input, where it follows the size
         # `passes`: the checker found the frozen kernel to be an outer product of 1-D kernels
         # (gaussian, box) wide enough to gain: run one 1-D pass per dim, k + k multiply-adds, not k * k.
         self.passes = len(passes) if passes else 0
@@ -500,7 +595,7 @@ class FixedConv(nn.Module):
             one_d.copy_(torch.tensor(factor, dtype=one_d.dtype).reshape(one_d.shape[1:]).expand_as(one_d))
 
     def forward(self, x: Tensor) -> Tensor:
-        x, padding = _padded_for_conv(x, self.padding, self.padding_mode, self._conv_padding)
+        x, padding = _padded_for_conv(x, self.padding, self.padding_mode, self._conv_padding, self._same)
         if not self.passes:
             return _CONV[self.dims](x, self.weight, None, self.stride, padding, self.dilation, self.groups)
         for axis in range(self.dims):

@@ -16,13 +16,15 @@ from .schema import Init
 
 @dataclass(frozen=True)
 class NormPlan:
-    """A norm over `channels`: kind batch / instance / group / layer; `flat` input (B, F) gets the 1-D form."""
+    """A norm over `channels`: kind batch / instance / group / layer; `flat` input (B, F) gets the 1-D form; its eps and momentum."""
 
     kind: str
     channels: int
     dims: int
     groups: int | None = None
     flat: bool = False
+    eps: float | None = None  # None: PyTorch's default (1e-5)
+    momentum: float | None = None  # batch norm only; None: PyTorch's default (0.1)
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ class DropoutPlan:
 
 @dataclass(frozen=True)
 class JoinPlan:
-    """`add` (element-wise sum, then `act`) or `concat` (along channels)."""
+    """`add` (element-wise sum, then `act`), `mul` (element-wise product, broadcasting size-1 dims) or `concat` (along channels)."""
 
     op: str
     act: ActPlan | None = None
@@ -161,6 +163,7 @@ class ContainerPlan:
     """A block, repeat or residual: its layers are the report's children (their `role` says which is which)."""
 
     act: ActPlan | None = None  # a residual's activation after the sum
+    drop_path: float = 0.0  # a residual's stochastic depth: the probability of dropping its branch, per sample, in training
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,11 @@ from .templates import template_json_schema
 
 INT_LIMIT = 2**31 - 1  # larger values overflow ONNX int32 attributes and no real layer needs them
 
-ACTIVATIONS = ("relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "mish")
+ACTIVATIONS = (
+    "relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "mish", "hardsigmoid", "hardtanh",
+)  # fmt: skip
+# `padding` words: PyTorch's `same` and `valid`, and ONNX's auto_pad `same_upper` / `same_lower` (TensorFlow's "SAME")
+PADDING_WORDS = ("same", "valid", "same_upper", "same_lower")
 NORMS = ("batch", "instance", "group", "layer")
 PADDING_MODES = tuple(PAD_MODES)  # zeros, reflect, replicate, circular
 UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear")
@@ -130,12 +134,39 @@ def _number_or_list(value: Any) -> float | list[float]:
     return _positive_number(value)
 
 
-def _padding(value: Any) -> int | list[int] | str:
+_PADDING_FORMS = "an integer, a per-dim list, [before, after] pairs per dim, 'same', 'valid', 'same_upper' or 'same_lower'"
+
+
+def _padding(value: Any) -> int | list[int] | list[list[int]] | str:
     if isinstance(value, str):
-        if value in ("same", "valid"):
+        if value in PADDING_WORDS:
             return value
-        raise _fail(f"must be an integer, a per-dim list, 'same' or 'valid', not {quote(value)}")
+        raise _fail(f"must be {_PADDING_FORMS}, not {quote(value)}{_did_you_mean(value, PADDING_WORDS)}")
+    if isinstance(value, list) and any(isinstance(v, list) for v in value):
+        return _padding_pairs(value)
     return _int_or_list(value, 0)
+
+
+def _padding_pairs(value: list) -> list[list[int]]:
+    """Explicit per-side padding: one [before, after] pair per spatial dim (an int entry pads both sides alike)."""
+    if len(value) > 3:
+        raise _fail(f"has {len(value)} entries; at most 3 (one [before, after] pair per spatial dim)")
+    pairs = []
+    for index, entry in enumerate(value):
+        if isinstance(entry, list):
+            if len(entry) != 2:
+                raise _fail(f"entry {index} is {entry}; a per-side entry is one [before, after] pair of integers >= 0")
+            try:
+                pairs.append([_int(v, 0) for v in entry])
+            except PydanticCustomError as err:
+                raise _fail(f"entry {index}: every value {err.message()}") from None
+        else:
+            try:
+                side = _int(entry, 0)
+            except PydanticCustomError as err:
+                raise _fail(f"entry {index} {err.message()}") from None
+            pairs.append([side, side])
+    return pairs
 
 
 def _strict_bool(value: Any) -> bool:
@@ -164,15 +195,17 @@ NonNegIntOrList = Annotated[
         {"anyOf": [_int_schema(0), {"type": "array", "items": _int_schema(0), "minItems": 1, "maxItems": 3}]}
     ),
 ]
+_PAIR_SCHEMA = {"type": "array", "items": _int_schema(0), "minItems": 2, "maxItems": 2, "description": "[before, after]"}
 Padding = Annotated[
-    Union[int, list[int], str],
+    Union[int, list[int], list[list[int]], str],
     PlainValidator(_padding),
     WithJsonSchema(
         {
             "anyOf": [
                 _int_schema(0),
                 {"type": "array", "items": _int_schema(0), "minItems": 1, "maxItems": 3},
-                {"enum": ["same", "valid"]},
+                {"type": "array", "items": {"anyOf": [_int_schema(0), _PAIR_SCHEMA]}, "minItems": 1, "maxItems": 3},
+                {"enum": list(PADDING_WORDS)},
             ]
         }
     ),
@@ -191,6 +224,21 @@ FloatOrList = Annotated[
     ),
 ]
 Bool = Annotated[bool, PlainValidator(_strict_bool), WithJsonSchema({"type": "boolean"})]
+
+
+def _fraction(value: Any, closed: bool) -> float:
+    number = _number(value)
+    if not (0 <= number <= 1 if closed else 0 <= number < 1):
+        raise _fail(f"must be in [0, 1{']' if closed else ')'}, not {value}")
+    return number
+
+
+# BatchNorm's momentum (PyTorch's convention: the weight of the new batch statistic), in [0, 1]
+Momentum = Annotated[float, PlainValidator(lambda v: _fraction(v, True)), WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
+# a probability of dropping, in [0, 1)
+DropProbability = Annotated[
+    float, PlainValidator(lambda v: _fraction(v, False)), WithJsonSchema({"type": "number", "minimum": 0, "exclusiveMaximum": 1})
+]
 
 
 def _enum(name: str, choices: tuple[str, ...]):
@@ -447,6 +495,8 @@ class ConvCommon(LayerBase):
     bias: Bool | None = Field(None, description="default: true, but false when `norm` is set")
     norm: NormName | None = Field(None, description="norm after the convolution: batch, instance, group, layer")
     norm_groups: PosInt | None = Field(None, description="groups for `norm: group`")
+    eps: PositiveFloat | None = Field(None, description="the norm's eps; default the spec's `batch_norm.eps` for batch norm, else PyTorch's 1e-5")
+    momentum: Momentum | None = Field(None, description="BatchNorm's momentum; default the spec's `batch_norm.momentum`, else PyTorch's 0.1")
     act: ActName | None = Field(None, description="activation after the norm")
     init: InitSpec | None = Field(None, description="initial weight and bias")
     trainable: Bool = Field(True, description="false freezes the layer's parameters")
@@ -457,7 +507,18 @@ class ConvCommon(LayerBase):
             raise PydanticCustomError("convspec_key", "`norm_groups` is only used with `norm: group`", {"key": "norm_groups"})
         if self.norm == "group" and self.norm_groups is None:
             raise PydanticCustomError("convspec_key", "`norm: group` needs `norm_groups` (how many channel groups)", {"key": "norm"})
+        _check_norm_settings(self.norm, self.eps, self.momentum)
         return self
+
+
+def _check_norm_settings(norm: str | None, eps: float | None, momentum: float | None) -> None:
+    """`eps` needs a norm; `momentum` needs a batch norm (the only one here that keeps running statistics)."""
+    if eps is not None and norm is None:
+        raise PydanticCustomError("convspec_key", "`eps` is only used with a `norm`", {"key": "eps"})
+    if momentum is not None and norm != "batch":
+        raise PydanticCustomError(
+            "convspec_key", "`momentum` is only used with batch norm (the running statistics' update)", {"key": "momentum"}
+        )
 
 
 class ConvLayer(ConvCommon):
@@ -553,6 +614,8 @@ class StageSpec(_Model):
 
     norm: NormName | None = None
     norm_groups: PosInt | None = None
+    eps: PositiveFloat | None = Field(None, description="the norm's eps")
+    momentum: Momentum | None = Field(None, description="BatchNorm's momentum")
     act: ActName | None = None
     bias: Bool | None = Field(None, description="default: true, but false when `norm` is set")
 
@@ -560,6 +623,7 @@ class StageSpec(_Model):
     def _norm_groups(self):
         if self.norm == "group" and self.norm_groups is None:
             raise PydanticCustomError("convspec_key", "`norm: group` needs `norm_groups`", {"key": "norm"})
+        _check_norm_settings(self.norm, self.eps, self.momentum)
         return self
 
 
@@ -619,6 +683,8 @@ class NormLayer(LayerBase):
     type: Literal["norm"]
     kind: NormName = Field(description="batch, instance, group or layer")
     groups: PosInt | None = Field(None, description="for kind: group")
+    eps: PositiveFloat | None = Field(None, description="default the spec's `batch_norm.eps` for batch norm, else PyTorch's 1e-5")
+    momentum: Momentum | None = Field(None, description="for kind: batch; default the spec's `batch_norm.momentum`, else 0.1")
 
     @model_validator(mode="after")
     def _groups(self):
@@ -626,6 +692,7 @@ class NormLayer(LayerBase):
             raise PydanticCustomError("convspec_key", "`kind: group` needs `groups`", {"key": "kind"})
         if self.kind != "group" and self.groups is not None:
             raise PydanticCustomError("convspec_key", "`groups` is only used with `kind: group`", {"key": "groups"})
+        _check_norm_settings(self.kind, self.eps, self.momentum)
         return self
 
 
@@ -764,6 +831,18 @@ class AddLayer(LayerBase):
         return self
 
 
+class MulLayer(LayerBase):
+    """Element-wise product of two or more inputs, broadcasting over size-1 dims (a gate of C x 1 x 1 times a map)."""
+
+    type: Literal["mul"]
+
+    @model_validator(mode="after")
+    def _needs_two(self):
+        if not self.sources or len(self.sources) < 2:
+            raise PydanticCustomError("convspec", "`mul` needs `from` with two or more layer names", {})
+        return self
+
+
 class ConcatLayer(LayerBase):
     """Concatenation along channels."""
 
@@ -817,6 +896,9 @@ class ResidualLayer(LayerBase):
     layers: LayerList
     shortcut: list[AnyLayer] | None = Field(None, description="default identity")
     act: ActName | None = None
+    drop_path: DropProbability = Field(
+        0.0, description="stochastic depth: in training, the probability of dropping a sample's residual branch (identity in eval)"
+    )
 
 
 class RepeatLayer(LayerBase):
@@ -865,6 +947,13 @@ class InputSpec(_Model):
         return self.dims or 2
 
 
+class BatchNormDefaults(_Model):
+    """Spec-wide BatchNorm settings, for every batch norm that does not set its own."""
+
+    eps: PositiveFloat = Field(1e-5, description="added to the variance; PyTorch's default 1e-5 (TensorFlow / Keras, Ultralytics: 1e-3)")
+    momentum: Momentum = Field(0.1, description="weight of the new batch statistic; PyTorch's default 0.1 (TensorFlow's 0.99 decay is 0.01)")
+
+
 class Spec(_Model):
     """A convspec network."""
 
@@ -878,6 +967,9 @@ class Spec(_Model):
     )
     blocks: dict[str, Any] | None = Field(
         None, description="named block templates (a layer with `params`), placed with `{type: use, block: NAME, with: {...}}`"
+    )
+    batch_norm: BatchNormDefaults | None = Field(
+        None, description="`eps` and `momentum` for every batch norm that does not set its own"
     )
 
     _source: Source = PrivateAttr(default_factory=Source)
@@ -936,7 +1028,7 @@ def _data_path(data: Any, loc: tuple, fields: set[str]) -> tuple:
 
 def _all_field_names() -> set[str]:
     names = {"from"}
-    for model in (*LAYER_MODELS.values(), InputSpec, Spec, InitSpec, StageSpec):
+    for model in (*LAYER_MODELS.values(), InputSpec, Spec, InitSpec, StageSpec, BatchNormDefaults):
         names.update(f.alias or n for n, f in model.model_fields.items())
     return names
 
@@ -952,7 +1044,7 @@ def _model_at(data: Any, path: tuple) -> type[_Model] | None:
     if isinstance(node, dict) and isinstance(node.get("type"), str) and node["type"] in LAYER_MODELS:
         return LAYER_MODELS[node["type"]]
     key = path[-1]
-    return {"input": InputSpec, "init": InitSpec, "depthwise": StageSpec}.get(key) if isinstance(key, str) else None
+    return {"input": InputSpec, "init": InitSpec, "depthwise": StageSpec, "batch_norm": BatchNormDefaults}.get(key) if isinstance(key, str) else None
 
 
 def _keys_of(model: type[_Model]) -> list[str]:

@@ -9,8 +9,9 @@ Conventions:
 - Shapes include the batch: (B, C, *spatial) for feature maps, (B, F) once flat.
   A spatial size is None where the input size is not known (dynamic).
 - MACs count the multiply-accumulates of convolutions and linear layers (and the
-  kernel mixing and attention of a dynamic conv); norms, activations, pooling and
-  additions are not counted, as in the usual reference tables.
+  kernel mixing and attention of a dynamic conv), and the multiplies of `mul`;
+  norms, activations, pooling and additions are not counted, as in the usual
+  reference tables.
 - Receptive field and effective stride ("jump") are per spatial dim, in input pixels,
   along the widest path; a transposed conv gives a fractional stride.
 """
@@ -27,9 +28,8 @@ from typing import Any
 from . import kernels
 from .errors import LISTED_NAMES, Problem, SpecError, shorten
 from .geometry import (
-    ConvGeometry, adaptive_widest_window, attention_hidden, conv_output_size, divisors, norm_params, pool_output_size,
-    same_padding,
-    transposed_output_size, transposed_same_padding,
+    AUTO_PADS, ConvGeometry, adaptive_widest_window, attention_hidden, auto_padding, conv_output_size, divisors, norm_params,
+    pool_output_size, same_padding, transposed_auto_padding, transposed_output_size, transposed_same_padding,
 )  # fmt: skip
 from .plans import (
     AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, EmptyPlan, FixedPlan, GlobalPoolPlan, JoinPlan,
@@ -288,18 +288,36 @@ def _check_in_channels(layer: TracedLayer, declared: int | None, inferred: int |
         layer.error("in_channels", f"in_channels={declared} but the input has {inferred} channels; drop `in_channels` (it is inferred)")
 
 
-def _resolve_padding(layer: TracedLayer, model: Any, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+def _resolve_padding(
+    layer: TracedLayer, model: Any, kernel: tuple[int, ...], dilation: tuple[int, ...],
+    stride: tuple[int, ...] | None = None, sizes: tuple[int | None, ...] | None = None,
+) -> tuple[tuple[int, int], ...]:
+    """(low, high) per dim for `padding`; `same_upper` / `same_lower` at the input `sizes` ((0, 0) where one is unknown and it matters)."""
     padding = model.padding
     if padding == "same":
         return tuple(same_padding(k, d) for k, d in zip(kernel, dilation))
     if padding == "valid":
         return ((0, 0),) * len(kernel)
+    if padding in AUTO_PADS:
+        stride = stride or (1,) * len(kernel)
+        sizes = sizes or (None,) * len(kernel)
+        return tuple(
+            auto_padding(n, k, s, d, padding) if n is not None or s == 1 else (0, 0)
+            for n, k, s, d in zip(sizes, kernel, stride, dilation)
+        )
+    if isinstance(padding, list) and padding and isinstance(padding[0], list):
+        return tuple((lo, hi) for lo, hi in layer.per_dim("padding", padding))
     return tuple((p, p) for p in layer.per_dim("padding", padding))
 
 
 def _field(model: LayerBase, name: str, default: Any) -> Any:
     """`model.<name>`, or `default` for a kind without that key (a miss through pydantic's __getattr__ costs 2 us)."""
     return getattr(model, name) if name in type(model).model_fields else default
+
+
+def _auto_pad(model: LayerBase) -> str | None:
+    padding = _field(model, "padding", None)
+    return padding if isinstance(padding, str) and padding in AUTO_PADS else None
 
 
 def _divisors(n: int) -> str:
@@ -356,10 +374,12 @@ def _conv(
 ) -> tuple[ConvGeometry, Value, int]:
     """Geometry, output value and MACs of one (non-transposed) convolution."""
     model = layer.model
+    explicit_padding = padding
     dims = layer.ctx.dims
     stride = stride or layer.per_dim("stride", model.stride)
     dilation = dilation or layer.per_dim("dilation", model.dilation)
-    padding = padding or _resolve_padding(layer, model, kernel, dilation)
+    padding = padding or _resolve_padding(layer, model, kernel, dilation, stride, value.spatial)
+    auto_pad = _auto_pad(model) if explicit_padding is None else None
     in_channels = value.channels
     _check_groups(layer, "groups", groups, in_channels, out_channels)
     mode = _field(model, "padding_mode", "zeros")
@@ -400,7 +420,7 @@ def _conv(
     rf, jump = _spread(value, kernel, stride, dilation)
     if layer.failed:  # the output's channels are the layer's own; sizes where they could be computed
         raise LayerFailed(Value((value.shape[0], out_channels, *out_spatial), rf, jump))
-    geometry = ConvGeometry(dims, in_channels, out_channels, kernel, stride, dilation, padding, groups, bias, mode)
+    geometry = ConvGeometry(dims, in_channels, out_channels, kernel, stride, dilation, padding, groups, bias, mode, auto_pad=auto_pad)
     shape = (value.shape[0], out_channels, *out_spatial)
     return geometry, Value(shape, rf, jump), geometry.macs(value.shape, shape)
 
@@ -453,8 +473,21 @@ def _bias_default(model: Any) -> bool:
     return model.bias if model.bias is not None else model.norm is None
 
 
-def _norm_plan(kind: str | None, channels: int, dims: int, groups: int | None) -> NormPlan | None:
-    return None if kind is None else NormPlan(kind, channels, dims, groups)
+def _norm_plan(
+    layer: TracedLayer, kind: str | None, channels: int, dims: int, groups: int | None, settings: Any = None, flat: bool = False,
+) -> NormPlan | None:
+    """The plan of a norm; `settings` (the layer, or a separable's `depthwise`) may set `eps` and `momentum`.
+
+    What it leaves unset comes from the spec's `batch_norm` for a batch norm, else PyTorch's defaults.
+    """
+    if kind is None:
+        return None
+    eps, momentum = (None, None) if settings is None else (_field(settings, "eps", None), _field(settings, "momentum", None))
+    defaults = layer.ctx.spec.batch_norm
+    if kind == "batch" and defaults is not None:
+        eps = defaults.eps if eps is None else eps
+        momentum = defaults.momentum if momentum is None else momentum
+    return NormPlan(kind, channels, dims, groups, flat, eps, momentum)
 
 
 def _finish_conv(layer: TracedLayer, geometry: ConvGeometry, value: Value, macs: int) -> Traced:
@@ -462,7 +495,7 @@ def _finish_conv(layer: TracedLayer, geometry: ConvGeometry, value: Value, macs:
     model = layer.model
     _norm_check(layer, model.norm, model.norm_groups, value)
     _check_init(layer, geometry.weight_shape, geometry.bias, geometry.out_channels)
-    norm = _norm_plan(model.norm, geometry.out_channels, geometry.dims, model.norm_groups)
+    norm = _norm_plan(layer, model.norm, geometry.out_channels, geometry.dims, model.norm_groups, model)
     params = geometry.params + norm_params(model.norm, geometry.out_channels)
     trainable = params if model.trainable else 0
     plan = ConvPlan(geometry, norm, act_plan(model.act), init_plan(model.init), model.trainable)
@@ -518,8 +551,8 @@ def rule_separable(layer: TracedLayer, inputs: list[Value]) -> Traced:
     params = dw.params + norm_params(inner_norm, mid) + pw.params + norm_params(model.norm, model.out_channels)
     dims = layer.ctx.dims
     plan = SeparablePlan(
-        ConvPlan(dw, _norm_plan(inner_norm, mid, dims, inner.norm_groups if inner else None), act_plan(inner.act if inner else None)),
-        ConvPlan(pw, _norm_plan(model.norm, model.out_channels, dims, model.norm_groups), act_plan(model.act)),
+        ConvPlan(dw, _norm_plan(layer, inner_norm, mid, dims, inner.norm_groups if inner else None, inner), act_plan(inner.act if inner else None)),
+        ConvPlan(pw, _norm_plan(layer, model.norm, model.out_channels, dims, model.norm_groups, model), act_plan(model.act)),
         init_plan(model.init),
         model.trainable,
     )
@@ -536,7 +569,14 @@ def rule_transposed(layer: TracedLayer, inputs: list[Value]) -> Traced:
     dilation = layer.per_dim("dilation", model.dilation)
     if model.padding_mode != "zeros":
         layer.error("padding_mode", f"a transposed convolution supports only padding_mode zeros (as nn.ConvTranspose), not {model.padding_mode!r}")
-    if model.padding == "same":
+    if model.padding in AUTO_PADS:
+        if model.output_padding != 0:
+            layer.error("output_padding", f"`padding: {model.padding}` chooses output_padding itself; drop `output_padding`")
+            raise LayerFailed
+        chosen = [transposed_auto_padding(k, s, d, model.padding) for k, s, d in zip(kernel, stride, dilation)]
+        crops = tuple(crop for crop, _ in chosen)
+        output_padding = tuple(op for _, op in chosen)
+    elif model.padding == "same":
         if model.output_padding != 0:
             layer.error("output_padding", "`padding: same` chooses output_padding itself; drop `output_padding`")
         pairs = [transposed_same_padding(k, s, d) for k, s, d in zip(kernel, stride, dilation)]
@@ -552,10 +592,11 @@ def rule_transposed(layer: TracedLayer, inputs: list[Value]) -> Traced:
                 )
         if layer.failed:
             raise LayerFailed
-        padding = tuple(p for p, _ in pairs)
+        crops = tuple((p, p) for p, _ in pairs)
         output_padding = tuple(op for _, op in pairs)
     else:
-        padding = (0,) * dims if model.padding == "valid" else layer.per_dim("padding", model.padding)
+        # an int or per-dim list crops both ends alike (nn.ConvTranspose's padding); pairs crop each end (ONNX's pads)
+        crops = _resolve_padding(layer, model, kernel, dilation)
         output_padding = layer.per_dim("output_padding", model.output_padding)
     for axis, (op, s, d) in enumerate(zip(output_padding, stride, dilation)):
         if op >= max(s, d):
@@ -568,19 +609,20 @@ def rule_transposed(layer: TracedLayer, inputs: list[Value]) -> Traced:
     in_channels, out_channels = value.channels, model.out_channels
     _check_groups(layer, "groups", groups, in_channels, out_channels)
     out_spatial: list[int | None] = []
-    for axis, (size, k, s, d, p, op) in enumerate(zip(value.spatial, kernel, stride, dilation, padding, output_padding)):
+    for axis, (size, k, s, d, crop, op) in enumerate(zip(value.spatial, kernel, stride, dilation, crops, output_padding)):
         if size is None:
             out_spatial.append(None)
             continue
-        out = transposed_output_size(size, k, s, d, p, op)
+        out = transposed_output_size(size, k, s, d, crop, op)
         if out < 1:
-            layer.error("padding", f"padding {p} leaves no output in {DIM_NAMES[dims][axis]} (size {out}); use less padding")
+            shown = crop[0] if crop[0] == crop[1] else list(crop)
+            layer.error("padding", f"padding {shown} leaves no output in {DIM_NAMES[dims][axis]} (size {out}); use less padding")
         out_spatial.append(out if out >= 1 else None)
     if layer.failed:
         raise LayerFailed(Value((value.shape[0], out_channels, *out_spatial), value.rf, (None,) * dims))
     geometry = ConvGeometry(
-        dims, in_channels, out_channels, kernel, stride, dilation, tuple((p, p) for p in padding), groups,
-        _bias_default(model), "zeros", output_padding,
+        dims, in_channels, out_channels, kernel, stride, dilation, crops, groups, _bias_default(model), "zeros", output_padding,
+        auto_pad=_auto_pad(model),
     )
     rf, jump = [], []
     for r, j, k, s, d in zip(value.rf, value.jump, kernel, stride, dilation):
@@ -609,7 +651,7 @@ def rule_dynamic(layer: TracedLayer, inputs: list[Value]) -> Traced:
     macs = conv_macs + batch * (geometry.in_channels * hidden + hidden * experts + experts * per_expert)
     plan = DynamicPlan(
         geometry, experts, model.reduction, model.temperature,
-        _norm_plan(model.norm, geometry.out_channels, geometry.dims, model.norm_groups), act_plan(model.act),
+        _norm_plan(layer, model.norm, geometry.out_channels, geometry.dims, model.norm_groups, model), act_plan(model.act),
         init_plan(model.init), model.trainable,
     )  # fmt: skip
     return Traced(result, params, params if model.trainable else 0, macs, plan)
@@ -674,7 +716,7 @@ def rule_norm(layer: TracedLayer, inputs: list[Value]) -> Traced:
         layer.fail("groups", f"groups={model.groups} does not divide the {channels} channels (divisors: {_divisors(channels)})")
     _norm_statistics_check(layer, model.kind, model.groups, value, "kind")
     params = norm_params(model.kind, channels)
-    return Traced(value, params, params, plan=NormPlan(model.kind, channels, layer.ctx.dims, model.groups, value.flat))
+    return Traced(value, params, params, plan=_norm_plan(layer, model.kind, channels, layer.ctx.dims, model.groups, model, value.flat))
 
 
 def rule_passthrough(layer: TracedLayer, inputs: list[Value]) -> Traced:
@@ -885,6 +927,48 @@ def rule_add(layer: TracedLayer, inputs: list[Value]) -> Traced:
     return Traced(Value(shape, rf, jump, first.flat), plan=JoinPlan("add", act_plan(layer.model.act)))
 
 
+def _broadcast(a: int | None, b: int | None) -> int | None | bool:
+    """One dim of two broadcast shapes: the size (None if unknown), or False if they cannot broadcast."""
+    if a == 1:
+        return b
+    if b == 1:
+        return a
+    if a is None or b is None:
+        return b if a is None else a  # an unknown size: the known one, which it must equal (or be 1)
+    return a if a == b else False
+
+
+def rule_mul(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """Element-wise product, broadcasting size-1 dims as torch does (an SE gate B x C x 1 x 1 times a map B x C x H x W).
+
+    MACs: one multiply per output value for each input after the first.
+    """
+    names = layer.model.sources
+    first = inputs[0]
+    shape: tuple = first.shape
+    for name, value in zip(names[1:], inputs[1:]):
+        if len(value.shape) != len(shape) or value.flat != first.flat:
+            layer.fail(
+                "from",
+                f"mul needs inputs of the same rank, but {names[0]!r} gives {list(first.shape)} and {name!r} gives "
+                f"{list(value.shape)}; {'flatten both or neither' if value.flat != first.flat else 'pool or reshape one to match'}",
+            )
+        joined = tuple(_broadcast(a, b) for a, b in zip(shape, value.shape))
+        if any(d is False for d in joined):
+            bad = [i for i, d in enumerate(joined) if d is False]
+            dims = ", ".join(f"dim {i} ({shape[i]} vs {value.shape[i]})" for i in bad)
+            before = repr(names[0]) if len(inputs) == 2 else "the inputs before it"
+            layer.fail(
+                "from",
+                f"mul multiplies equal sizes or broadcasts a size 1, but {before} and {name!r} differ in {dims}: "
+                f"{list(shape)} and {list(value.shape)}; make them equal, or pool one to size 1 (a gate)",
+            )
+        shape = joined
+    rf, jump = _merge_rf(inputs)
+    macs = math.prod(shape) * (len(inputs) - 1) if all(s is not None for s in shape) else 0
+    return Traced(Value(shape, rf, jump, first.flat), macs=macs, plan=JoinPlan("mul"))
+
+
 def rule_concat(layer: TracedLayer, inputs: list[Value]) -> Traced:
     first = inputs[0]
     names = layer.model.sources
@@ -960,7 +1044,7 @@ def rule_residual(layer: TracedLayer, inputs: list[Value]) -> Traced:
             f"the residual branch gives {list(main.shape)} but the shortcut gives {list(shortcut.shape)}; they must be equal{hint}",
         )
     rf, jump = _merge_rf([main, shortcut])
-    return _sum_children(Value(main.shape, rf, jump, main.flat), children, ContainerPlan(act_plan(model.act)))
+    return _sum_children(Value(main.shape, rf, jump, main.flat), children, ContainerPlan(act_plan(model.act), model.drop_path))
 
 
 def _sum_children(value: Value, children: list[LayerReport], plan: ContainerPlan | None = None) -> Traced:

@@ -52,6 +52,7 @@ MINIMAL = {
     "identity": {},
     "add": {"from": ["input", "input"]},
     "concat": {"from": ["input", "input"]},
+    "mul": {"from": ["input", "input"]},
     "residual": {"layers": [{"type": "identity"}]},
     "repeat": {"times": 2, "layers": [{"type": "identity"}]},
     "block": {"layers": [{"type": "identity"}]},
