@@ -941,11 +941,13 @@ def _broadcast(a: int | None, b: int | None) -> int | None | bool:
 def rule_mul(layer: TracedLayer, inputs: list[Value]) -> Traced:
     """Element-wise product, broadcasting size-1 dims as torch does (an SE gate B x C x 1 x 1 times a map B x C x H x W).
 
-    MACs: one multiply per output value for each input after the first.
+    MACs: the multiplies of the product taken left to right, one per value of each partial
+    product; for a map times gates (the map first), one per output value per gate.
     """
     names = layer.model.sources
     first = inputs[0]
     shape: tuple = first.shape
+    macs: int | None = 0
     for name, value in zip(names[1:], inputs[1:]):
         if len(value.shape) != len(shape) or value.flat != first.flat:
             layer.fail(
@@ -964,9 +966,9 @@ def rule_mul(layer: TracedLayer, inputs: list[Value]) -> Traced:
                 f"{list(shape)} and {list(value.shape)}; make them equal, or pool one to size 1 (a gate)",
             )
         shape = joined
+        macs = macs + math.prod(shape) if macs is not None and None not in shape else None
     rf, jump = _merge_rf(inputs)
-    macs = math.prod(shape) * (len(inputs) - 1) if all(s is not None for s in shape) else 0
-    return Traced(Value(shape, rf, jump, first.flat), macs=macs, plan=JoinPlan("mul"))
+    return Traced(Value(shape, rf, jump, first.flat), macs=macs or 0, plan=JoinPlan("mul"))
 
 
 def rule_concat(layer: TracedLayer, inputs: list[Value]) -> Traced:

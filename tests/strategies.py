@@ -56,18 +56,20 @@ def conv_layer(draw, kind: str, channels: int, dims: int):
         layer["dilation"] = draw(st.integers(2, 3))
     elif kind not in ("pointwise",):
         layer["dilation"] = per_dim(draw, dims, st.integers(1, 2))
-    padding_choice = draw(st.sampled_from(["int", "list", "same", "valid", "default"]))
+    padding_choice = draw(st.sampled_from(["int", "list", "same", "valid", "default", "pairs", "same_upper", "same_lower"]))
     if padding_choice == "int":
         layer["padding"] = draw(st.integers(0, 2))
     elif padding_choice == "list":
         layer["padding"] = [draw(st.integers(0, 2)) for _ in range(dims)]
-    elif padding_choice in ("same", "valid"):
+    elif padding_choice == "pairs":
+        layer["padding"] = [[draw(st.integers(0, 2)), draw(st.integers(0, 2))] for _ in range(dims)]
+    elif padding_choice in ("same", "valid", "same_upper", "same_lower"):
         layer["padding"] = padding_choice
     if kind == "transposed":
         stride = draw(st.integers(1, 3))
         dilation = draw(st.integers(1, 2))
         layer["stride"], layer["dilation"] = stride, dilation
-        if padding_choice != "same":
+        if padding_choice not in ("same", "same_upper", "same_lower"):
             layer["output_padding"] = draw(st.integers(0, max(stride, dilation) - 1))
     elif kind != "pointwise" and draw(st.integers(0, 4)) == 0:
         layer["padding_mode"] = draw(st.sampled_from(["reflect", "replicate", "circular"]))
@@ -95,8 +97,12 @@ def conv_layer(draw, kind: str, channels: int, dims: int):
         layer["norm"] = draw(st.sampled_from(["batch", "instance", "layer", "group"]))
         if layer["norm"] == "group":
             layer["norm_groups"] = draw(st.sampled_from(divisors(out)))
+        if draw(st.integers(0, 3)) == 0:
+            layer["eps"] = draw(st.sampled_from([1e-3, 1e-5, 0.01]))
+        if layer["norm"] == "batch" and draw(st.integers(0, 3)) == 0:
+            layer["momentum"] = draw(st.sampled_from([0.01, 0.03, 0.1]))
     if draw(st.booleans()):
-        layer["act"] = draw(st.sampled_from(["relu", "silu", "leaky_relu", "gelu", "hardswish", "tanh"]))
+        layer["act"] = draw(st.sampled_from(["relu", "silu", "leaky_relu", "gelu", "hardswish", "tanh", "hardsigmoid", "hardtanh"]))
     if draw(st.integers(0, 5)) == 0:
         layer["bias"] = draw(st.booleans())
     if draw(st.integers(0, 6)) == 0:
@@ -132,9 +138,13 @@ def any_layer(draw, channels: int, dims: int):
         layer = {"type": "norm", "kind": norm}
         if norm == "group":
             layer["groups"] = draw(st.sampled_from(divisors(channels)))
+        if draw(st.integers(0, 3)) == 0:
+            layer["eps"] = 1e-3
+        if norm == "batch" and draw(st.integers(0, 3)) == 0:
+            layer["momentum"] = 0.01
         return layer, channels
     if kind == "act":
-        fn = draw(st.sampled_from(["relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "mish"]))
+        fn = draw(st.sampled_from(["relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "mish", "hardsigmoid", "hardtanh"]))
         layer = {"type": "act", "fn": fn}
         if fn == "leaky_relu" and draw(st.booleans()):
             layer["negative_slope"] = 0.2
@@ -175,5 +185,17 @@ def specs(draw, max_layers: int = 4, dims: int | None = None):
         layer, channels = draw(any_layer(channels, dims))
         layers.append(layer)
     if draw(st.integers(0, 3)) == 0:
+        # a gate (Squeeze-and-Excitation's form): the map times a C x 1 x 1 (or 1 x S) function of itself
+        name = f"gated_{len(layers)}"
+        layers[-1] = {**layers[-1], "name": name}
+        if draw(st.booleans()):
+            layers += [{"type": "global_pool", "op": "avg"}, {"type": "pointwise", "out": channels, "act": "hardsigmoid"}]
+        else:
+            layers += [{"type": "pointwise", "out": 1, "act": "sigmoid"}]
+        layers.append({"type": "mul", "from": [name, f"{layers[-1]['type']}_{len(layers) - 1}"] if draw(st.booleans()) else [f"{layers[-1]['type']}_{len(layers) - 1}", name]})
+    if draw(st.integers(0, 3)) == 0:
         layers += [{"type": "global_pool", "op": "avg"}, {"type": "flatten"}, {"type": "linear", "out": draw(st.integers(1, 10))}]
-    return {"input": {"channels": in_channels, "size": size, "batch": draw(st.integers(1, 3))}, "layers": layers}
+    spec = {"input": {"channels": in_channels, "size": size, "batch": draw(st.integers(1, 3))}, "layers": layers}
+    if draw(st.integers(0, 4)) == 0:
+        spec["batch_norm"] = {"eps": draw(st.sampled_from([1e-3, 1e-5])), "momentum": draw(st.sampled_from([0.01, 0.1]))}
+    return spec
