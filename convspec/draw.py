@@ -321,9 +321,12 @@ class _Builder:
         shortcut = next((c for c in report.children if c.role == "shortcut"), None)
         last, _ = self.wire_list(group, main, path + ".", (IN, group.in_port.id))
         act = report.plan.act.fn if report.plan is not None and report.plan.act else None
+        drop = report.plan.drop_path if report.plan is not None else 0.0  # stochastic depth on the main path
         add = Node(
-            self.new_id("n"), "add", "⊕ add" + (f" · {act}" if act else ""), _shape(report.output_shape),
-            tooltip=f"{path}: main path + shortcut" + (f", then {act}" if act else ""),
+            self.new_id("n"), "add", "⊕ add" + (f" · drop_path {drop:g}" if drop else "") + (f" · {act}" if act else ""),
+            _shape(report.output_shape),
+            tooltip=f"{path}: " + (f"main path (dropped per sample with p={drop:g} in training)" if drop else "main path")
+            + " + shortcut" + (f", then {act}" if act else ""),
         )
         if shortcut is not None:
             inner = self.group("shortcut", "shortcut", path + ".shortcut")

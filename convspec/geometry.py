@@ -76,6 +76,11 @@ def auto_pad_depends_on_size(kernel: int, stride: int, dilation: int) -> bool:
     return stride > 1 and dilation * (kernel - 1) > 0
 
 
+def padding_follows_size(auto_pad: str | None, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> bool:
+    """Whether a conv with this `auto_pad` must compute its padding from each input: in some dim, it changes with the size."""
+    return auto_pad is not None and any(auto_pad_depends_on_size(k, s, d) for k, s, d in zip(kernel, stride, dilation))
+
+
 def auto_padding(size, kernel: int, stride: int, dilation: int, auto_pad: str, maximum=max) -> tuple:
     """(low, high) of `same_upper` (the odd pixel at the end, as TensorFlow) or `same_lower` (at the start)."""
     total = auto_pad_total(size, kernel, stride, dilation, maximum)
@@ -225,9 +230,9 @@ class ConvGeometry:
 
     `padding` holds (low, high) per spatial dim; `output_padding` is set for a transposed
     conv only (then `padding` is what is cropped from each end of its output). `auto_pad`
-    (`same_upper` / `same_lower`) marks padding that follows the input size: `padding` is then
-    the one at the traced size, (0, 0) where that size is unknown, and the module computes its
-    own from its input wherever `auto_pad_depends_on_size` says it changes.
+    (`same_upper` / `same_lower`) marks padding that may follow the input size: `padding` is
+    then the one at the traced size, (0, 0) where that size is unknown, and the module
+    computes its own from each input where `padding_follows_size` says so.
     """
 
     dims: int
@@ -250,9 +255,7 @@ class ConvGeometry:
     @property
     def padding_follows_size(self) -> bool:
         """Whether the padding is computed from the input at run time (`auto_pad` with a stride > 1)."""
-        return self.auto_pad is not None and not self.transposed and any(
-            auto_pad_depends_on_size(k, s, d) for k, s, d in zip(self.kernel_size, self.stride, self.dilation)
-        )
+        return not self.transposed and padding_follows_size(self.auto_pad, self.kernel_size, self.stride, self.dilation)
 
     @property
     def conv_padding(self) -> tuple[int, ...] | None:
@@ -268,15 +271,6 @@ class ConvGeometry:
         """A transposed conv as nn.ConvTransposeNd takes it: (padding, output_padding, crop after), per dim."""
         parts = [transposed_conv_parts(c, op, s) for c, op, s in zip(self.padding, self.output_padding, self.stride)]
         return tuple(p for p, _, _ in parts), tuple(op for _, op, _ in parts), tuple(c for _, _, c in parts)
-
-    def padding_at(self, sizes, maximum=max) -> Pads:
-        """The (low, high) pairs for input spatial `sizes` (ints, or symbolic sizes while exporting)."""
-        if self.auto_pad is None or self.transposed:
-            return self.padding
-        return tuple(
-            auto_padding(n, k, s, d, self.auto_pad, maximum) if auto_pad_depends_on_size(k, s, d) else pads
-            for n, k, s, d, pads in zip(sizes, self.kernel_size, self.stride, self.dilation, self.padding)
-        )
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
@@ -383,7 +377,8 @@ def divisors(n: int) -> list[int]:
 
 
 __all__ = [
-    "AUTO_PADS", "auto_pad_depends_on_size", "auto_pad_total", "auto_padding", "transposed_auto_padding", "transposed_conv_parts",
+    "AUTO_PADS", "auto_pad_depends_on_size", "auto_pad_total", "auto_padding", "padding_follows_size", "transposed_auto_padding",
+    "transposed_conv_parts",
     "ConvGeometry", "Pads", "attention_hidden", "conv_output_size", "conv_own_padding", "conv_params", "conv_weight_shape", "divisors",
     "norm_buffers", "norm_params", "pool_output_size", "same_padding", "transposed_output_size", "transposed_same_padding",
 ]  # fmt: skip

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .geometry import (  # one formula, shared with the checker
-    PAD_MODES, ConvGeometry, adaptive_windows, attention_hidden, auto_pad_depends_on_size, auto_padding, conv_own_padding,
+    PAD_MODES, ConvGeometry, adaptive_windows, attention_hidden, auto_padding, conv_own_padding, padding_follows_size,
 )
 
 __all__ = [
@@ -296,7 +296,7 @@ class DynamicConv(nn.Module):
         self.temperature = float(temperature)
         self._conv_padding = conv_own_padding(self.padding, padding_mode)
         # `same_upper` / `same_lower` with a stride: padding computed from each input (not a child: no state)
-        follows = auto_pad is not None and any(auto_pad_depends_on_size(k, s, d) for k, s, d in zip(self.kernel_size, self.stride, self.dilation))
+        follows = padding_follows_size(auto_pad, self.kernel_size, self.stride, self.dilation)
         self._same = SamePad(self.kernel_size, self.stride, self.dilation, auto_pad, padding_mode) if follows else None
 
         self.weight = nn.Parameter(torch.empty(experts, out_channels, in_channels // groups, *self.kernel_size))

@@ -457,3 +457,12 @@ def test_same_upper_on_the_other_conv_kinds_follows_the_size(kind):
         report, model = built(spec({**layer, "stride": 2, "padding": "same_upper"}, size=(size, size + 1)))
         assert report.layers[0].output_shape[2:] == (-(-size // 2), -(-(size + 1) // 2))
         assert_report_matches_model(report, model)
+
+
+def test_drawings_show_gates_and_stochastic_depth():
+    from convspec.draw import render
+
+    svg = render(convspec.check("specs/efficientnet_b0.yaml"), "svg")
+    assert "⊕ add · drop_path 0.025" in svg and "⊕ add · drop_path 0.175" in svg
+    mermaid = render(convspec.check("specs/attention_cnn.yaml"), "mermaid")
+    assert "spatial_scale · mul" in mermaid and "scale · mul" in mermaid
