@@ -489,7 +489,11 @@ class ConvCommon(LayerBase):
 
     in_channels: PosInt | None = Field(None, description="input channels; inferred, checked if given")
     stride: IntOrList = Field(1, description="int or per-dim list")
-    padding: Padding = Field(0, description="int, per-dim list, 'valid' (= 0) or 'same' (out = ceil(in / stride))")
+    padding: Padding = Field(
+        0,
+        description="int, per-dim list, [before, after] pairs per dim, 'valid' (= 0), 'same' (out = ceil(in / stride), "
+        "PyTorch's split) or 'same_upper' / 'same_lower' (ONNX's auto_pad, TensorFlow's SAME: the odd pixel at the end / start)",
+    )
     dilation: IntOrList = Field(1, description="int or per-dim list")
     padding_mode: PaddingMode = Field("zeros", description="zeros, reflect, replicate or circular")
     bias: Bool | None = Field(None, description="default: true, but false when `norm` is set")
