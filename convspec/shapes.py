@@ -967,7 +967,13 @@ def rule_mul(layer: TracedLayer, inputs: list[Value]) -> Traced:
             )
         shape = joined
         macs = macs + math.prod(shape) if macs is not None and None not in shape else None
-    rf, jump = _merge_rf(inputs)
+    rf, _ = _merge_rf(inputs)
+    # a gate broadcast over a dim (size 1 there) sees the whole input but does not set the map's step along it
+    spatial = shape[2:] if not first.flat else ()
+    jump = tuple(
+        _merge_rf([v for v in inputs if v.flat or v.spatial[axis] != 1 or spatial[axis] == 1] or inputs)[1][axis]
+        for axis in range(len(rf))
+    )
     return Traced(Value(shape, rf, jump, first.flat), macs=macs or 0, plan=JoinPlan("mul"))
 
 

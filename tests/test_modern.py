@@ -466,3 +466,24 @@ def test_drawings_show_gates_and_stochastic_depth():
     assert "⊕ add · drop_path 0.025" in svg and "⊕ add · drop_path 0.175" in svg
     mermaid = render(convspec.check("specs/attention_cnn.yaml"), "mermaid")
     assert "spatial_scale · mul" in mermaid and "scale · mul" in mermaid
+
+
+def test_a_gated_map_sees_the_whole_input_but_keeps_the_maps_stride():
+    # conv k3 / 2 on 40 -> 19 (jump 2); its SE gate sees every input position; the product keeps jump 2
+    layers = [
+        {"name": "features", "type": "conv", "out": 2, "kernel": 3, "stride": 2},
+        {"name": "pooled", "type": "global_pool"},
+        {"name": "gate", "type": "pointwise", "out": 2, "act": "sigmoid"},
+        {"name": "gated", "type": "mul", "from": ["features", "gate"]},
+    ]
+    report, model = built(spec(*layers, channels=2, size=(40,)))
+    gated = report.layers[-1]
+    assert gated.stride == (2,)
+    x = torch.ones(1, 2, 40, dtype=torch.float64, requires_grad=True)
+    y = model.double()(x)
+    widest = 0
+    for position in range(y.shape[-1]):  # the widest span of inputs one output position depends on
+        (grad,) = torch.autograd.grad(y[0, 0, position], x, retain_graph=True)
+        touched = grad[0].abs().sum(0).nonzero().flatten()
+        widest = max(widest, touched.max().item() - touched.min().item() + 1)
+    assert gated.receptive_field == (widest,) == (39,)
