@@ -26,6 +26,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Callable
 
+from .limits import float32_problem
+
 __all__ = [
     "separable_factors",
     "SEPARABLE_FROM",
@@ -196,15 +198,12 @@ def _check_size(value: object, key: str) -> int:
 def _check_sigma(value: object, key: str) -> float:
     if not _is_number(value):
         raise FilterError(f"{key} must be a number > 0, got {value!r}")
-    try:
-        sigma = float(value)  # type: ignore[arg-type]
-    except OverflowError:
-        sigma = math.inf
-    if not math.isfinite(sigma):
-        raise FilterError(f"{key} must be a finite number > 0, got {value!r} (NaN/inf not allowed)")
-    if sigma <= 0:
+    problem = float32_problem(value)  # type: ignore[arg-type]
+    if problem:
+        raise FilterError(f"{key} {problem}")
+    if value <= 0:  # type: ignore[operator]
         raise FilterError(f"{key} must be > 0, got {value!r}")
-    return sigma
+    return float(value)  # type: ignore[arg-type]
 
 
 def _check_entries(name: str, sizes: list[int]) -> None:
@@ -464,13 +463,10 @@ def literal_kernel(value: object, dims: int) -> list:
             if not _is_number(node):
                 why = " (true/false are not numbers here)" if isinstance(node, bool) else ""
                 raise FilterError(f"entry {_index(path)} is {node!r}, not a number{why}")
-            try:
-                number = float(node)  # type: ignore[arg-type]
-            except OverflowError:
-                raise FilterError(f"entry {_index(path)} is too large for a float") from None
-            if not math.isfinite(number):
-                raise FilterError(f"entry {_index(path)} is {node!r}: NaN/inf not allowed in a kernel")
-            return number
+            problem = float32_problem(node)  # type: ignore[arg-type]  # entries become float32 weights
+            if problem:
+                raise FilterError(f"entry {_index(path)} {problem}")
+            return float(node)  # type: ignore[arg-type]
 
         what = _label(path, dims) if path else "the kernel"
         remaining = dims - depth

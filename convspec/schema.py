@@ -37,11 +37,10 @@ from pydantic_core import PydanticCustomError, PydanticSerializationError, core_
 from .errors import Location, Problem, SpecError, first_line, quote
 from .errors import did_you_mean as _did_you_mean
 from .geometry import PAD_MODES
+from .limits import FLOAT32_MAX, INT_LIMIT, float32_problem
 from .source import Source, layer_label, read_python
 from .templates import expand as expand_templates
 from .templates import template_json_schema
-
-INT_LIMIT = 2**31 - 1  # larger values overflow ONNX int32 attributes and no real layer needs them
 
 ACTIVATIONS = (
     "relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "mish", "hardsigmoid", "hardtanh",
@@ -50,6 +49,7 @@ ACTIVATIONS = (
 PADDING_WORDS = ("same", "valid", "same_upper", "same_lower")
 NORMS = ("batch", "instance", "group", "layer")
 PADDING_MODES = tuple(PAD_MODES)  # zeros, reflect, replicate, circular
+MEMORY_FORMATS = ("contiguous", "channels_last")
 UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear")
 INIT_NAMES = (
     "default",
@@ -112,10 +112,12 @@ def _int_or_list(value: Any, minimum: int) -> int | list[int]:
 
 
 def _number(value: Any) -> float:
+    """Every float of the format: a finite number that float32 holds (`limits.float32_problem`)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(f"must be a number, not {_describe(value)}")
-    if not math.isfinite(value):
-        raise _fail(f"must be a finite number, not {value}")
+    problem = float32_problem(value)
+    if problem:
+        raise _fail(problem)
     return float(value)
 
 
@@ -272,8 +274,9 @@ def _nested_numbers(value: Any, where: str = "") -> list:
     for i, v in enumerate(value):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _fail(f"entry{where}[{i}] is {_describe(v)}, not a number")
-        if not math.isfinite(v):
-            raise _fail(f"entry{where}[{i}] is {v}; NaN and infinity are not allowed")
+        problem = float32_problem(v)  # entries become float32 weights
+        if problem:
+            raise _fail(f"entry{where}[{i}] {problem}")
         numbers.append(float(v))
     return numbers
 
@@ -298,6 +301,8 @@ class Init:
     array: list | None = None  # nested lists for kind == "array"
     filter: dict | None = None  # {name, kernel_size, sigma} for kind == "filter"
 
+
+NORMAL_REACH = 10  # draws of torch's normal_ stay within 10 std of the mean (beyond is a 1e-23 chance)
 
 _INIT_FORMS = (
     "one of " + ", ".join(INIT_NAMES) + "; {constant: v}; {uniform: [a, b]}; {normal: [mean, std]}; "
@@ -331,8 +336,15 @@ def _init(value: Any) -> Init:
             a, b = _number(arg[0]), _number(arg[1])
             if kind == "uniform" and a > b:
                 raise _fail(f"uniform bounds must be [low, high] with low <= high, not [{a}, {b}]")
+            if kind == "uniform" and b - a > FLOAT32_MAX:  # torch's own limit: the width must be a float32 too
+                raise _fail(f"uniform bounds [{a:g}, {b:g}] are too far apart for float32: high - low must be at most {FLOAT32_MAX:.4g}")
             if kind == "normal" and b < 0:
                 raise _fail(f"normal std must be >= 0, not {b}")
+            if kind == "normal" and abs(a) + NORMAL_REACH * b > FLOAT32_MAX:
+                raise _fail(
+                    f"normal [{a:g}, {b:g}] would draw values beyond float32 (|mean| + {NORMAL_REACH} std must be at most "
+                    f"{FLOAT32_MAX:.4g}); use a smaller mean or std"
+                )
             return Init(kind, (a, b))
         raise _fail(f"unknown initialiser {quote(kind)}{_did_you_mean(str(kind), ('constant', 'uniform', 'normal', 'filter'))}; use {_INIT_FORMS}")
     raise _fail(f"an initialiser is {_INIT_FORMS}; not {_describe(value)}")
@@ -966,7 +978,7 @@ class Spec(_Model):
     input: InputSpec
     layers: LayerList
     outputs: str | list[str] | None = Field(None, description="layer name(s) returned; default the last layer")
-    memory_format: _enum("memory_format", ("contiguous", "channels_last")) = Field(
+    memory_format: _enum("memory_format", MEMORY_FORMATS) = Field(
         "contiguous", description="the layout the built model computes in; channels_last suits depthwise-heavy nets on CPU"
     )
     blocks: dict[str, Any] | None = Field(
