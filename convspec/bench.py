@@ -18,9 +18,15 @@ from typing import Any
 
 import torch
 
+from .budget import enforce_budget
+from .errors import InputError
 from .export import _example_shape, export_onnx
+from .limits import batches_argument, number_argument, seed_argument, whole_argument
 from .shapes import Report
-from .trace import check_spec, load_and_check
+from .trace import check_spec, load_and_check, parse_input_shape
+
+MAX_THREADS = 256
+MAX_ROUNDS = 100
 
 
 @dataclass
@@ -85,15 +91,30 @@ def bench(
     """Latency of the built model in eager (NCHW, channels_last) and of its ONNX in onnxruntime.
 
     `report`, the spec's checked report where the caller has one, saves loading and tracing it again.
+    `batches` are 1 to 2**31 - 1, `threads` 1 to 256 (None: torch's count), `rounds` 1 to 100,
+    `block_seconds` above 0 and at most 60, `seed` 0 to 2**64 - 1; else InputError, before any
+    work. The largest batch's activations must fit the default memory budget (BudgetError).
     """
     from .builder import build_from_report, to_memory_format
 
+    batches = batches_argument(batches)
+    if threads is not None:
+        whole_argument("threads", threads, 1, MAX_THREADS)
+    whole_argument("rounds", rounds, 1, MAX_ROUNDS)
+    number_argument("block_seconds", block_seconds, 0, 60, above=True)
+    seed_argument(seed)
+    if input_shape is not None:
+        input_shape = parse_input_shape(input_shape)
     if report is None:
         report = load_and_check(spec, input_shape, require_size=False)
+    elif not isinstance(report, Report):
+        raise InputError(f"report must be the Report of convspec.check, not {type(report).__name__}")
     report.raise_for_errors()
     parsed = report.spec
     threads = threads or torch.get_num_threads()
     example = _example_shape(parsed, input_shape)
+    # the model is built at the report's batch, but the inputs are made at each batch: the largest must fit too
+    enforce_budget(check_spec(parsed, (max(batches), *example[1:])))
     if tuple(report.input_shape[1:]) == tuple(example[1:]):
         per_sample = report.total_macs // report.input_shape[0]  # MACs grow linearly with the batch
     else:

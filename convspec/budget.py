@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .errors import BudgetError, Problem
+from .errors import BudgetError, InputError, Problem
 from .kinds import registry
 from .shapes import LayerReport, Report
 from .source import layer_label
@@ -90,16 +90,39 @@ def default_budget() -> int | None:
 
 
 def parse_size(text: str) -> int:
-    """'8GB', '512 MiB', '2e9' -> bytes."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgt]i?b?|b)?\s*", text.lower())
+    """'8GB', '512 MiB', '2e9' -> bytes (KB, MB, GB, TB: powers of 1000; KiB ... TiB: of 1024).
+
+    Raises ValueError for anything else, including sizes beyond a float (`1e400`).
+    """
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+]?[0-9]+)?)\s*([kmgt]i?b?|b)?\s*", text.lower())
     if not match:
         raise ValueError(f"{text!r} is not a size like 8GB, 512MiB or 2e9")
     number, unit = float(match.group(1)), (match.group(2) or "b")
-    powers = {"k": 1, "m": 2, "g": 3, "t": 4}
-    if unit == "b":
-        return int(number)
-    base = 1024 if "i" in unit else 1000
-    return int(number * base ** powers[unit[0]])
+    powers = {"b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+    size = number * (1024 if "i" in unit else 1000) ** powers[unit[0]]
+    if not math.isfinite(size):  # "1e400" is inf as a float
+        raise ValueError(f"{text!r} is too large to be a size; give one like 8GB, 512MiB or 2e9")
+    return int(size)
+
+
+def memory_budget(value: int | float | str | None) -> int | None:
+    """The `max_memory` argument of the API and `--max-memory` of the CLI, in bytes (None: the default budget).
+
+    Takes bytes as an int (or a whole-valued float such as 2e9) or a size string
+    (`parse_size`: "8GB", "512MiB", "2e9"). Raises InputError for anything else.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return parse_size(value)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 2e9 written as a float; inf and nan are not integers
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"max_memory must be a number of bytes >= 0 or a size like '8GB', '512MiB' or '2e9', not {value!r}")
+    return value
 
 
 def human(size: float) -> str:
@@ -112,9 +135,13 @@ def human(size: float) -> str:
 
 
 def enforce_budget(report: Report, max_memory: int | None = None) -> MemoryEstimate:
-    """Raise BudgetError, naming the biggest layers, when the estimate exceeds the budget."""
+    """Raise BudgetError, naming the biggest layers, when the estimate exceeds the budget.
+
+    `max_memory` is bytes or a size string (`memory_budget`); None means `default_budget()`.
+    InputError for a `max_memory` of another kind.
+    """
+    budget, origin = memory_budget(max_memory), "as given"
     estimate = estimate_memory(report)
-    budget, origin = max_memory, "as given"
     if budget is None:
         budget, origin = default_budget(), "half the memory available now; raise it with --max-memory"
     if budget is None or estimate.total <= budget:
@@ -135,4 +162,4 @@ def enforce_budget(report: Report, max_memory: int | None = None) -> MemoryEstim
     raise BudgetError([Problem(message, source.locate(biggest[0].report.path), label)])
 
 
-__all__ = ["estimate_memory", "enforce_budget", "default_budget", "parse_size", "MemoryEstimate"]
+__all__ = ["estimate_memory", "enforce_budget", "default_budget", "memory_budget", "parse_size", "MemoryEstimate"]

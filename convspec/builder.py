@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from . import kernels
-from .budget import enforce_budget
-from .errors import BudgetError, first_line
+from .budget import enforce_budget, memory_budget
+from .errors import BudgetError, InputError, first_line
 from .graph import Add, Concat, Graph, Mul, Network, Residual
 from .kinds import registry
 from .layers import (
@@ -33,7 +33,8 @@ from .plans import (
     ActPlan, AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, FixedPlan, GlobalPoolPlan, InitPlan, JoinPlan,
     LinearPlan, NormPlan, PoolPlan, SeparablePlan, ShufflePlan, SplitPlan, UpsamplePlan,
 )  # fmt: skip
-from .schema import Init
+from .limits import choice_argument, seed_argument
+from .schema import MEMORY_FORMATS, Init
 from .shapes import LayerReport, Report
 from .trace import load_and_check
 
@@ -301,9 +302,17 @@ def build_from_report(
 ) -> nn.Module:
     """The module for an already checked spec; refused (BudgetError) before allocation if it would not fit in memory.
 
-    With `seed`, weights come from a local generator seeded with it: the same in every call and
-    thread, and torch's global random state is left as it was. Without, from torch's global RNG.
+    With `seed` (an int from 0 to 2**64 - 1), weights come from a local generator seeded with it: the
+    same in every call and thread, and torch's global random state is left as it was. Without, from
+    torch's global RNG. `max_memory` is bytes or a size string such as "8GB" (`budget.memory_budget`);
+    `memory_format` is "contiguous" or "channels_last" (None: the spec's). InputError for an argument
+    outside these; every argument is checked before anything is built.
     """
+    if not isinstance(report, Report):
+        raise InputError(f"build_from_report takes the Report of convspec.check, not {type(report).__name__}")
+    seed = seed_argument(seed)
+    if memory_format is not None:
+        memory_format = choice_argument("memory_format", memory_format, MEMORY_FORMATS)
     report.raise_for_errors()
     enforce_budget(report, max_memory)
     spec = report.spec
@@ -349,10 +358,16 @@ def build(
     """Check a spec (path, YAML text, dict or Spec) and build its nn.Module.
 
     Raises SpecError with every problem if the spec is invalid, and BudgetError if its
-    weights and activations (estimated by arithmetic) exceed `max_memory` bytes (default:
-    half the memory available). With `seed`, the weights are the same on every call and in
-    every thread (a local generator; torch's global RNG is left as it was).
+    weights and activations (estimated by arithmetic) exceed `max_memory` (bytes, or a size
+    such as "8GB"; default: half the memory available). With `seed` (0 to 2**64 - 1), the
+    weights are the same on every call and in every thread (a local generator; torch's global
+    RNG is left as it was). `input_shape` is NCHW-like, (1, 3, 64, 64) or "1x3x64x64".
+    InputError for an argument of the wrong type or range, before the spec is read.
     """
+    seed_argument(seed)
+    if memory_format is not None:
+        choice_argument("memory_format", memory_format, MEMORY_FORMATS)
+    memory_budget(max_memory)
     report = load_and_check(spec, input_shape, require_size=False)
     return build_from_report(report, seed, max_memory, memory_format)
 

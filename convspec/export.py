@@ -35,6 +35,7 @@ from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_writable
 from .geometry import pool_output_size
 from .kinds import ExportTarget, registry
+from .limits import exact_int, flag_argument, number_argument, path_argument, whole_argument
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from .schema import Spec
 from .shapes import Report
@@ -374,6 +375,24 @@ def _compare(name: str, shape: tuple, expected: np.ndarray, actual: np.ndarray, 
 # ---------------------------------------------------------------- the export
 
 
+def _check_arguments(model, verify, force, dynamic_size, rtol, atol, verbose, threshold, on_step, running, report) -> None:
+    """export_onnx's arguments, each of its type and range (InputError), before any work."""
+    if model is not None and not isinstance(model, nn.Module):
+        raise InputError(f"model must be the torch.nn.Module built from the spec, or None to build it, not {type(model).__name__}")
+    for name, value in (("verify", verify), ("force", force), ("verbose", verbose)):
+        flag_argument(name, value)
+    if dynamic_size is not None:
+        flag_argument("dynamic_size", dynamic_size)
+    number_argument("rtol", rtol, 0)
+    number_argument("atol", atol, 0)
+    whole_argument("external_data_threshold", threshold, 0, 2**63 - 1)
+    for name, value in (("on_step", on_step), ("running", running)):
+        if value is not None and not callable(value):
+            raise InputError(f"{name} must be a function or None, not {type(value).__name__}")
+    if report is not None and not isinstance(report, Report):
+        raise InputError(f"report must be the Report of convspec.check, not {type(report).__name__}")
+
+
 def export_onnx(
     model: nn.Module | None,
     spec: Any,
@@ -398,17 +417,20 @@ def export_onnx(
     `input.size` or `dynamic_size` is true. With `verify`, the ONNX checker (full),
     shape inference and onnxruntime-vs-PyTorch parity at batches 1 and 3 (and other
     spatial sizes when dynamic) must pass before anything is written. Raises
-    ExportError on any failure; the destination is then untouched.
+    ExportError on any failure; the destination is then untouched. An argument of the
+    wrong type or range (`input_shape` (1, 3, 8.5, 8), `force="no"`, ...) raises
+    InputError before any work.
 
     `report` is the spec's checked report when the caller has one (the CLI, `bench`): the
     spec is then not loaded or traced again.
     """
     newest = min(MAX_OPSET, onnx.defs.onnx_opset_version())
-    if not MIN_OPSET <= opset <= newest:
-        raise InputError(f"--opset {opset} is out of range; use {MIN_OPSET} to {newest}")
+    if exact_int(opset) is None or not MIN_OPSET <= opset <= newest:
+        raise InputError(f"--opset {opset!r} is out of range; use {MIN_OPSET} to {newest}")
+    _check_arguments(model, verify, force, dynamic_size, rtol, atol, verbose, external_data_threshold, on_step, running, report)
     spec_file = spec if isinstance(spec, Path) or (isinstance(spec, str) and not looks_like_yaml_text(spec)) else None
-    destination = check_writable(path, force, protect=spec_file)
-    if isinstance(input_shape, str):
+    destination = check_writable(path_argument("path", path), flag_argument("force", force), protect=spec_file)
+    if input_shape is not None:
         input_shape = parse_input_shape(input_shape)
     if report is None:
         report = load_and_check(spec, input_shape, require_size=False)

@@ -9,12 +9,15 @@ the entry points that also load the spec.
 from __future__ import annotations
 
 import contextlib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 from .errors import CloseNames, InputError, Problem, SpecError, listing, quote, shorten
 from .kinds import Kind, registry
+from .limits import INT_LIMIT, describe_number, exact_int, whole_text
 from .schema import LayerBase, Spec
 from .shapes import MAX_LAYERS, LayerFailed, LayerReport, Report, Traced, TraceContext, TracedLayer, Value, _part_names
 
@@ -168,15 +171,37 @@ def _report(name: str, model: LayerBase, path: tuple, sources: list[str], inputs
     return report
 
 
-def parse_input_shape(text: str) -> tuple[int, ...]:
-    """'1x3x224x224' -> (1, 3, 224, 224)."""
-    try:
-        shape = tuple(int(part) for part in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        raise ValueError(f"input shape {text!r} is not like 1x3x224x224") from None
-    if not 3 <= len(shape) <= 5 or any(s < 1 for s in shape):
-        raise ValueError(f"input shape {text!r} must be BxCxL, BxCxHxW or BxCxDxHxW with positive sizes")
-    return shape
+def parse_input_shape(value: str | Sequence[int]) -> tuple[int, ...]:
+    """An input shape (NCL, NCHW or NCDHW) from text or a sequence: '1x3x224x224' or (1, 3, 224, 224) -> (1, 3, 224, 224).
+
+    The one parser of `--input` and of every API function's `input_shape`: 3 to 5 whole
+    sizes (not bools, not floats), each from 1 to `INT_LIMIT`, as `input.size` and
+    `input.batch` in a spec. Raises InputError saying what would be right.
+    """
+    form = "BxCxL, BxCxHxW or BxCxDxHxW, e.g. 1x3x224x224 or (1, 3, 224, 224)"
+    if isinstance(value, str):
+        shown = repr(value) if len(value) <= 60 else repr(value[:57]) + "..."
+        parts = value.lower().replace(",", "x").split("x")
+        if len(parts) > 5 or not all(re.fullmatch(r"\s*[0-9]+\s*", part) for part in parts):
+            raise InputError(f"input shape {shown} is not like {form}: 3 to 5 whole sizes joined by x")
+        sizes: list = [whole_text(part) for part in parts]
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) or isinstance(getattr(value, "tolist", None) and value.tolist(), list):
+        sizes = list(value) if isinstance(value, Sequence) else value.tolist()  # a tuple, list, torch.Size or 1-D array
+        shown = repr(tuple(sizes)) if len(sizes) <= 8 else f"a sequence of {len(sizes)} entries"
+    else:
+        raise InputError(f"input shape must be {form}, not {type(value).__name__} {value!r:.60}")
+    if not 3 <= len(sizes) <= 5:
+        raise InputError(f"input shape {shown} has {len(sizes)} entries; give {form}")
+    shape = []
+    for index, size in enumerate(sizes):
+        whole = exact_int(size)
+        if whole is None:
+            raise InputError(f"input shape {shown}: entry {index} is {size!r:.40}, not a whole number; give {form}")
+        size = whole
+        if not 1 <= size <= INT_LIMIT:
+            raise InputError(f"input shape {shown}: entry {index} is {describe_number(size)}; every size must be from 1 to {INT_LIMIT:,}")
+        shape.append(size)
+    return tuple(shape)
 
 
 def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_size: bool = True) -> Report:
@@ -185,6 +210,7 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
     inp = spec.input
     dims = spec.dims
     if input_shape is not None:
+        input_shape = parse_input_shape(input_shape)
         if len(input_shape) != dims + 2:
             raise InputError([Problem(f"the input shape {list(input_shape)} has {len(input_shape) - 2} spatial dims but the spec is {dims}-D", spec.source.locate(("input",)))])
         if input_shape[1] != inp.channels:
@@ -225,8 +251,8 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
 
 def load_and_check(spec: Any, input_shape: tuple[int, ...] | None = None, require_size: bool = True) -> Report:
     """Load and check; if the schema rejects some layers, the raised SpecError also lists the other layers' shape problems."""
-    if isinstance(input_shape, str):
-        input_shape = parse_input_shape(input_shape)
+    if input_shape is not None:
+        input_shape = parse_input_shape(input_shape)  # before loading: a wrong argument is reported first
     return _load_and_check(spec, input_shape, require_size)
 
 
@@ -255,6 +281,4 @@ def check(spec: Any, input_shape: tuple[int, ...] | str | None = None) -> Report
     Schema problems raise SpecError (listing the shape problems of the valid layers too);
     shape problems of a valid spec are listed in `Report.errors`.
     """
-    if isinstance(input_shape, str):
-        input_shape = parse_input_shape(input_shape)
     return load_and_check(spec, input_shape)
