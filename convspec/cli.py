@@ -76,26 +76,30 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = _State(debug)
 
 
+def _usage(parse: Callable[[Any], Any], value: Any, option: str) -> Any:
+    """`parse(value)` (one of the API's own argument parsers), its InputError shown as a usage error of `option`."""
+    try:
+        return parse(value)
+    except InputError as err:
+        raise click.BadParameter(str(err), param_hint=option) from None
+
+
 def _input_shape(value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
     from .trace import parse_input_shape
 
-    try:
-        return parse_input_shape(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--input") from None
+    return None if value is None else _usage(parse_input_shape, value, "--input")
 
 
 def _max_memory(value: str | None) -> int | None:
-    if value is None:
-        return None
-    from .budget import parse_size
+    from .budget import memory_budget
 
-    try:
-        return parse_size(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--max-memory") from None
+    return _usage(memory_budget, value, "--max-memory")
+
+
+def _seed(value: int | None) -> int | None:
+    from .limits import seed_argument
+
+    return _usage(seed_argument, value, "--seed")
 
 
 _MAX_MEMORY_HELP = "Refuse to build beyond this much memory (e.g. 8GB); default: half of what is available."
@@ -162,20 +166,23 @@ def build(
     from .report_view import render_table
     from .trace import load_and_check
 
+    input_shape, budget, seed = _input_shape(input_text), _max_memory(max_memory), _seed(seed)
     if output:
-        check_writable(output, force, protect=spec)
-    report = load_and_check(spec, _input_shape(input_text), require_size=False)
+        check_writable(output, force, protect=spec)  # before any work: a destination that cannot be written
+    report = load_and_check(spec, input_shape, require_size=False)
     report.raise_for_errors()
     parsed = report.spec
     from .builder import build_from_report, count_parameters
     from .checkpoint import save_checkpoint
 
-    model = build_from_report(report, seed=seed, max_memory=_max_memory(max_memory), memory_format=memory_format)
+    model = build_from_report(report, seed=seed, max_memory=budget, memory_format=memory_format)
+    path = None
+    if output:  # saved before anything is printed, so a failed write prints only its error
+        path = save_checkpoint(model, parsed, output, force=force, input_shape=input_shape)
     click.echo(model)
     total, trainable = count_parameters(model)
     render_table(report)
-    if output:
-        path = save_checkpoint(model, parsed, output, force=force, input_shape=_input_shape(input_text))
+    if path is not None:
         click.echo(f"saved {path} (spec + state_dict, {total:,} parameters, {trainable:,} trainable)")
 
 
@@ -206,8 +213,8 @@ def export(
     from .fileio import check_writable
     from .trace import load_and_check
 
+    input_shape, budget, seed = _input_shape(input_text), _max_memory(max_memory), _seed(seed)
     check_writable(output, force, protect=spec)
-    input_shape = _input_shape(input_text)
     report = load_and_check(spec, input_shape, require_size=False)
     report.raise_for_errors()
     status = Console(stderr=True)
@@ -220,7 +227,7 @@ def export(
         from .checkpoint import load_weights_file
         from .export import export_onnx
 
-        model = build_from_report(report, seed=seed, max_memory=_max_memory(max_memory))
+        model = build_from_report(report, seed=seed, max_memory=budget)
         if weights:
             load_weights_file(model, weights)
 
@@ -240,13 +247,9 @@ def export(
 
 
 def _batches(value: str) -> tuple[int, ...]:
-    try:
-        batches = tuple(int(part) for part in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of batch sizes like 1,8", param_hint="--batch") from None
-    if not batches or any(b < 1 for b in batches):
-        raise click.BadParameter("batch sizes must be >= 1", param_hint="--batch")
-    return batches
+    from .limits import batches_argument
+
+    return _usage(batches_argument, value, "--batch")
 
 
 @cli.command(name="bench")
@@ -263,13 +266,13 @@ def bench_command(spec: str, batch_text: str, threads: int | None, rounds: int, 
 
     from .trace import load_and_check
 
-    batches = _batches(batch_text)
-    report = load_and_check(spec, _input_shape(input_text), require_size=False)
+    batches, input_shape = _batches(batch_text), _input_shape(input_text)
+    report = load_and_check(spec, input_shape, require_size=False)
     report.raise_for_errors()  # fail fast, before torch loads
     with Console(stderr=True).status("benchmarking...", spinner="dots"):
         from .bench import bench
 
-        result = bench(spec, batches=batches, threads=threads, rounds=rounds, input_shape=_input_shape(input_text), report=report)
+        result = bench(spec, batches=batches, threads=threads, rounds=rounds, input_shape=input_shape, report=report)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

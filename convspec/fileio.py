@@ -13,8 +13,19 @@ from .errors import InputError
 
 def check_writable(path: str | Path, force: bool, protect: str | Path | None = None) -> Path:
     """Refuse, before any work is done: replacing a file without `force`, writing over `protect`
-    (the spec being read), a device or other special file, or into a missing directory."""
+    (the spec being read), a device or other special file, or into a missing directory or one
+    that cannot be written (tried with a temporary file, which is how the write goes too:
+    permission bits alone do not tell, for root or on a read-only file system)."""
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)) or not str(path) or "\0" in str(path):
+        raise InputError(f"the output must be a file path (a str or a pathlib.Path), not {path!r:.60}")
     path = Path(path)
+    try:
+        return _check_writable(path, force, protect)
+    except OSError as err:  # a name too long, a loop of links, ...: what the system says, as an I/O error
+        raise InputError(f"{str(path)[:200]}: cannot write: {err.strerror or err}") from None
+
+
+def _check_writable(path: Path, force: bool, protect: str | Path | None) -> Path:
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file name")
     if protect is not None and path.exists() and Path(protect).exists() and path.resolve() == Path(protect).resolve():
@@ -25,6 +36,14 @@ def check_writable(path: str | Path, force: bool, protect: str | Path | None = N
         raise InputError(f"{path}: already exists; pass --force to replace it")
     if not path.parent.exists():
         raise InputError(f"{path.parent}: no such directory")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write into {path.parent}: {err.strerror or err}") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 
