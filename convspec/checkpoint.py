@@ -22,7 +22,7 @@ from torch import nn
 
 from ._version import __version__
 from .errors import InputError, Location, Problem, SpecError, first_line
-from .fileio import atomic_write, check_writable
+from .fileio import atomic_write, check_readable, check_writable
 from .limits import flag_argument, path_argument
 from .schema import Spec, load, parse_spec
 from .source import MAX_FILE_BYTES, parse_yaml
@@ -68,13 +68,7 @@ def save_checkpoint(
 
 def _torch_load(path: Path, what: str) -> Any:
     """The file's contents, unpickled with `weights_only=True`: tensors and plain containers, never code."""
-    try:
-        if not path.exists():
-            raise InputError(f"{path}: no such file")
-        if not path.is_file():  # a directory, device or FIFO: nothing to load, or a read that never ends
-            raise InputError(f"{path}: not a regular file")
-    except OSError as err:  # a name too long, a loop of links, ...
-        raise InputError(f"{str(path)[:200]}: cannot read: {err.strerror or err}") from None
+    check_readable(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad or unsafe file

@@ -210,11 +210,13 @@ def export(
     """Export SPEC to ONNX, verify it (ONNX checker + onnxruntime parity) and write it atomically."""
     from rich.console import Console
 
-    from .fileio import check_writable
+    from .fileio import check_readable, check_writable
     from .trace import load_and_check
 
     input_shape, budget, seed = _input_shape(input_text), _max_memory(max_memory), _seed(seed)
     check_writable(output, force, protect=spec)
+    if weights:
+        check_readable(weights)  # before the build, not after it
     report = load_and_check(spec, input_shape, require_size=False)
     report.raise_for_errors()
     status = Console(stderr=True)

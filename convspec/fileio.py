@@ -47,6 +47,22 @@ def _check_writable(path: Path, force: bool, protect: str | Path | None) -> Path
     return path
 
 
+def check_readable(path: str | Path) -> Path:
+    """Refuse, before any work is done, an input file that is missing or not a regular file
+    (a directory, or a device or FIFO whose read may never end)."""
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)) or not str(path) or "\0" in str(path):
+        raise InputError(f"the input must be a file path (a str or a pathlib.Path), not {path!r:.60}")
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        if not path.is_file():
+            raise InputError(f"{path}: not a regular file")
+    except OSError as err:  # a name too long, a loop of links, ...
+        raise InputError(f"{str(path)[:200]}: cannot read: {err.strerror or err}") from None
+    return path
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, force: bool = False) -> Path:
     """Write through `write(file)` into a temporary file beside `path`, then rename it into place."""
     path = check_writable(path, force)

@@ -522,3 +522,10 @@ def test_build_saves_before_printing_so_a_failed_write_prints_only_its_error(tmp
     assert_status(result, 2, "No space left on device")
     assert "Network(" not in result.output and result.stdout == ""
     assert leftovers(tmp_path, set()) == set()
+
+
+def test_a_missing_weights_file_is_refused_before_the_build(tmp_path, monkeypatch):
+    monkeypatch.setattr("convspec.builder.build_from_report", lambda *a, **k: pytest.fail("built before checking --weights"))
+    result = run("export", SMALL_CNN, "-o", tmp_path / "m.onnx", "--weights", tmp_path / "nope.pt")
+    assert_status(result, 2, "no such file")
+    assert leftovers(tmp_path, set()) == set()
