@@ -133,6 +133,7 @@ def number_argument(name: str, value: Any, minimum: float, maximum: float = math
 
 
 def choice_argument(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of `choices` (strings), nothing else."""
     if not isinstance(value, str) or value not in choices:
         raise InputError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, not {_shown(value)}")
     return value
@@ -164,13 +165,18 @@ def batches_argument(value: Any) -> tuple[int, ...]:
         value = [whole_text(part) for part in parts]
     if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_BATCHES:
         raise InputError(f"batches must be 1 to {MAX_BATCHES} batch sizes, such as (1, 8), not {value!r:.60}")
+    batches = []
     for batch in value:
-        if exact_int(batch) is None or not 1 <= batch <= INT_LIMIT:
-            raise InputError(f"every batch size must be a whole number from 1 to {INT_LIMIT:,}, not {describe_number(batch) if exact_int(batch) is not None else repr(batch)[:40]}")
-    return tuple(exact_int(batch) for batch in value)  # type: ignore[misc]
+        whole = exact_int(batch)
+        if whole is None or not 1 <= whole <= INT_LIMIT:
+            shown = _shown(batch) if whole is None else describe_number(whole)
+            raise InputError(f"every batch size must be a whole number from 1 to {INT_LIMIT:,}, not {shown}")
+        batches.append(whole)
+    return tuple(batches)
 
 
 __all__ = [
-    "FLOAT32_MAX", "FLOAT32_TINY", "INT_LIMIT", "MAX_BATCHES", "SEED_MAX", "batches_argument", "choice_argument", "describe_number", "exact_int", "flag_argument",
-    "float32_problem", "number_argument", "path_argument", "seed_argument", "whole_argument", "whole_text",
+    "FLOAT32_MAX", "FLOAT32_TINY", "INT_LIMIT", "MAX_BATCHES", "SEED_MAX", "batches_argument", "choice_argument",
+    "describe_number", "exact_int", "flag_argument", "float32_problem", "number_argument", "path_argument",
+    "seed_argument", "whole_argument", "whole_text",
 ]  # fmt: skip
