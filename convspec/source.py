@@ -555,6 +555,8 @@ def read_spec_file(path: str | Path) -> tuple[Any, Source]:
         raise InputError(f"{shown}: no such file") from None
     except OSError as err:
         raise InputError(f"{shown}: cannot read: {err.strerror or err}") from None
+    except ValueError:  # a NUL byte in the name, given through the API
+        raise InputError(f"{shown!r}: not a file name (it holds a NUL byte)") from None
     if path.is_dir():
         raise InputError(f"{shown}: is a directory, not a spec file")
     if not path.is_file():  # a device, FIFO or socket: may never end, or never answer

@@ -129,7 +129,7 @@ def test_a_huge_literal_kernel_is_a_spec_error_also_with_normalize(tmp_path):
         ("{type: conv, out: 2, kernel: 1, init: {weight: {normal: [0, 1.0e+38]}}}", "beyond float32"),
         ("{type: upsample, scale: 1.0e-39}", "too small for float32"),
         ("{type: dropout, p: " + "9" * 400 + "}", "400 digits"),
-        ("{type: act, fn: leaky_relu, negative_slope: " + "9" * 5000 + "}", "5,000 characters"),  # beyond Python's int parsing
+        ("{type: act, fn: leaky_relu, negative_slope: " + "9" * 5000 + "}", "5000 digits"),  # beyond Python's int parsing
         ("{type: fixed, filter: gaussian, sigma: 1.0e+39, kernel_size: 3}", "too large for float32"),
     ],
     ids=["uniform_width", "normal_reach", "scale_subnormal", "p_400_digits", "slope_5000_digits", "sigma"],
@@ -316,6 +316,9 @@ def test_batches_are_whole_numbers_in_range_or_input_error(value):
 
 @pytest.mark.parametrize("path", [5, None, "", b"m.pt", "a\0b.pt"])
 def test_checkpoint_functions_check_their_paths(path):
+    if isinstance(path, str) and path:
+        with pytest.raises(InputError):
+            convspec.load(path if path.endswith(".yaml") else path + ".yaml")  # a spec path through the API
     model = convspec.build(TINY)
     with pytest.raises(InputError):
         convspec.load_checkpoint(path)
