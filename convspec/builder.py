@@ -27,7 +27,7 @@ from .graph import Add, Concat, Graph, Mul, Network, Residual
 from .kinds import registry
 from .layers import (
     ADAPTIVE_POOLS, AdaptivePool, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv, MaxPool1d,
-    StochasticDepth, conv_norm_act,
+    StochasticDepth, Upsample, conv_norm_act,
 )  # fmt: skip
 from .plans import (
     ActPlan, AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, FixedPlan, GlobalPoolPlan, InitPlan, JoinPlan,
@@ -243,8 +243,8 @@ def build_global_pool(plan: GlobalPoolPlan, report: LayerReport, ctx: BuildConte
 
 def build_upsample(plan: UpsamplePlan, report: LayerReport, ctx: BuildContext) -> nn.Module:
     if plan.size is not None:
-        return nn.Upsample(size=plan.size, mode=plan.mode, align_corners=plan.align_corners)
-    return nn.Upsample(scale_factor=plan.scale, mode=plan.mode, align_corners=plan.align_corners)
+        return Upsample(size=plan.size, mode=plan.mode, align_corners=plan.align_corners)
+    return Upsample(scale_factor=plan.scale, mode=plan.mode, align_corners=plan.align_corners)
 
 
 def build_shuffle(plan: ShufflePlan, report: LayerReport, ctx: BuildContext) -> nn.Module:

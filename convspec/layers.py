@@ -61,6 +61,33 @@ class MaxPool1d(nn.MaxPool1d):
         return pooled.squeeze(-2)
 
 
+class Upsample(nn.Upsample):
+    """nn.Upsample whose `nearest` mode exports as PyTorch computes it: (N, C, *S) -> (N, C, *S_out).
+
+    PyTorch's nearest picks source pixel min(floor(i * scale), in - 1), with the float32 scale
+    in / out (or 1 / scale_factor; aten UpSample.h `compute_scales_value`). ONNX Resize divides
+    by out / in instead, which rounds differently: 26 -> 4 picks pixel 12 for 13. Under export
+    the same float32 arithmetic is written out as index gathers, so every runtime picks
+    PyTorch's pixels; eager runs are nn.Upsample's own.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mode != "nearest" or not torch.compiler.is_exporting() or not all(isinstance(n, int) for n in x.shape[2:]):
+            return super().forward(x)  # at a dynamic size the exporter writes Resize (exact for whole factors)
+        dims = x.dim() - 2
+        sizes = self.size if isinstance(self.size, (tuple, list)) else (self.size,) * dims if self.size is not None else None
+        factors = self.scale_factor if isinstance(self.scale_factor, (tuple, list)) else (self.scale_factor,) * dims
+        for axis in range(dims):
+            n = x.shape[2 + axis]
+            if sizes is not None:
+                out, scale = sizes[axis], torch.tensor(n, dtype=torch.float32) / sizes[axis]
+            else:
+                out, scale = int(n * factors[axis]), torch.tensor(1.0 / factors[axis], dtype=torch.float32)
+            index = torch.floor(torch.arange(out, dtype=torch.float32) * scale).to(torch.int64).clamp(max=n - 1)
+            x = x.index_select(2 + axis, index)
+        return x
+
+
 def _single(value: int | tuple[int, ...]) -> int:
     return value if isinstance(value, int) else value[0]
 

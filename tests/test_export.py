@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import convspec
@@ -303,3 +303,18 @@ def test_1d_max_pool_exports_at_a_dynamic_length(ceil_mode, tmp_path):
     model = convspec.build(spec, input_shape=(1, 2, 25))
     x = torch.randn(3, 2, 30)
     assert torch.equal(model(x), torch.nn.functional.max_pool1d(x, 3, 2, ceil_mode=ceil_mode))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(size=st.integers(1, 40), out=st.integers(1, 40))
+@example(size=26, out=4)
+@example(size=10, out=13)
+def test_nearest_upsample_picks_pytorchs_pixels_in_onnxruntime(size, out, tmp_path_factory):
+    # ONNX Resize divides by out/in where PyTorch multiplies by the float32 in/out: 26 -> 4 picks 12 for 13
+    spec = {"input": {"channels": 1, "size": [size]}, "layers": [{"type": "upsample", "mode": "nearest", "size": out}]}
+    path = tmp_path_factory.mktemp("nearest") / "m.onnx"
+    export_onnx(None, spec, path, verify=False)
+    x = np.arange(size, dtype=np.float32).reshape(1, 1, size)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    expected = torch.nn.functional.interpolate(torch.from_numpy(x), size=out, mode="nearest").numpy()
+    np.testing.assert_array_equal(got, expected)
