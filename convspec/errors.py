@@ -72,6 +72,23 @@ class Problem:
         }
 
 
+def in_order(problems: list[Problem]) -> list[Problem]:
+    """Problems by position, one per mistake: the same message at the same place for several layers
+    (a block template's line, used three times) is reported once, with how many more layers it hits."""
+    grouped: dict[tuple, list[Problem]] = {}
+    for problem in problems:
+        key = (problem.message, problem.location) if problem.location.line else (id(problem),)
+        grouped.setdefault(key, []).append(problem)
+    merged = []
+    for same in grouped.values():
+        first = same[0]
+        more = len({p.layer for p in same}) - 1
+        if more:
+            first = Problem(f"{first.message} (and {more} more {'layer' if more == 1 else 'layers'} from the same line)", first.location, first.layer)
+        merged.append(first)
+    return sorted(merged, key=lambda p: (p.location.line or 0, p.location.column or 0))
+
+
 class ConvspecError(Exception):
     """Base of every error convspec raises on purpose. Never shown as a traceback."""
 

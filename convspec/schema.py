@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, PydanticSerializationError, core_schema
 
-from .errors import Location, Problem, SpecError, first_line, quote
+from .errors import Location, Problem, SpecError, first_line, in_order, quote
 from .errors import did_you_mean as _did_you_mean
 from .geometry import PAD_MODES
 from .limits import FLOAT32_MAX, INT_LIMIT, float32_problem
@@ -143,7 +143,9 @@ def _padding(value: Any) -> int | list[int] | list[list[int]] | str:
     if isinstance(value, str):
         if value in PADDING_WORDS:
             return value
-        raise _fail(f"must be {_PADDING_FORMS}, not {quote(value)}{_did_you_mean(value, PADDING_WORDS)}")
+        tensorflow = {"SAME": "same_upper", "VALID": "valid"}  # TensorFlow/Keras spell them upper-case
+        hint = f" (TensorFlow's {value} is {tensorflow[value]!r})" if value in tensorflow else _did_you_mean(value, PADDING_WORDS)
+        raise _fail(f"must be {_PADDING_FORMS}, not {quote(value)}{hint}")
     if isinstance(value, list) and any(isinstance(v, list) for v in value):
         return _padding_pairs(value)
     return _int_or_list(value, 0)
@@ -243,17 +245,26 @@ DropProbability = Annotated[
 ]
 
 
-def _enum(name: str, choices: tuple[str, ...]):
+# Other names for the same functions (timm's, Keras', papers'): the hint gives convspec's.
+ACTIVATION_SYNONYMS = {
+    "swish": "silu", "lrelu": "leaky_relu", "leaky": "leaky_relu", "hswish": "hardswish", "h_swish": "hardswish",
+    "hard_swish": "hardswish", "hsigmoid": "hardsigmoid", "h_sigmoid": "hardsigmoid", "hard_sigmoid": "hardsigmoid",
+}  # fmt: skip
+
+
+def _enum(name: str, choices: tuple[str, ...], synonyms: dict[str, str] | None = None):
     def check(value: Any) -> str:
         if isinstance(value, str) and value in choices:
             return value
         hint = _did_you_mean(value, choices) if isinstance(value, str) else ""
+        if isinstance(value, str) and synonyms and value.lower() in synonyms:
+            hint = f" (convspec calls it {synonyms[value.lower()]!r})"
         raise _fail(f"{_describe(value)} is not a known {name}{hint}; choose one of: {', '.join(choices)}")
 
     return Annotated[str, PlainValidator(check), WithJsonSchema({"enum": list(choices)})]
 
 
-ActName = _enum("activation", ACTIVATIONS)
+ActName = _enum("activation", ACTIVATIONS, ACTIVATION_SYNONYMS)
 NormName = _enum("norm", NORMS)
 PaddingMode = _enum("padding_mode", PADDING_MODES)
 PoolOp = _enum("pool op", ("max", "avg"))
@@ -646,6 +657,11 @@ class StageSpec(_Model):
 class SeparableLayer(ConvCommon):
     """Depthwise-separable: a depthwise conv, then a pointwise conv (norm/act apply after the pointwise)."""
 
+    key_hints: ClassVar[dict[str, str]] = {
+        "groups": "a separable conv's depthwise stage has one group per input channel and its pointwise stage is dense; "
+        "for a grouped conv use `type: group`",
+    }
+
     type: Literal["separable"]
     out_channels: PosInt = Field(description=OUT_CHANNELS)
     kernel_size: IntOrList = Field(description=KERNEL_SIZE)
@@ -993,6 +1009,8 @@ class Spec(_Model):
     _broken_layers: frozenset = PrivateAttr(default_factory=frozenset)
     # Of those, the ones traced without their wrong keys: path -> "exact" or "spatial" (sizes unknown).
     _repaired_layers: dict = PrivateAttr(default_factory=dict)
+    # Names the schema refused (a keyword, say): already reported, so `from` or `outputs` naming one is quiet.
+    _rejected_names: frozenset = PrivateAttr(default_factory=frozenset)
 
     @property
     def source(self) -> Source:
@@ -1116,9 +1134,11 @@ def _problem_from_error(error: dict, data: Any, source: Source, path: tuple) -> 
         tag = ctx.get("tag")
         if kind == "union_tag_not_found":
             return Problem("missing required key `type` (the layer kind)", source.locate(path), label)
-        hint = _did_you_mean(str(tag), LAYER_MODELS)
+        hint = _did_you_mean(str(tag), LAYER_MODELS) if isinstance(tag, str) else ""
         if not hint:
             hint = f"; kinds: {', '.join(LAYER_MODELS)}"
+        if not isinstance(tag, str):
+            return Problem(f"`type` must be a layer kind (a string), not {_describe(tag)}{hint}", source.locate(path + ("type",)), label)
         return Problem(f"unknown layer type {quote(tag)}{hint}", source.locate(path + ("type",)), label)
     if kind == "alias_conflict":
         return Problem(error["msg"], source.locate(path + (ctx["short"],)), label)
@@ -1181,8 +1201,7 @@ def parse_spec(data: Any, source: Source | None = None, file: str = "<dict>") ->
             key = path[len(layer_path)] if len(path) > len(layer_path) else None
             wrong_keys.setdefault(layer_path, set()).add(key if error["type"] != "missing" else None)
     if problems:
-        problems = _drop_missing_explained_by_typos(problems)
-        problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
+        problems = in_order(_drop_missing_explained_by_typos(problems))
         failure = SpecError(problems)
         failure.partial = _partial_spec(data, broken, source, wrong_keys)
         raise failure from None
@@ -1197,6 +1216,7 @@ def _drop_missing_explained_by_typos(problems: list[Problem]) -> list[Problem]:
         for p in problems
         if (match := re.search(r"did you mean '(\w+)'\?|convspec calls it `(\w+)`", p.message)) and p.message.startswith("unknown key")
     }
+    suggested |= {(layer, full) for layer, key in suggested for full in KEY_ALIASES.get(key, ())}  # `outt` -> `out`
     return [
         p
         for p in problems
@@ -1230,7 +1250,8 @@ def _partial_spec(data: dict, broken: set[tuple], source: Source, wrong_keys: di
         return None
     outermost = {p for p in broken if not any(p[: i] in broken for i in range(1, len(p)))}
     repaired: dict[tuple, str] = {}
-    lenient = _replace_layers(data, (), outermost, wrong_keys, repaired)
+    rejected: set[str] = set()
+    lenient = _replace_layers(data, (), outermost, wrong_keys, repaired, rejected)
     try:
         spec = Spec.model_validate(lenient)
     except ValidationError:
@@ -1238,6 +1259,7 @@ def _partial_spec(data: dict, broken: set[tuple], source: Source, wrong_keys: di
     spec._source = source
     spec._broken_layers = frozenset(outermost)
     spec._repaired_layers = dict(repaired)
+    spec._rejected_names = frozenset(rejected)
     return spec
 
 
@@ -1274,22 +1296,29 @@ def _repair(node: Any, keys: set) -> tuple[dict, str] | None:
     return repaired, "exact" if None not in intents and intents <= SHAPE_NEUTRAL_KEYS else "spatial"
 
 
-def _replace_layers(node: Any, path: tuple, broken: set[tuple], wrong_keys: dict[tuple, set], repaired: dict[tuple, str]) -> Any:
+def _replace_layers(
+    node: Any, path: tuple, broken: set[tuple], wrong_keys: dict[tuple, set], repaired: dict[tuple, str], rejected: set[str]
+) -> Any:
     if path in broken:
         fixed = _repair(node, wrong_keys.get(path, {None}))
+        name = node.get("name") if isinstance(node, dict) else None
+        if fixed is not None and isinstance(name, str) and "name" not in fixed[0]:
+            rejected.add(name)
         if fixed is not None:
             repaired[path] = fixed[1]
             return fixed[0]
         name = node.get("name") if isinstance(node, dict) else None
+        if isinstance(name, str) and layer_name_problem(name) is not None:
+            rejected.add(name)  # reported; a `from` or `outputs` naming it is not a second mistake
         kind = node.get("type") if isinstance(node, dict) else None
         if name is None and isinstance(kind, str) and NAME_PATTERN.fullmatch(kind):
             name = f"{kind}_{path[-1]}"  # the default name the layer would have had, so `from` still finds it
         valid_name = isinstance(name, str) and layer_name_problem(name) is None
         return {"type": "identity", **({"name": name} if valid_name else {})}
     if isinstance(node, dict):
-        return {k: _replace_layers(v, path + (k,), broken, wrong_keys, repaired) for k, v in node.items()}
+        return {k: _replace_layers(v, path + (k,), broken, wrong_keys, repaired, rejected) for k, v in node.items()}
     if isinstance(node, list):
-        return [_replace_layers(v, path + (i,), broken, wrong_keys, repaired) for i, v in enumerate(node)]
+        return [_replace_layers(v, path + (i,), broken, wrong_keys, repaired, rejected) for i, v in enumerate(node)]
     return node
 
 

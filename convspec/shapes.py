@@ -580,16 +580,18 @@ def rule_transposed(layer: TracedLayer, inputs: list[Value]) -> Traced:
         if model.output_padding != 0:
             layer.error("output_padding", "`padding: same` chooses output_padding itself; drop `output_padding`")
         pairs = [transposed_same_padding(k, s, d) for k, s, d in zip(kernel, stride, dilation)]
+        missing: dict[tuple, list[str]] = {}  # (kernel, stride, dilation) -> dims: one message per mistake
         for axis, pair in enumerate(pairs):
             if pair is None:
-                k, s_, d = kernel[axis], stride[axis], dilation[axis]
-                nearby = [c for c in (k + 1, k - 1, k + 2) if c >= 1 and transposed_same_padding(c, s_, d) is not None]
-                hint = f"kernel_size {nearby[0]} would" if nearby else "give padding and output_padding explicitly"
-                layer.error(
-                    "padding",
-                    f"no padding gives out = in x stride (with any valid output_padding) for kernel {k}, stride {s_}, dilation {d} "
-                    f"in {DIM_NAMES[dims][axis]}; {hint}",
-                )
+                missing.setdefault((kernel[axis], stride[axis], dilation[axis]), []).append(DIM_NAMES[dims][axis])
+        for (k, s_, d), dims_ in missing.items():
+            nearby = [c for c in (k + 1, k - 1, k + 2) if c >= 1 and transposed_same_padding(c, s_, d) is not None]
+            hint = f"kernel_size {nearby[0]} would, " if nearby else ""
+            layer.error(
+                "padding",
+                f"no padding gives out = in x stride (with any valid output_padding) for kernel {k}, stride {s_}, dilation {d} "
+                f"in {' and '.join(dims_)}; {hint}or `padding: same_lower` crops the output to in x stride",
+            )
         if layer.failed:
             raise LayerFailed
         crops = tuple((p, p) for p, _ in pairs)
@@ -739,10 +741,15 @@ def rule_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
     stride = layer.per_dim("stride", model.stride) if model.stride is not None else kernel
     padding = layer.per_dim("padding", model.padding)
     out_spatial: list[int | None] = []
+    too_much = [(DIM_NAMES[dims][axis], p, k) for axis, (k, p) in enumerate(zip(kernel, padding)) if p > k // 2]
+    if too_much:  # one message for the layer
+        groups: dict[tuple, list[str]] = {}
+        for dim, p, k in too_much:
+            groups.setdefault((p, k), []).append(dim)
+        text = "; ".join(f"padding {p} in {' and '.join(dims_)} must be at most half the kernel ({k // 2})" for (p, k), dims_ in groups.items())
+        layer.error("padding", f"{text}, as PyTorch requires")
     for axis, (size, k, s, p) in enumerate(zip(value.spatial, kernel, stride, padding)):
         dim = DIM_NAMES[dims][axis]
-        if p > k // 2:
-            layer.error("padding", f"padding {p} in {dim} must be at most half the kernel ({k // 2}), as PyTorch requires")
         if size is None:
             pass
         elif size + 2 * p < k:
@@ -918,10 +925,15 @@ def rule_add(layer: TracedLayer, inputs: list[Value]) -> Traced:
     first = inputs[0]
     for name, value in zip(layer.model.sources[1:], inputs[1:]):
         if not _compatible(first.shape, value.shape):
-            layer.fail(
+            layer.error(
                 "from",
                 f"add needs equal shapes, but {layer.model.sources[0]!r} gives {list(first.shape)} and {name!r} gives {list(value.shape)}",
             )
+            same_rank = all(len(v.shape) == len(first.shape) and v.flat == first.flat for v in inputs)
+            if same_rank and len({v.shape[1] for v in inputs}) == 1:  # the channels agree: only the sizes are unknown
+                spatial = len(first.spatial)
+                raise LayerFailed(Value((*first.shape[:2], *(None,) * spatial), first.rf, (None,) * spatial, first.flat))
+            raise LayerFailed
     rf, jump = _merge_rf(inputs)
     shape = tuple(next((x for x in dim if x is not None), None) for dim in zip(*(v.shape for v in inputs)))
     return Traced(Value(shape, rf, jump, first.flat), plan=JoinPlan("add", act_plan(layer.model.act)))
@@ -982,11 +994,15 @@ def rule_concat(layer: TracedLayer, inputs: list[Value]) -> Traced:
     names = layer.model.sources
     for name, value in zip(names[1:], inputs[1:]):
         if value.flat != first.flat or not _compatible(first.shape[2:], value.shape[2:]) or len(first.shape) != len(value.shape):
-            layer.fail(
+            layer.error(
                 "from",
                 f"concat joins along channels, so all other dims must agree, but {names[0]!r} gives {list(first.shape)} "
                 f"and {name!r} gives {list(value.shape)}",
             )
+            if not first.flat and all(len(v.shape) == len(first.shape) and not v.flat for v in inputs):
+                spatial = len(first.spatial)  # the channels still add up; the sizes are unknown
+                raise LayerFailed(Value((first.shape[0], sum(v.shape[1] for v in inputs), *(None,) * spatial), first.rf, (None,) * spatial))
+            raise LayerFailed
     channels = None if any(v.shape[1] is None for v in inputs) else sum(v.shape[1] for v in inputs)
     rf, jump = _merge_rf(inputs)
     spatial = tuple(next((x for x in dim if x is not None), None) for dim in zip(*(v.shape[2:] for v in inputs)))
@@ -1047,10 +1063,11 @@ def rule_residual(layer: TracedLayer, inputs: list[Value]) -> Traced:
         hint = ""
         if not model.shortcut:
             hint = "; add a `shortcut` (e.g. a pointwise conv with the right out_channels and stride) to match"
-        layer.fail(
+        layer.error(
             "layers",
             f"the residual branch gives {list(main.shape)} but the shortcut gives {list(shortcut.shape)}; they must be equal{hint}",
         )
+        raise LayerFailed(main)  # the branch is what the layers compute; the layers after are checked on it
     rf, jump = _merge_rf([main, shortcut])
     return _sum_children(Value(main.shape, rf, jump, main.flat), children, ContainerPlan(act_plan(model.act), model.drop_path))
 

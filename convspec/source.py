@@ -10,6 +10,7 @@ a location, never a traceback.
 
 from __future__ import annotations
 
+import re
 import numbers
 import operator
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
 }
+_STR_TAG, _FLOAT_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:float"
+# YAML 1.2 core schema floats that YAML 1.1 leaves as text: an exponent without a dot (`1e-3`, `5E+2`)
+_YAML12_FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+")
 
 
 _TEXT_TAGS = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
@@ -262,6 +266,10 @@ class _Reader:
         tag = event.tag
         if tag is None or tag == "!":
             tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+            if tag == _STR_TAG and not event.style and _YAML12_FLOAT.fullmatch(event.value):  # plain, not quoted
+                # `1e-3`: a float in YAML 1.2 (and JSON), text in PyYAML's YAML 1.1 (which wants `1.0e-3`)
+                self._scalars[key] = result = (_FLOAT_TAG, float(event.value), None)
+                return result
         value, error = event.value, None  # `2020-01-01` or `=`: YAML 1.1 resolves these implicitly; a spec wants the text
         if tag in _STANDARD_TAGS:
             node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)

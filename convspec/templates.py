@@ -313,7 +313,7 @@ class _Expander:
             self._problem("missing required key `block` (the name of a template in `blocks:`)", use, path)
             return None
         if not isinstance(block.value, str):
-            self._problem(f"`block` must be the name of a template in `blocks:`, not {quote(block.value)}", block, path)
+            self._problem(f"`block` must be the name of a template in `blocks:`, not {quote(_plain(block))}", block, path)
             return None
         name = block.value
         template = self.templates.get(name)

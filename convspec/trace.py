@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from .errors import CloseNames, InputError, Problem, SpecError, listing, quote, shorten
+from .errors import CloseNames, InputError, Problem, SpecError, in_order, listing, quote, shorten
 from .kinds import Kind, registry
 from .limits import INT_LIMIT, describe_number, exact_int, whole_text
 from .schema import LayerBase, Spec
@@ -78,6 +78,8 @@ class _Scope:
         return f"{quote(source)}: {quote(base)} is not a split, so it has no parts; use `from: {shorten(base)}`"
 
     def _unknown(self, layer: TracedLayer, index: int, source: str) -> None:
+        if source.partition(".")[0] in layer.ctx.spec._rejected_names:
+            return  # a name the schema refused: reported there
         if self._all_names is None:
             self._all_names = {layer_name(m, i) for i, m in enumerate(self.layers)}
         if source.partition(".")[0] in self._all_names:  # not among the earlier names (`values`), so at or after
@@ -89,6 +91,25 @@ class _Scope:
             self._hints.update(reversed(list(islice(reversed(self.values), len(self.values) - len(self._hints)))))
         hint = self._hints.did_you_mean(source) or f"; earlier names in this list: {listing(self.values, last=True)}"
         layer.error("from", f"no layer named {quote(source)} before this one in the same list{hint}")
+
+
+def _assumed_after_failure(kind: Kind, model: LayerBase, inputs: list[Value | None]) -> Value | None:
+    """What a failed one-input layer whose rule assumed nothing still says of its output: sizes unknown,
+    channels from its own keys (`out_channels`, `multiplier`) or else its input's, features if it is linear.
+    None for joins, containers, splits and flatten, whose output its keys do not give."""
+    if kind.many_inputs or kind.child_lists or kind.parts is not None or len(inputs) != 1 or inputs[0] is None:
+        return None
+    value = inputs[0]
+    fields = type(model).model_fields
+    if "out_features" in fields:
+        return Value((value.shape[0], model.out_features), value.rf, value.jump, flat=True)
+    if value.flat or model.type == "flatten":
+        return None
+    channels = model.out_channels if "out_channels" in fields else None
+    if channels is None and "multiplier" in fields:
+        channels = value.channels * model.multiplier
+    spatial = len(value.spatial)
+    return Value((value.shape[0], channels or value.channels, *(None,) * spatial), value.rf, (None,) * spatial)
 
 
 def _run_rule(kind: Kind, layer: TracedLayer, inputs: list[Value]) -> tuple[Traced | None, Value | None]:
@@ -140,6 +161,8 @@ def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceCon
                 traced, output = _run_rule(kind, layer, inputs)  # type: ignore[arg-type]
             if traced is not None:
                 output = traced.value
+            elif output is None:
+                output = _assumed_after_failure(kind, model, inputs)
             if repair == "spatial" and output is not None:
                 output = Value((output.shape[0], output.shape[1], *(None,) * len(output.spatial)), output.rf, (None,) * len(output.jump), output.flat)
                 traced = None
@@ -229,11 +252,15 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
     names = {report.name: report for report in layers}
     outputs: dict[str, tuple | None] = {}
     hints = None
+    listed: set[str] = set()
     for index, name in enumerate(spec.output_names or [layers[-1].name]):
-        if name in outputs:  # one graph output per name: ONNX outputs are named and unique
+        if name in listed:  # one graph output per name: ONNX outputs are named and unique
             path = ("outputs", index)
             problems.append(Problem(f"`outputs` lists {name!r} twice; list each layer once", spec.source.locate(path)))
             continue
+        listed.add(name)
+        if name in spec._rejected_names:
+            continue  # a name the schema refused: reported there
         if name not in names:
             hints = hints or CloseNames(names)
             path = ("outputs", index) if isinstance(spec.outputs, list) else ("outputs",)
@@ -245,8 +272,7 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
             problems.append(Problem(f"`outputs` names the split {quote(name)}; name a layer that reads its parts", spec.source.locate(path)))
             continue
         outputs[name] = names[name].output_shape
-    problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
-    return Report(spec, shape, layers, outputs, problems)
+    return Report(spec, shape, layers, outputs, in_order(problems))
 
 
 def load_and_check(spec: Any, input_shape: tuple[int, ...] | None = None, require_size: bool = True) -> Report:
@@ -270,8 +296,7 @@ def _load_and_check(spec: Any, input_shape: tuple[int, ...] | None, require_size
             raise err from None
         known = set(err.problems)
         problems = list(err.problems) + [p for p in shape_problems if p not in known]
-        problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
-        raise SpecError(problems) from None
+        raise SpecError(in_order(problems)) from None
     return check_spec(parsed, input_shape, require_size)
 
 

@@ -187,3 +187,97 @@ layers:
 """
     (found,) = problems(spec)
     assert found.startswith("<string>:7:") and "the layers inside 'encoder' are not visible outside it" in found
+
+
+# ---------------------------------------------------------------- layers that fail without a shape of their own
+
+
+AFTER = "  - {name: later, type: conv, out: 8, kernel: 3, groups: 3}\n"  # a mistake that needs only the channels
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [
+        "  - {type: conv, out: 8, kernel: 3, stride: [2, 2, 2]}\n",  # a per-dim list of the wrong length
+        "  - {type: shuffle, groups: 3}\n",
+        "  - {type: upsample, scale: 2, mode: linear}\n",  # linear is for 1-D
+        "  - {type: transposed, out: 8, kernel: 2, stride: 1, padding: same}\n",
+        "  - {type: fixed, filter: nope}\n",
+        "  - {type: pool, op: max, kernel: 2, padding: 2}\n",
+        "  - {name: a, type: conv, out: 8, kernel: 3, padding: 1}\n  - {name: b, type: conv, out: 8, kernel: 3, from: input}\n"
+        "  - {type: add, from: [a, b]}\n",
+        "  - {name: a, type: conv, out: 4, kernel: 3, padding: 1}\n  - {name: b, type: conv, out: 4, kernel: 3, from: input}\n"
+        "  - {type: concat, from: [a, b]}\n",
+        "  - type: residual\n    layers: [{type: conv, out: 16, kernel: 3, padding: 1}]\n",
+    ],
+)
+def test_a_layer_after_a_failed_one_is_still_checked(failing):
+    found = problems("input: {channels: 8, size: [16, 16]}\nlayers:\n" + failing + AFTER)
+    later = [p for p in found if "'later'" in p]
+    assert len(later) == 1 and "groups=3 does not divide" in later[0], found
+    assert len(found) == 2, found  # the failing layer's one mistake, and the later one
+
+
+def test_a_refused_name_is_not_reported_again_where_it_is_read():
+    spec = """\
+input: {channels: 3, size: [8, 8]}
+layers:
+  - {name: class, type: conv, out: 4, kernel: 3}
+  - {name: def, type: conv, out: 4, kernel: 3, from: input}
+  - {name: total, type: add, from: [class, def]}
+outputs: [total, class]
+"""
+    found = problems(spec)
+    assert [p.split(":")[1] for p in found] == ["3", "4"], found
+
+
+def test_a_template_mistake_used_three_times_is_one_line():
+    spec = """\
+input: {channels: 8, size: [8, 8]}
+blocks:
+  unit:
+    params: {out: 8}
+    type: conv
+    out: $out
+    kernel: 3
+    padding: 1
+    act: Relu
+layers:
+  - {name: u1, type: use, block: unit}
+  - {name: u2, type: use, block: unit}
+  - {name: u3, type: use, block: unit}
+"""
+    (found,) = problems(spec)
+    assert "did you mean 'relu'?" in found and found.endswith("(and 2 more layers from the same line)")
+
+
+@pytest.mark.parametrize(
+    "layer, hint",
+    [
+        ({"type": "conv", "out": 4, "kernel_size": 3, "padding": "SAME"}, "TensorFlow's SAME is 'same_upper'"),
+        ({"type": "act", "fn": "swish"}, "convspec calls it 'silu'"),
+        ({"type": "act", "fn": "lrelu"}, "convspec calls it 'leaky_relu'"),
+        ({"type": "separable", "out": 4, "kernel_size": 3, "groups": 2}, "use `type: group`"),
+        ({"type": "transposed", "out": 4, "kernel": 2, "stride": 1, "padding": "same"}, "`padding: same_lower`"),
+        ({"type": "use", "block": ["a"]}, "not ['a']"),
+    ],
+)
+def test_more_hints_that_point_the_right_way(layer, hint):
+    found = one_layer(layer)
+    assert len(found) == 1 and hint in found[0], found
+
+
+def test_a_typo_of_an_aliased_required_key_is_one_problem():
+    found = one_layer({"type": "conv", "outt": 4, "kernel": 3})
+    assert len(found) == 1 and "did you mean 'out'?" in found[0], found
+
+
+def test_numbers_with_an_exponent_and_no_dot_are_numbers():
+    # YAML 1.1 (PyYAML) reads 1e-3 as text; YAML 1.2 and JSON as a number: people write it
+    report = convspec.check(
+        "input: {channels: 3, size: [8, 8]}\nbatch_norm: {eps: 1e-3, momentum: 1E-2}\n"
+        "layers:\n  - {type: conv, out: 4, kernel: 3, norm: batch, eps: 1e-5}\n  - {type: dropout, p: 5e-1}\n"
+        "  - {type: act, fn: relu, name: 'e5'}\n"
+    )
+    assert report.valid and report.spec.layers[0].eps == 1e-5 and report.spec.layers[1].p == 0.5
+    assert report.spec.batch_norm.eps == 1e-3
