@@ -1012,6 +1012,13 @@ class Spec(_Model):
     # Names the schema refused (a keyword, say): already reported, so `from` or `outputs` naming one is quiet.
     _rejected_names: frozenset = PrivateAttr(default_factory=frozenset)
 
+    @field_validator("outputs")
+    @classmethod
+    def _outputs_name_something(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value == []:
+            raise _fail("`outputs: []` names no output; omit `outputs` to return the last layer, or name the layers to return")
+        return value
+
     @property
     def source(self) -> Source:
         return self._source

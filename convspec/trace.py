@@ -148,7 +148,8 @@ def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceCon
             )
         inputs = scope.inputs(layer, index, sources)
         if len(sources) > 1 and not kind.many_inputs:
-            layer.error("from", f"a {model.type} layer takes one input, but `from` names {len(sources)}; join them with add or concat first")
+            article = "an" if model.type[0] in "aeiou" else "a"
+            layer.error("from", f"{article} {model.type} layer takes one input, but `from` names {len(sources)}; join them with add, concat or mul first")
         # invalid in the schema (already reported): traced without its wrong keys where that is
         # sound ("exact"; "spatial" when the sizes cannot be trusted), else a stand-in with no output
         broken = layer_path in broken_layers
