@@ -33,7 +33,7 @@ from ._version import __version__
 from .checkpoint import load_weights_file, spec_text
 from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_writable
-from .geometry import pool_output_size
+from .geometry import onnx_ceil_pool
 from .kinds import ExportTarget, registry
 from .limits import exact_int, flag_argument, number_argument, path_argument, whole_argument
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
@@ -239,14 +239,13 @@ def _honour_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     return proto
 
 
-def _floor_mode_where_ceil_changes_nothing(proto: onnx.ModelProto, opset: int) -> None:
-    """Write ceil_mode=0 on pools where PyTorch's ceil mode gives floor mode's windows.
+def _pools_as_pytorch_computes(proto: onnx.ModelProto, opset: int) -> None:
+    """Rewrite ceil_mode pools so that opsets before 22 mean PyTorch's windows (`geometry.onnx_ceil_pool`).
 
-    PyTorch drops a ceil-mode window that would start inside the right padding; MaxPool and
-    AveragePool before opset 22 keep it (onnx/onnx#5711), so such a node would mean one more
-    output in those opsets. Where the dropped window was the only one ceil mode added (every
-    case at a fixed size but a pool whose dims need both), floor mode is the same pool,
-    exactly, in every opset. Sizes come from the exporter's value_info (PyTorch's shapes).
+    Floor mode where ceil mode adds no window PyTorch keeps; floor mode with the needed windows
+    padded in at the end of a max pool where one dim drops the window and another needs it. Sizes
+    come from the exporter's value_info (PyTorch's shapes); pools the rewrite cannot express were
+    refused before the export (the pool kind's export limit).
     """
     if opset >= 22:
         return
@@ -267,11 +266,18 @@ def _floor_mode_where_ceil_changes_nothing(proto: onnx.ModelProto, opset: int) -
         if len(spatial) != n or None in spatial or pads[:n] != pads[n:]:
             continue  # a dynamic size keeps ceil_mode (refused below opset 22 where a window can be dropped)
         effective = [d * (k - 1) + 1 for k, d in zip(kernel, dilations)]
-        if all(
-            pool_output_size(size, k, s, p, True) == pool_output_size(size, k, s, p, False)
-            for size, k, s, p in zip(spatial, effective, strides, pads[:n])
-        ):
-            attributes["ceil_mode"].i = 0
+        way = onnx_ceil_pool(spatial, effective, strides, pads[:n])
+        if way is None or (any(way[1]) and node.op_type != "MaxPool"):
+            continue
+        ceil_mode, extra = way
+        attributes["ceil_mode"].i = int(ceil_mode)
+        if any(extra):
+            new_pads = pads[:n] + [p + e for p, e in zip(pads[n:], extra)]
+            if "pads" in attributes:
+                del attributes["pads"].ints[:]
+                attributes["pads"].ints.extend(new_pads)
+            else:
+                node.attribute.append(onnx.helper.make_attribute("pads", new_pads))
 
 
 def _layer_paths(report: Report) -> set[str]:
@@ -477,7 +483,7 @@ def export_onnx(
                                   f"{' (rerun with --verbose for its log, --debug for the traceback)' if not verbose else ''}") from err
         proto = program.model_proto
         proto = _honour_opset(proto, opset)
-        _floor_mode_where_ceil_changes_nothing(proto, opset)
+        _pools_as_pytorch_computes(proto, opset)
         _name_nodes(proto, _layer_paths(report))
         _add_metadata(proto, parsed, opset)
         counts = _node_counts(proto)
@@ -529,8 +535,8 @@ def export_onnx(
 def _check_model(path: Path, proto: onnx.ModelProto, report: Report, dynamic_spatial: bool) -> None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
-    except onnx.checker.ValidationError as err:
-        raise ExportError(f"the ONNX checker rejects the exported model: {first_line(err)}") from None
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        raise ExportError(f"the ONNX checker rejects the exported model: {first_line(err, 300)}") from None
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
     except onnx.shape_inference.InferenceError as err:

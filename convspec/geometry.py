@@ -12,6 +12,7 @@ strides and dilations are tuples of ints, one per spatial dim.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 Pads = tuple[tuple[int, int], ...]
@@ -177,6 +178,35 @@ def adaptive_widest_window(size: int, out: int) -> int:
     out - gcd(size, out).
     """
     return -(-(size + out - math.gcd(size, out)) // out)
+
+
+def onnx_ceil_pool(
+    sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int]
+) -> tuple[bool, tuple[int, ...]] | None:
+    """How MaxPool / AveragePool before opset 22 get PyTorch's ceil_mode windows at these input sizes.
+
+    Returns (ceil_mode, extra padding at the end of each dim), or None when they cannot. Before
+    opset 22 ONNX keeps a ceil-mode window that starts in the right padding, which PyTorch drops
+    (onnx/onnx#5711). Where every dim either drops it or has none, floor mode is the same pool;
+    where none drops it, ceil mode is; where one dim drops it and another needs it, floor mode
+    with the needed windows padded in at the end is (exact for max pooling, which ignores
+    padding), as long as that padding stays below the kernel, as onnxruntime requires.
+    """
+    torch_out = [pool_output_size(n, k, s, p, True) for n, k, s, p in zip(sizes, kernel, stride, padding)]
+    floor_out = [pool_output_size(n, k, s, p, False) for n, k, s, p in zip(sizes, kernel, stride, padding)]
+    kept_out = [-(-(n + 2 * p - k) // s) + 1 for n, k, s, p in zip(sizes, kernel, stride, padding)]
+    none = (0,) * len(sizes)
+    if torch_out == floor_out:
+        return False, none
+    if torch_out == kept_out:
+        return True, none
+    extra = tuple(
+        (t - 1) * s + k - (n + 2 * p) if t > f else 0
+        for t, f, n, k, s, p in zip(torch_out, floor_out, sizes, kernel, stride, padding)
+    )
+    if any(e and p + e >= k for e, k, p in zip(extra, kernel, padding)):
+        return None
+    return False, extra
 
 
 def pool_ceil_may_drop(kernel: int, stride: int, padding: int) -> bool:

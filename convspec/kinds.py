@@ -30,7 +30,7 @@ from typing import Any
 
 from . import schema as S
 from . import shapes
-from .geometry import norm_buffers, pool_ceil_may_drop
+from .geometry import norm_buffers, onnx_ceil_pool, pool_ceil_may_drop
 from .plans import ConvPlan, DynamicPlan, FixedPlan, NormPlan, SeparablePlan
 
 # Colours in drawings: (fill, stroke).
@@ -83,7 +83,19 @@ def _pool_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tupl
     # (onnx/onnx#5711); PyTorch drops it. At a fixed size the plan has ceil_mode only where no window
     # is dropped; at a dynamic size some sizes would differ in runtimes that follow the old spec.
     plan = report.plan
-    if not (plan.ceil_mode and target.dynamic_spatial and target.opset < 22):
+    if not (plan.ceil_mode and target.opset < 22):
+        return None
+    if not target.dynamic_spatial:
+        sizes = report.input_shapes[0][2:] if report.input_shapes else ()
+        if None in sizes or not sizes:
+            return None
+        way = onnx_ceil_pool(sizes, plan.kernel_size, plan.stride, plan.padding)
+        if way is None or (plan.op == "avg" and any(way[1])):
+            return "ceil_mode", (
+                f"ceil_mode at input {list(sizes)} drops PyTorch's last window in one dim and needs it in another; "
+                f"before opset 22 ONNX cannot say both for {'this average pool' if plan.op == 'avg' else 'this pool'} "
+                f"(onnxruntime follows the opset); export with --opset 22, or change the padding or the input size"
+            )
         return None
     if any(pool_ceil_may_drop(k, s, p) for k, s, p in zip(plan.kernel_size, plan.stride, plan.padding)):
         return "ceil_mode", (

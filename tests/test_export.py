@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import convspec
 from convspec import cli as cli_module
 from convspec.export import DEFAULT_OPSET, export_onnx
+from convspec.geometry import onnx_ceil_pool
 from convspec.kinds import ExportTarget, registry
 from strategies import specs
 
@@ -57,7 +58,7 @@ def test_random_specs_export_and_verify(data, tmp_path_factory):
     if limited:  # a restriction of the runtime, refused before exporting with the layer's location
         with pytest.raises(convspec.ExportError) as refused:
             export_onnx(None, definition, out)
-        assert "onnxruntime" in str(refused.value) and not out.exists()
+        assert "layers[" in str(refused.value) and "onnxruntime" in str(refused.value) and not out.exists()  # located, and why
         return
     result = export_onnx(None, definition, out)
     assert all(c.ok for c in result.checks)
@@ -318,3 +319,27 @@ def test_nearest_upsample_picks_pytorchs_pixels_in_onnxruntime(size, out, tmp_pa
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     expected = torch.nn.functional.interpolate(torch.from_numpy(x), size=out, mode="nearest").numpy()
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+@pytest.mark.parametrize("size, kernel, padding", [([8, 12], 3, 1), ([7, 9], 4, 2), ([9, 9], 4, 2), ([24], 3, 1)])
+def test_ceil_mode_pools_export_or_are_refused_where_dims_disagree(op, size, kernel, padding, tmp_path):
+    # 8 with padding 1 drops PyTorch's last window, 12 needs it: a max pool pads it in at the end
+    # (max ignores padding); an average pool would count that padding, so it is refused below opset 22
+    spec = {"input": {"channels": 1, "size": size}, "layers": [{"type": "pool", "op": op, "kernel_size": kernel, "padding": padding, "ceil_mode": True}]}
+    report = convspec.check(spec)
+    way = onnx_ceil_pool(size, [kernel] * len(size), [kernel] * len(size), [padding] * len(size))
+    out = tmp_path / "m.onnx"
+    if way is None or (op == "avg" and any(way[1])):
+        with pytest.raises(convspec.ExportError) as refused:
+            export_onnx(None, spec, out)
+        assert "--opset 22" in str(refused.value) and "layers[0]" in str(refused.value) and not out.exists()
+        result = export_onnx(None, spec, out, opset=22)
+    else:
+        result = export_onnx(None, spec, out)
+    assert all(c.ok for c in result.checks)
+    assert report.layers[0].output_shape[2:] == tuple(
+        torch.nn.functional.max_pool2d(torch.zeros(1, 1, *size[-2:]) if len(size) == 2 else torch.zeros(1, 1, 1, size[0]),
+                                       kernel if len(size) == 2 else (1, kernel), ceil_mode=True,
+                                       padding=padding if len(size) == 2 else (0, padding)).shape[-len(size):]
+    )
