@@ -6,6 +6,7 @@ The public API:
     report = convspec.check(spec)                   # shapes, params, MACs, receptive fields
     model = convspec.build(spec)                    # torch.nn.Module
     convspec.export_onnx(model, spec, "net.onnx")   # verified ONNX
+    convspec.verify_onnx("net.onnx", spec)          # re-verify a file (one another tool changed, say)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # torch is imported only when a model is built
     from .builder import build
     from .checkpoint import load_checkpoint, save_checkpoint
     from .export import export_onnx
+    from .verify import verify_onnx
 
 __all__ = [
     "__version__",
@@ -29,6 +31,7 @@ __all__ = [
     "check",
     "build",
     "export_onnx",
+    "verify_onnx",
     "save_checkpoint",
     "load_checkpoint",
     "json_schema",
@@ -42,7 +45,10 @@ __all__ = [
     "ExportError",
 ]
 
-_LAZY = {"build": "builder", "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "export_onnx": "export"}
+_LAZY = {
+    "build": "builder", "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "export_onnx": "export",
+    "verify_onnx": "verify",
+}  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

@@ -22,6 +22,7 @@ from .budget import enforce_budget
 from .errors import InputError
 from .export import _example_shape, export_onnx
 from .limits import batches_argument, number_argument, seed_argument, whole_argument
+from .verify import session_options
 from .shapes import Report
 from .trace import check_spec, load_and_check, parse_input_shape
 
@@ -127,11 +128,9 @@ def bench(
             export_onnx(model, parsed, onnx_path, input_shape=input_shape, verify=True, report=report)
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = session_options()  # all graph optimisations, onnxruntime's own log silenced
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         # Idle onnxruntime workers spin for a while after each run, stealing the cores from the eager
         # block that follows; without spinning every engine gets the machine to itself.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

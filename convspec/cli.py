@@ -116,11 +116,27 @@ _MAX_MEMORY_HELP = "Refuse to build beyond this much memory (e.g. 8GB); default:
     "--depth", type=click.IntRange(min=0), metavar="N",
     help="Show nested layers down to depth N (0: top level only); default: every row up to 60 rows, else depth 1.",
 )
+@click.option(
+    "--target", type=click.Choice(["onnx"]),
+    help="Also report what this target cannot express (ONNX export limits), located, as spec errors.",
+)
+@click.option("--opset", type=int, help=f"With --target onnx: the opset to check for (default {DEFAULT_OPSET}).")
+@click.option("--dynamic-size", is_flag=True, help="With --target onnx: as exported with dynamic spatial sizes (always so without input.size).")
 @_handles_errors
-def check(spec: str, input_text: str | None, fmt: str, depth: int | None) -> None:
+def check(
+    spec: str, input_text: str | None, fmt: str, depth: int | None, target: str | None, opset: int | None, dynamic_size: bool
+) -> None:
     """Validate SPEC and print every layer's shape, parameters, MACs and receptive field."""
     from .report_view import render_table, report_json
-    from .trace import load_and_check
+    from .trace import check as check_spec_with_target
+
+    if target is None and (opset is not None or dynamic_size):
+        raise click.UsageError("--opset and --dynamic-size go with --target onnx")
+
+    def load_and_check(spec: str, input_shape: tuple[int, ...] | None):
+        return check_spec_with_target(
+            spec, input_shape, target=target, opset=DEFAULT_OPSET if opset is None else opset, dynamic_size=dynamic_size or None
+        )
 
     input_shape = _input_shape(input_text)
     if fmt == "json":
@@ -199,7 +215,7 @@ def build(
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--dynamic-size", is_flag=True, help="Make the spatial sizes dynamic too (always so without input.size).")
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Example input shape (needed when input.size is omitted and no default size fits).")
-@click.option("--seed", type=int, help="Seed for the initial weights when no --weights are given.")
+@click.option("--seed", type=int, help="Seed for the initial weights when no --weights are given [default: 0].")
 @click.option("--verbose", is_flag=True, help="Show torch's exporter log and warnings.")
 @click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
 @_handles_errors
@@ -229,6 +245,8 @@ def export(
         from .checkpoint import load_weights_file
         from .export import export_onnx
 
+        if seed is None and not weights:
+            seed = 0  # reproducible weights by default: `convspec verify` rebuilds them from the seed the file records
         model = build_from_report(report, seed=seed, max_memory=budget)
         if weights:
             load_weights_file(model, weights)
@@ -239,10 +257,55 @@ def export(
     export_onnx(
         model, report.spec, output, opset=opset, verify=not no_verify, force=force,
         dynamic_size=dynamic_size or None, input_shape=input_shape, verbose=verbose, on_step=show, running=running,
-        report=report,
+        report=report, seed=None if weights else seed,
     )
     if no_verify:
         click.echo("verification skipped (--no-verify)")
+
+
+# ---------------------------------------------------------------- verify
+
+
+@cli.command()
+@click.argument("model_file", metavar="MODEL.onnx", type=click.Path(dir_okay=False))
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--weights", type=click.Path(dir_okay=False), help="The checkpoint or state_dict the file should compute with.")
+@click.option("--seed", type=int, help="Or: the spec's initial weights from this seed (default: the seed the file records).")
+@click.option("--input", "input_text", metavar="BxCxHxW", help="Verify at this input shape only.")
+@click.option("--rtol", type=click.FloatRange(min=0), default=None, help="Allowed max|diff| as a fraction of max|PyTorch|, per output [default: 1e-3].")
+@click.option("--atol", type=click.FloatRange(min=0), default=None, help="Allowed max|diff| besides, for outputs near zero [default: 1e-9].")
+@click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
+@_handles_errors
+def verify(
+    model_file: str, spec: str, weights: str | None, seed: int | None, input_text: str | None, rtol: float | None,
+    atol: float | None, max_memory: str | None,
+) -> None:
+    """Re-verify MODEL.onnx against SPEC and its weights: checker, opset, shapes, onnxruntime = PyTorch.
+
+    Exit status 0 verified, 1 not verified (what differs, and by how much), 2 usage or I/O.
+    """
+    from rich.console import Console
+
+    from .trace import load_and_check
+
+    if weights is not None and seed is not None:
+        raise click.UsageError("give --weights or --seed, not both")
+    input_shape = _input_shape(input_text)
+    report = load_and_check(spec, input_shape, require_size=False)
+    report.raise_for_errors()
+    _max_memory(max_memory)  # a malformed size is a usage error before torch loads
+    with Console(stderr=True).status("verifying...", spinner="dots"):
+        from .verify import ATOL, RTOL, verify_onnx
+
+        def show(step) -> None:
+            click.echo(f"{step.name:<7}{step.seconds:7.2f} s  {step.detail}")
+
+        verify_onnx(
+            model_file, report.spec, weights=weights, seed=seed, input_shape=input_shape, report=report,
+            rtol=RTOL if rtol is None else rtol, atol=ATOL if atol is None else atol, on_step=show,
+            max_memory=_max_memory(max_memory),
+        )
+    click.echo(f"verified {model_file} against {spec}")
 
 
 # ---------------------------------------------------------------- bench

@@ -12,8 +12,10 @@ strides and dilations are tuples of ints, one per spatial dim.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 Pads = tuple[tuple[int, int], ...]
 
@@ -219,6 +221,37 @@ def pool_ceil_may_drop(kernel: int, stride: int, padding: int) -> bool:
     return padding > 0 or stride > kernel
 
 
+def resize_output_size(size: int, scale: float) -> int:
+    """nn.Upsample / F.interpolate with `scale_factor`: floor(in * scale), in double precision (PyTorch's rule)."""
+    return math.floor(size * scale)
+
+
+def float32(value: float) -> float:
+    """`value` rounded to float32, the type of ONNX Resize's `scales` (inf when beyond float32's range)."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.inf
+
+
+def onnx_resize_output_size(size: int, scale: float) -> int:
+    """ONNX Resize with `scales`: floor(in * scale), the scale stored as float32, computed exactly (the ONNX operator spec).
+
+    1.3 is 1.29999995 in float32, so ONNX's Resize makes 12 of 10 where PyTorch makes 13.
+    """
+    numerator, denominator = Fraction(float32(scale)).as_integer_ratio()
+    return size * numerator // denominator
+
+
+def resize_scale_disagrees(scale: float, limit: int = 2**16) -> int | None:
+    """The smallest input size up to `limit` at which ONNX's and PyTorch's Resize output sizes differ, or None."""
+    if float32(scale) == scale:
+        return None  # exact in binary (2, 1.5, 0.25): the same product
+    if not math.isfinite(float32(scale)):
+        return 1
+    return next((n for n in range(1, limit + 1) if resize_output_size(n, scale) != onnx_resize_output_size(n, scale)), None)
+
+
 # ---------------------------------------------------------------- weights and costs
 
 
@@ -410,5 +443,6 @@ __all__ = [
     "AUTO_PADS", "auto_pad_depends_on_size", "auto_pad_total", "auto_padding", "padding_follows_size", "transposed_auto_padding",
     "transposed_conv_parts",
     "ConvGeometry", "Pads", "attention_hidden", "conv_output_size", "conv_own_padding", "conv_params", "conv_weight_shape", "divisors",
-    "norm_buffers", "norm_params", "pool_output_size", "same_padding", "transposed_output_size", "transposed_same_padding",
+    "float32", "norm_buffers", "norm_params", "onnx_resize_output_size", "pool_output_size", "resize_output_size",
+    "resize_scale_disagrees", "same_padding", "transposed_output_size", "transposed_same_padding",
 ]  # fmt: skip

@@ -30,8 +30,12 @@ from typing import Any
 
 from . import schema as S
 from . import shapes
-from .geometry import norm_buffers, onnx_ceil_pool, pool_ceil_may_drop
+from .errors import Problem
+from .geometry import (
+    norm_buffers, onnx_ceil_pool, onnx_resize_output_size, pool_ceil_may_drop, resize_output_size, resize_scale_disagrees,
+)
 from .plans import ConvPlan, DynamicPlan, FixedPlan, NormPlan, SeparablePlan
+from .source import layer_label
 
 # Colours in drawings: (fill, stroke).
 CONV_COLOURS = ("#e8f0fe", "#4a76c9")
@@ -89,12 +93,13 @@ def _pool_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tupl
         sizes = report.input_shapes[0][2:] if report.input_shapes else ()
         if None in sizes or not sizes:
             return None
-        way = onnx_ceil_pool(sizes, plan.kernel_size, plan.stride, plan.padding)
-        if way is None or (plan.op == "avg" and any(way[1])):
+        # the exporter writes the windows ceil mode adds as end padding (an average pool's own padding
+        # becomes a Pad node first, so only it is counted); only padding onnxruntime refuses stops it
+        if onnx_ceil_pool(sizes, plan.kernel_size, plan.stride, plan.padding) is None:
             return "ceil_mode", (
                 f"ceil_mode at input {list(sizes)} drops PyTorch's last window in one dim and needs it in another; "
-                f"before opset 22 ONNX cannot say both for {'this average pool' if plan.op == 'avg' else 'this pool'} "
-                f"(onnxruntime follows the opset); export with --opset 22, or change the padding or the input size"
+                "before opset 22 ONNX cannot say both for this pool (onnxruntime follows the opset); export with "
+                "--opset 22, or change the padding or the input size"
             )
         return None
     if any(pool_ceil_may_drop(k, s, p) for k, s, p in zip(plan.kernel_size, plan.stride, plan.padding)):
@@ -113,11 +118,48 @@ def _transposed_export_limit(report: shapes.LayerReport, target: ExportTarget) -
     for axis, (op, s) in enumerate(zip(g.transposed_parts[1], g.stride)):
         if op >= s:
             dim = shapes.DIM_NAMES[g.dims][axis]
-            return "output_padding", (
-                f"output_padding={op} in {dim} is valid in PyTorch (below the dilation {g.dilation[axis]}) but onnxruntime's "
-                f"ConvTranspose refuses output_padding >= stride ({s}); use output_padding < {s} to export"
+            written = getattr(report.layer, "output_padding", None) is not None
+            cause = f"output_padding={op} in {dim}" if written else f"`padding: same` needs output_padding={op} in {dim}, which"
+            return ("output_padding" if written else "padding"), (
+                f"{cause} is valid in PyTorch (below the dilation {g.dilation[axis]}) but cannot be exported: "
+                f"onnxruntime's ConvTranspose refuses an output_padding not below the stride ({s}); "
+                + (f"use output_padding {'0' if s == 1 else f'at most {s - 1}'} in {dim}, or a stride above {op}" if written else f"give explicit `padding` and `output_padding` below {s}, or a stride above {op}")
             )
     return None
+
+
+def _upsample_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+    # ONNX's Resize takes float32 scales and floors in * scale exactly; PyTorch floors in * scale in
+    # double. At a fixed size the exporter writes the output sizes instead; at a dynamic size only
+    # a scale that float32 holds exactly means the same sizes.
+    plan = report.plan
+    if not target.dynamic_spatial or plan.scale is None:
+        return None
+    for axis, scale in enumerate(plan.scale):
+        size = resize_scale_disagrees(scale)
+        if size is not None:
+            dim = shapes.DIM_NAMES[len(plan.scale)][axis]
+            return "scale", (
+                f"scale {scale:g} cannot be exported exactly at a dynamic spatial size: ONNX's Resize stores it as a "
+                f"float32 and would make {onnx_resize_output_size(size, scale)} of {size} in {dim} where PyTorch makes "
+                f"{resize_output_size(size, scale)}; give `input.size` (a fixed size is exported with explicit output "
+                "sizes), or use a scale float32 holds exactly (such as 1.25, 1.5 or 2), or `size`"
+            )
+    return None
+
+
+def export_limit_problems(report: shapes.Report, target: ExportTarget) -> list[Problem]:
+    """Every layer of a checked report that its kind's `export_limit` refuses for `target`, located at the key to change."""
+    problems = []
+    source = report.spec.source
+    for layer in report.walk():
+        kind = registry.get(layer.type)
+        limit = kind.export_limit(layer, target) if kind is not None and kind.export_limit and layer.plan else None
+        if limit is not None:
+            key, reason = limit
+            label = layer_label(source.data, layer.path)[1] if source.data is not None else layer.name
+            problems.append(Problem(reason, source.locate(layer.path + (key,)), label))
+    return problems
 
 
 @dataclass(frozen=True)
@@ -225,7 +267,10 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
         colours=POOL_COLOURS, export_limit=_adaptive_pool_export_limit,
     ),
     Kind("global_pool", S.GlobalPoolLayer, shapes.rule_global_pool, _BUILDER + "build_global_pool", colours=POOL_COLOURS),
-    Kind("upsample", S.UpsampleLayer, shapes.rule_upsample, _BUILDER + "build_upsample", colours=POOL_COLOURS),
+    Kind(
+        "upsample", S.UpsampleLayer, shapes.rule_upsample, _BUILDER + "build_upsample", colours=POOL_COLOURS,
+        export_limit=_upsample_export_limit,
+    ),
     Kind("shuffle", S.ShuffleLayer, shapes.rule_shuffle, _BUILDER + "build_shuffle"),
     Kind("split", S.SplitLayer, shapes.rule_split, _BUILDER + "build_split", parts=shapes.split_parts, colours=JOIN_COLOURS),
     Kind("dropout", S.DropoutLayer, shapes.rule_dropout, _BUILDER + "build_dropout"),
@@ -249,4 +294,7 @@ def child_list_keys() -> frozenset[str]:
     return frozenset(key for kind in registry.values() for key in kind.child_lists)
 
 
-__all__ = ["BUILTIN_KINDS", "Kind", "KindRegistry", "child_list_keys", "no_buffers", "plan_buffers", "registry"]
+__all__ = [
+    "BUILTIN_KINDS", "ExportTarget", "Kind", "KindRegistry", "child_list_keys", "export_limit_problems", "no_buffers", "plan_buffers",
+    "registry",
+]  # fmt: skip

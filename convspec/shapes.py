@@ -29,7 +29,7 @@ from . import kernels
 from .errors import LISTED_NAMES, Problem, SpecError, shorten
 from .geometry import (
     AUTO_PADS, ConvGeometry, adaptive_widest_window, attention_hidden, auto_padding, conv_output_size, divisors, norm_params,
-    pool_output_size, same_padding, transposed_auto_padding, transposed_output_size, transposed_same_padding,
+    pool_output_size, resize_output_size, same_padding, transposed_auto_padding, transposed_output_size, transposed_same_padding,
 )  # fmt: skip
 from .plans import (
     AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, EmptyPlan, FixedPlan, GlobalPoolPlan, JoinPlan,
@@ -812,7 +812,7 @@ def rule_upsample(layer: TracedLayer, inputs: list[Value]) -> Traced:
             out = None if s is None else s * f
             if out is not None and not out <= INT_LIMIT:  # also catches inf
                 layer.fail("scale", f"scale {f:g} makes {DIM_NAMES[dims][axis]} larger than {INT_LIMIT:,}")
-            size.append(None if out is None else math.floor(out))
+            size.append(None if out is None else resize_output_size(s, f))
             if size[-1] == 0:
                 layer.error("scale", f"scale {f:g} leaves no output in {DIM_NAMES[dims][axis]}")
         size = tuple(size)

@@ -16,8 +16,9 @@ from itertools import islice
 from typing import Any
 
 from .errors import CloseNames, InputError, Problem, SpecError, in_order, listing, quote, shorten
-from .kinds import Kind, registry
+from .kinds import ExportTarget, Kind, export_limit_problems, registry
 from .limits import INT_LIMIT, describe_number, exact_int, whole_text
+from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from .schema import LayerBase, Spec
 from .shapes import MAX_LAYERS, LayerFailed, LayerReport, Report, Traced, TraceContext, TracedLayer, Value, _part_names
 
@@ -301,10 +302,30 @@ def _load_and_check(spec: Any, input_shape: tuple[int, ...] | None, require_size
     return check_spec(parsed, input_shape, require_size)
 
 
-def check(spec: Any, input_shape: tuple[int, ...] | str | None = None) -> Report:
+def check(
+    spec: Any,
+    input_shape: tuple[int, ...] | str | None = None,
+    *,
+    target: str | None = None,
+    opset: int = DEFAULT_OPSET,
+    dynamic_size: bool | None = None,
+) -> Report:
     """Load (if needed) and check a spec: every layer's shape, parameters, MACs and receptive field.
 
     Schema problems raise SpecError (listing the shape problems of the valid layers too);
-    shape problems of a valid spec are listed in `Report.errors`.
+    shape problems of a valid spec are listed in `Report.errors`. With `target="onnx"`, the
+    layers that cannot be exported to ONNX `opset` (spatial sizes dynamic when the spec has
+    no `input.size`, or with `dynamic_size`) are listed there too, each located at the key
+    to change, as `convspec export` would refuse them. Raises InputError for an unknown
+    target or an opset out of range.
     """
-    return load_and_check(spec, input_shape)
+    if target not in (None, "onnx"):
+        raise InputError(f"unknown target {target!r}; the one target is 'onnx'")
+    if target and (exact_int(opset) is None or not MIN_OPSET <= opset <= MAX_OPSET):
+        raise InputError(f"--opset {opset!r} is out of range; use {MIN_OPSET} to {MAX_OPSET}")
+    report = load_and_check(spec, input_shape)
+    if target == "onnx":
+        dynamic = report.spec.input.size is None if dynamic_size is None else dynamic_size
+        found = export_limit_problems(report, ExportTarget(opset, dynamic))
+        report.errors = sorted([*report.errors, *found], key=lambda p: (p.location.line or 0, p.location.column or 0))
+    return report

@@ -1,0 +1,534 @@
+"""Proving an ONNX file right against its spec: the checker, the opset, shape inference, onnxruntime = PyTorch.
+
+`export_onnx` runs these checks on the file it is about to write; `verify_onnx`
+(`convspec verify`) runs them on a file that already exists, whether convspec
+wrote it or another tool changed it since (simplified, quantized, edited by
+hand), against the spec and the weights it should compute with.
+
+The parity criterion is relative to the size of each output, so it tells a
+right graph from a wrong one whatever the scale of the outputs: an output
+passes when
+
+    max |onnxruntime - PyTorch|  <=  atol + rtol * max |PyTorch|
+
+over all its values (the maximum norm of the difference against the maximum
+norm of the reference; NumPy's `allclose` puts `|PyTorch|` element by element
+instead, which lets an absolute `atol` swallow small outputs whole). With the
+defaults an output that is zeroed, negated or computed from swapped inputs
+fails at any scale above `atol`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from .errors import ExportError, InputError, Problem, first_line
+from .schema import Spec
+from .shapes import Report
+from .trace import check_spec, load_and_check, parse_input_shape
+
+# max|diff| <= ATOL + RTOL * max|reference|, per output. float32 with BatchNorm folded into
+# convs and onnxruntime's own kernels differs from eager PyTorch by about 1e-6 of the largest
+# value (`python -m convspec verify` on the example specs prints it); RTOL leaves a wide margin
+# and still fails any output that is wrong as a whole (zeroed: 1, negated: 2 of the scale).
+RTOL = 1e-3
+ATOL = 1e-9  # only for outputs that are (almost) all zeros, where no relative size exists
+EXPORT_BATCH = 2  # the traced batch; verification runs at other batch sizes, so a baked-in batch is caught
+VERIFY_BATCHES = (1, 3)
+SPATIAL_CANDIDATES = (64, 96, 128, 224, 48, 32, 256, 16)
+ORT_QUIET = 4  # onnxruntime's log severity: fatal only; its errors reach the user as exceptions
+
+
+@dataclass
+class Step:
+    """One step of an export or a verification, as printed: `name`, wall time in seconds, what it found."""
+
+    name: str
+    seconds: float
+    detail: str
+
+
+@dataclass
+class OutputCheck:
+    """One output at one input shape, onnxruntime against PyTorch.
+
+    `worst_abs` is max |onnxruntime - PyTorch|, `scale` max |PyTorch| and `worst_rel` their ratio;
+    `detail` says why a check failed other than by a difference (shapes, non-finite values).
+    """
+
+    name: str
+    input_shape: tuple[int, ...]
+    worst_abs: float
+    worst_rel: float
+    ok: bool
+    scale: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class VerifyResult:
+    """What `verify_onnx` checked: the file, its opset, each step and each output comparison."""
+
+    path: Path
+    opset: int
+    steps: list[Step] = field(default_factory=list)
+    checks: list[OutputCheck] = field(default_factory=list)
+    rtol: float = RTOL
+    atol: float = ATOL
+    weights: str = ""  # where the reference weights came from: "seed 0", a file name, "the given module"
+
+
+# ---------------------------------------------------------------- the criterion
+
+
+def criterion(rtol: float, atol: float) -> str:
+    """The parity rule as printed on the `verify` line."""
+    return f"max|diff| <= {atol:g} + {rtol:g} x max|PyTorch|, per output"
+
+
+def compare_output(name: str, shape: tuple, expected: np.ndarray, actual: np.ndarray, rtol: float, atol: float) -> OutputCheck:
+    """Compare one output: max|actual - expected| <= atol + rtol * max|expected| (see the module docstring).
+
+    `expected` must be finite (a non-finite reference is reported before, by `run_parity`).
+    """
+    if expected.shape != actual.shape:
+        detail = f"onnxruntime gives shape {list(actual.shape)}, PyTorch {list(expected.shape)}"
+        return OutputCheck(name, shape, float("inf"), float("inf"), False, detail=detail)
+    e, a = expected.astype(np.float64), actual.astype(np.float64)
+    scale = float(np.abs(e).max()) if e.size else 0.0
+    finite = np.isfinite(a)
+    if not finite.all():
+        kind = "NaN" if np.isnan(a).any() else "inf"
+        detail = f"onnxruntime gives {kind} in {int((~finite).sum())} of {a.size} values where PyTorch's are finite"
+        return OutputCheck(name, shape, float("inf"), float("inf"), False, scale, detail)
+    worst = float(np.abs(e - a).max()) if e.size else 0.0
+    relative = worst / scale if scale > 0 else (0.0 if worst == 0 else float("inf"))
+    return OutputCheck(name, shape, worst, relative, worst <= atol + rtol * scale, scale)
+
+
+def describe_failure(check: OutputCheck, rtol: float, atol: float) -> str:
+    """A failed check as a person reads it: which output, at which input, by how much."""
+    where = f"onnxruntime differs from PyTorch on output {check.name!r} at input {list(check.input_shape)}: "
+    if check.detail:
+        return where + check.detail
+    return where + (
+        f"max|diff| {check.worst_abs:.3g} is {check.worst_rel:.3g} x max|PyTorch| {check.scale:.3g} "
+        f"(allowed: {atol:g} + {rtol:g} x max|PyTorch|)"
+    )
+
+
+def summarize(checks: Sequence[OutputCheck], rtol: float, atol: float) -> str:
+    """The `verify` line: the input shapes run, the rule and the worst relative difference found."""
+    shapes = sorted({"x".join(map(str, c.input_shape)) for c in checks}, key=lambda s: [int(v) for v in s.split("x")])
+    worst = max(checks, key=lambda c: c.worst_rel)
+    return f"onnxruntime = PyTorch at {', '.join(shapes)} ({criterion(rtol, atol)}; worst {worst.worst_rel:.2e} x max|PyTorch|)"
+
+
+# ---------------------------------------------------------------- finite weights
+
+
+def non_finite_tensors(named: Iterable[tuple[str, Any]]) -> list[str]:
+    """'NAME (N of M values NaN)' for each tensor or array that holds NaN or inf."""
+    found = []
+    for name, value in named:
+        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        if not np.issubdtype(array.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(array)
+        if bad.any():
+            kind = "NaN" if np.isnan(array).any() else "inf"
+            found.append(f"{name} ({int(bad.sum())} of {array.size} values {kind})")
+    return found
+
+
+def refuse_non_finite_weights(model: nn.Module) -> None:
+    """ExportError naming each parameter or buffer that holds NaN or inf: such a model cannot be verified."""
+    bad = non_finite_tensors([*model.named_parameters(), *model.named_buffers()])
+    if bad:
+        raise ExportError(
+            f"the model's weights are not finite: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; "
+            "its outputs cannot be compared (load or train weights without NaN or inf)"
+        )
+
+
+def _non_finite_reference(model: nn.Module, name: str, shape: tuple, value: torch.Tensor) -> ExportError:
+    kind = "NaN" if torch.isnan(value).any() else "inf"
+    bad = non_finite_tensors([*model.named_parameters(), *model.named_buffers()])
+    where = f"PyTorch's own output {name!r} at input {list(shape)} holds {kind}: "
+    if bad:
+        return ExportError(where + f"the model's weights are not finite: {', '.join(bad[:5])}")
+    return ExportError(where + "the weights are finite, so values overflow float32 inside the network (look at the weights' scale)")
+
+
+# ---------------------------------------------------------------- onnxruntime
+
+
+def session_options():
+    """onnxruntime session options as convspec uses them: all graph optimisations, its own log silenced."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = ORT_QUIET  # its C++ warnings (shape merges, ...) would reach the terminal
+    return options
+
+
+def ort_session(path: Path):
+    """An onnxruntime CPU session for the file at `path` (external data read beside it)."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+
+
+def run_parity(
+    session: Any, model: nn.Module, shapes: Sequence[tuple[int, ...]], input_name: str, outputs: Sequence[tuple[str, str]],
+    rtol: float, atol: float, compare: Callable[..., OutputCheck] = compare_output,
+) -> list[OutputCheck]:
+    """Run the model (eval mode, no grad) and the session on the same random inputs (NCHW float32) and compare.
+
+    `outputs` pairs each spec output with the file's output computing it. Raises ExportError
+    listing every failing output and input shape (the checks are on the error, as `checks`),
+    or naming the non-finite weights when PyTorch's own output is not finite.
+    """
+    generator = torch.Generator().manual_seed(1)
+    checks: list[OutputCheck] = []
+    for shape in shapes:
+        x = torch.randn(shape, generator=generator)
+        with torch.no_grad():
+            expected = model(x)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        for (name, _), value in zip(outputs, expected):
+            if not torch.isfinite(value).all():
+                raise _non_finite_reference(model, name, shape, value)
+        try:
+            actual = session.run([file_name for _, file_name in outputs], {input_name: x.numpy()})
+        except Exception as err:
+            raise ExportError(f"onnxruntime cannot run the model at input {list(shape)}: {first_line(err, 300)}") from None
+        for (name, _), e, a in zip(outputs, expected, actual):
+            checks.append(compare(name, shape, e.numpy(), np.asarray(a), rtol, atol))
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        error = ExportError([Problem(describe_failure(c, rtol, atol)) for c in failed])
+        error.checks = checks
+        raise error
+    return checks
+
+
+# ---------------------------------------------------------------- the file: checker, opset, shapes
+
+
+def opset_of(proto: onnx.ModelProto) -> int:
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _enumerated(description: str, default: str) -> bool:
+    """Whether a string attribute's schema lists its values: its description names the default."""
+    return bool(default) and re.search(rf"(?<![\w-]){re.escape(default)}(?![\w-])", description) is not None
+
+
+def opset_problems(proto: onnx.ModelProto) -> list[str]:
+    """Each node of the default domain whose op, attributes or attribute values do not exist in the model's opset.
+
+    Read from `onnx.defs.get_schema(op, opset)`: the op must exist, each attribute must be one
+    of the schema's with its type, and a string attribute whose schema names its values
+    (its description names the default, as Pad's `mode` or Resize's `coordinate_transformation_mode`)
+    must hold one of those named there: `Pad(mode="wrap")` exists only from Pad-19. The ONNX
+    checker and onnxruntime accept some of these, so they are checked here. Subgraphs included.
+    """
+    opset = opset_of(proto)
+    problems: list[str] = []
+
+    def walk(graph: onnx.GraphProto) -> None:
+        for node in graph.node:
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    walk(attribute.g)
+            if node.domain not in ("", "ai.onnx"):
+                continue
+            label = f"{node.name or node.op_type} ({node.op_type})"
+            try:
+                schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+            except onnx.defs.SchemaError:
+                problems.append(f"{label}: {node.op_type} does not exist in opset {opset}")
+                continue
+            for attribute in node.attribute:
+                declared = schema.attributes.get(attribute.name)
+                if declared is None:
+                    problems.append(f"{label}: attribute {attribute.name!r} does not exist in {node.op_type}-{schema.since_version} (opset {opset})")
+                elif declared.type != attribute.type:
+                    problems.append(f"{label}: attribute {attribute.name!r} has the wrong type for {node.op_type}-{schema.since_version}")
+                elif attribute.type == onnx.AttributeProto.STRING and declared.default_value.HasField("s"):
+                    value = attribute.s.decode("utf-8", "replace")
+                    default = declared.default_value.s.decode("utf-8", "replace")
+                    if _enumerated(declared.description, default) and not _enumerated(declared.description, value):
+                        problems.append(f"{label}: {attribute.name}={value!r} is not a value of {node.op_type}-{schema.since_version} (opset {opset})")
+            for name, declared in schema.attributes.items():
+                if declared.required and name not in {a.name for a in node.attribute}:
+                    problems.append(f"{label}: required attribute {name!r} of {node.op_type}-{schema.since_version} is missing")
+
+    walk(proto.graph)
+    return problems
+
+
+def _dims(info: onnx.ValueInfoProto) -> list[int | None]:
+    return [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+
+
+def check_file(path: Path, proto: onnx.ModelProto, expected: dict[str, tuple], dynamic_spatial: bool) -> None:
+    """The ONNX checker (full), the opset's schemas and shape inference against the checker's output shapes.
+
+    `expected` maps each of the file's output names to the checker's shape (NCHW, batch first)
+    for it. Raises ExportError naming what disagrees.
+    """
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"the ONNX checker rejects the model: {first_line(err)}") from None
+    except onnx.shape_inference.InferenceError as err:
+        raise ExportError(f"ONNX shape inference rejects the model: {first_line(err, 300)}") from None
+    wrong = opset_problems(proto)
+    if wrong:
+        raise ExportError([Problem(f"not valid in its opset: {p}") for p in wrong])
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    except onnx.shape_inference.InferenceError as err:
+        raise ExportError(f"ONNX shape inference rejects the model: {first_line(err, 300)}") from None
+    problems = []
+    for output in inferred.graph.output:
+        want = expected.get(output.name)
+        got = _dims(output)
+        if want is None or len(got) != len(want):
+            problems.append(f"output {output.name!r}: ONNX infers rank {len(got)}, convspec {len(want or ())}")
+            continue
+        for axis, (g, e) in enumerate(zip(got, want)):
+            if axis == 0:
+                if g is not None:
+                    problems.append(f"output {output.name!r}: ONNX infers a fixed batch of {g}, not a dynamic one")
+            elif dynamic_spatial and axis >= 2:
+                continue  # a dynamic size: ONNX keeps it symbolic
+            elif g is not None and g != e:
+                problems.append(f"output {output.name!r} dim {axis}: ONNX infers {g}, convspec {e}")
+            elif g is None and not dynamic_spatial:
+                problems.append(f"output {output.name!r} dim {axis}: ONNX infers a dynamic size, convspec {e}")
+    if problems:
+        raise ExportError([Problem(f"shape inference disagrees with the checker: {p}") for p in problems])
+
+
+# ---------------------------------------------------------------- input shapes
+
+
+def example_shape(spec: Spec, input_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    """An input shape (NCHW) the spec accepts: given, from input.size, or the first of SPATIAL_CANDIDATES the checker accepts."""
+    if input_shape is not None:
+        return input_shape
+    if spec.input.size is not None:
+        return (EXPORT_BATCH, spec.input.channels, *spec.input.size)
+    for size in SPATIAL_CANDIDATES:
+        shape = (EXPORT_BATCH, spec.input.channels, *(size,) * spec.dims)
+        if check_spec(spec, shape).valid:
+            return shape
+    raise ExportError(
+        [Problem("no example input size works for this spec; give input.size or --input", spec.source.locate(("input",)))]
+    )
+
+
+def spatial_variants(spec: Spec, base: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Up to two other valid input shapes (batch 1) to verify a dynamic-size model at: base +1, +7, -5, +32 in every dim."""
+    variants = []
+    for delta in (1, 7, -5, 32):
+        shape = (1, base[1], *(max(1, s + delta) for s in base[2:]))
+        if shape not in variants and check_spec(spec, shape).valid:
+            variants.append(shape)
+        if len(variants) == 2:
+            break
+    return variants
+
+
+# ---------------------------------------------------------------- verify a file
+
+
+def _read_model(path: Path) -> onnx.ModelProto:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        return onnx.load(str(path))
+    except Exception as err:  # protobuf raises DecodeError, onnx its own, a missing data file OSError
+        raise InputError(f"{path}: not a readable ONNX model ({type(err).__name__}: {first_line(err, 200)})") from None
+
+
+def _reference_model(
+    report: Report, model: nn.Module | None, weights: Any, seed: int | None, proto: onnx.ModelProto, max_memory: int | None
+) -> tuple[nn.Module, str]:
+    """The PyTorch model to compare with, and where its weights come from."""
+    if model is not None:
+        return model, "the given module"
+    from .builder import build_from_report
+
+    if weights is None and seed is None:
+        meta = {p.key: p.value for p in proto.metadata_props}
+        if "convspec.seed" not in meta:
+            raise InputError(
+                "the file does not say which weights it was exported with; give --weights FILE (the checkpoint or "
+                "state_dict it was exported from) or --seed N (the seed given to `convspec export`)"
+            )
+        seed = int(meta["convspec.seed"])
+    built = build_from_report(report, seed=seed if weights is None else 0, max_memory=max_memory)
+    if weights is None:
+        return built, f"the spec's initial weights, seed {seed}"
+    from .checkpoint import load_weights
+
+    if isinstance(weights, dict):
+        load_weights(built, weights, "weights")
+        return built, "the given state_dict"
+    from .checkpoint import load_weights_file
+
+    load_weights_file(built, weights)
+    return built, str(weights)
+
+
+def _match_outputs(proto: onnx.ModelProto, spec_outputs: Sequence[str]) -> list[tuple[str, str]]:
+    """(spec output, file output) pairs: by name, or by position when a tool renamed them all."""
+    names = [o.name for o in proto.graph.output]
+    if sorted(names) == sorted(spec_outputs):
+        return [(name, name) for name in spec_outputs]
+    if len(names) == len(spec_outputs):
+        return list(zip(spec_outputs, names))
+    raise ExportError(f"the file has {len(names)} outputs ({', '.join(names)}), the spec {len(spec_outputs)} ({', '.join(spec_outputs)})")
+
+
+def verify_onnx(
+    onnx_path: str | Path,
+    spec: Any,
+    *,
+    weights: str | Path | dict | None = None,
+    seed: int | None = None,
+    model: nn.Module | None = None,
+    input_shape: tuple[int, ...] | str | None = None,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    report: Report | None = None,
+    on_step: Callable[[Step], None] | None = None,
+    max_memory: int | None = None,
+) -> VerifyResult:
+    """Verify an existing ONNX file against `spec` (a path, YAML text, dict or Spec) and the weights it should have.
+
+    The reference is `model` if given, else the spec's model with `weights` (a
+    `convspec build -o` checkpoint, a state_dict file or a state_dict) or the spec's initial
+    weights from `seed` (default: the seed the file's metadata records, `convspec.seed`).
+    Checks, in order: the ONNX checker (full), every node valid in the file's opset, shape
+    inference against the checker's output shapes, and onnxruntime against PyTorch on random
+    inputs (NCHW float32): at batches 1 and 3 when the file's batch is dynamic, and at two
+    more spatial sizes when its sizes are dynamic; or at `input_shape` alone. An output
+    passes when max|diff| <= atol + rtol * max|PyTorch| (see the module docstring).
+
+    The model is built under the memory budget (`max_memory` bytes, default half of what is
+    available). Raises InputError (the file or the weights cannot be read, `input_shape` does not fit)
+    and ExportError (the file is not verified: which check or output failed and by how much;
+    the comparisons are on the error as `checks`). Returns the VerifyResult when verified.
+    """
+    from .limits import number_argument, path_argument, seed_argument
+
+    seed = seed_argument(seed)
+    number_argument("rtol", rtol, 0)
+    number_argument("atol", atol, 0)
+    if model is not None and not isinstance(model, nn.Module):
+        raise InputError(f"model must be the torch.nn.Module built from the spec, or None to build it, not {type(model).__name__}")
+    path = path_argument("onnx_path", onnx_path)
+    proto = _read_model(path)
+    if input_shape is not None:
+        input_shape = parse_input_shape(input_shape)
+    if report is None:
+        report = load_and_check(spec, input_shape, require_size=False)
+    elif not isinstance(report, Report):
+        raise InputError(f"report must be the Report of convspec.check, not {type(report).__name__}")
+    report.raise_for_errors()
+    parsed = report.spec
+    steps: list[Step] = []
+
+    def step(name: str, started: float, detail: str) -> None:
+        steps.append(Step(name, time.perf_counter() - started, detail))
+        if on_step:
+            on_step(steps[-1])
+
+    started = time.perf_counter()
+    initializers = {init.name for init in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise ExportError(f"the file has {len(inputs)} inputs; a convspec network has one")
+    file_input = _dims(inputs[0])
+    rank = 2 + parsed.dims
+    if len(file_input) != rank or (file_input[1] is not None and file_input[1] != parsed.input.channels):
+        raise ExportError(
+            f"the file's input {inputs[0].name!r} has shape {['?' if d is None else d for d in file_input]}, "
+            f"the spec's input is {parsed.input.channels} channels of {parsed.dims}-D"
+        )
+    dynamic_batch = file_input[0] is None
+    dynamic_spatial = any(d is None for d in file_input[2:])
+    if input_shape is not None:
+        if len(input_shape) != rank or any(f is not None and f != s for f, s in zip(file_input, input_shape)):
+            raise InputError(f"--input {'x'.join(map(str, input_shape))} does not fit the file's input {['?' if d is None else d for d in file_input]}")
+        shapes = [tuple(input_shape)]
+        base = tuple(input_shape)
+    else:
+        spatial = tuple(file_input[2:]) if not dynamic_spatial else example_shape(parsed, None)[2:]
+        base = (EXPORT_BATCH if dynamic_batch else file_input[0], parsed.input.channels, *spatial)
+        shapes = [(b, *base[1:]) for b in VERIFY_BATCHES] if dynamic_batch else [base]
+        if dynamic_spatial:
+            shapes += [(s if dynamic_batch else (file_input[0], *s[1:])) for s in spatial_variants(parsed, base)]
+    base_report = check_spec(parsed, base)
+    if not base_report.valid:
+        raise InputError([Problem(f"input {list(base)} does not fit the spec: {p.message}", p.location, p.layer) for p in base_report.errors])
+    pairs = _match_outputs(proto, list(base_report.outputs))
+    expected_shapes = {file_name: base_report.outputs[name] for name, file_name in pairs}
+    meta = {p.key: p.value for p in proto.metadata_props}
+    from .checkpoint import spec_text
+
+    text = spec_text(parsed)
+    note = ""
+    if "convspec.spec_sha256" in meta and meta["convspec.spec_sha256"] != hashlib.sha256(text.encode("utf-8")).hexdigest():
+        note = "; the file was exported from another spec text"
+    reference, origin = _reference_model(report, model, weights, seed, proto, max_memory)  # weights that cannot be read: status 2 first
+    check_file(path, proto, expected_shapes, dynamic_spatial)
+    step("check", started, f"onnx.checker (full), opset {opset_of(proto)} schemas, shape inference matches the checker's output shapes{note}")
+
+    started = time.perf_counter()
+    was_training = reference.training
+    reference.eval()
+    try:
+        refuse_non_finite_weights(reference)
+        try:
+            session = ort_session(path)
+        except Exception as err:
+            raise ExportError(f"onnxruntime cannot load the model: {first_line(err, 300)}") from None
+        try:
+            checks = run_parity(session, reference, shapes, inputs[0].name, pairs, rtol, atol)
+        except ExportError as err:
+            problems = list(err.problems)
+            bad = non_finite_tensors((init.name, onnx.numpy_helper.to_array(init)) for init in proto.graph.initializer)
+            if bad:
+                problems.append(Problem(f"the file's own weights are not finite: {', '.join(bad[:5])}"))
+            problems.append(Problem(f"not verified: {path} against the spec with {origin}"))
+            failed = ExportError(problems)
+            failed.checks = getattr(err, "checks", [])
+            raise failed from None
+    finally:
+        reference.train(was_training)
+    step("verify", started, summarize(checks, rtol, atol) + f"; weights: {origin}")
+    return VerifyResult(path, opset_of(proto), steps, checks, rtol, atol, origin)
+
+
+__all__ = [
+    "ATOL", "RTOL", "OutputCheck", "Step", "VerifyResult", "check_file", "compare_output", "criterion", "opset_problems",
+    "run_parity", "session_options", "verify_onnx",
+]  # fmt: skip
