@@ -318,6 +318,32 @@ def _drop_attributes_newer_than(proto: onnx.ModelProto, opset: int) -> None:
     walk(proto.graph)
 
 
+# Ops whose form onnx's converter has no adapter to step down, though the older form means the
+# same for convspec's float32 graphs: BatchNormalization-15 only widened its type constraints.
+_SAME_IN_OLDER_OPSETS = {"BatchNormalization"}
+_HIDDEN_DOMAIN = "convspec.hidden"
+
+
+def _hide_from_converter(proto: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """Move the nodes of `_SAME_IN_OLDER_OPSETS` to a private domain, which the version converter leaves alone."""
+    hidden = [node for node in proto.graph.node if node.op_type in _SAME_IN_OLDER_OPSETS and node.domain in ("", "ai.onnx")]
+    for node in hidden:
+        node.domain = _HIDDEN_DOMAIN
+    if hidden:
+        proto.opset_import.append(onnx.helper.make_opsetid(_HIDDEN_DOMAIN, 1))
+    return hidden
+
+
+def _unhide(proto: onnx.ModelProto, hidden: list[onnx.NodeProto]) -> None:
+    names = {node.name for node in hidden}
+    for node in proto.graph.node:
+        if node.domain == _HIDDEN_DOMAIN and node.name in names:
+            node.domain = ""
+    kept = [entry for entry in proto.opset_import if entry.domain != _HIDDEN_DOMAIN]
+    del proto.opset_import[:]
+    proto.opset_import.extend(kept)
+
+
 def _to_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     """The opset-18 model from torch's exporter, written in `opset`, or ExportError saying why it cannot be.
 
@@ -345,11 +371,13 @@ def _to_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
                 entry.version = 17  # reductions and Resize's attributes are what changed from 17 to 18 in these graphs
         _drop_attributes_newer_than(proto, 17)
         if opset < 17:
+            hidden = _hide_from_converter(proto)
             try:
                 proto = onnx.version_converter.convert_version(proto, opset)
             except Exception as err:
                 detail = first_line(err, 200) if str(err) else type(err).__name__
                 raise ExportError(f"cannot convert the model to opset {opset} ({detail}); use --opset 17 or higher") from None
+            _unhide(proto, hidden)
     if _opset_of(proto) != opset:
         raise ExportError(f"cannot write the model in opset {opset} (it stays opset {_opset_of(proto)}); use --opset {_opset_of(proto)}")
     _drop_attributes_newer_than(proto, opset)
@@ -408,14 +436,17 @@ def _pools_as_pytorch(proto: onnx.ModelProto, opset: int, known: dict[str, list[
 
 
 def _resizes_as_pytorch(proto: onnx.ModelProto, opset: int, known: dict[str, list[int | None]]) -> None:
-    """Give Resize explicit output `sizes` where its float32 `scales` would mean other sizes than PyTorch's.
+    """Give Resize explicit output `sizes` on the axes where its float32 `scales` mean other sizes than PyTorch's.
 
     PyTorch makes floor(in * scale) with the scale in double; ONNX floors in * scale with
-    the scale in float32 (1.3 is 1.29999995: 12 of 10, not 13). Where the two differ, at a
-    fixed size, the node gets PyTorch's sizes instead, which ONNX turns into the scale
-    out / in, equal to the spec's within float32 (the parity run checks the values). From
-    opset 18 on the sizes are the spatial ones (`axes`); before, the batch and channels
-    are read from the input's shape at run time.
+    the scale in float32 (1.3 is 1.29999995: 12 of 10, not 13). At a fixed size, the axes
+    where the two differ are resized by a second Resize to PyTorch's sizes; ONNX then uses
+    the scale out / in there, equal to the spec's within float32 (in * scale is within
+    float32's rounding of the integer out). The other axes keep the spec's scale, so their
+    sample positions stay PyTorch's (sizes would make a scale of 10 / 8 of 1.3 on 8); an
+    axis a Resize leaves at scale 1 is copied exactly, and interpolation is separable, so
+    the two nodes compute what one would. From opset 18 on the sizes are given per axis
+    (`axes`); before, the batch and channels are read from the input's shape.
     """
     constants = _constants(proto)
     edit = _Editor(proto)
@@ -427,21 +458,34 @@ def _resizes_as_pytorch(proto: onnx.ModelProto, opset: int, known: dict[str, lis
         if scales is None or before is None or after is None or None in before[2:] or None in after[2:]:
             continue
         spatial = list(zip(before[2:], [float(s) for s in scales.reshape(-1)[2:]], after[2:]))
-        if all(onnx_resize_output_size(size, scale) == out for size, scale, out in spatial):
+        agree = [onnx_resize_output_size(size, scale) == out for size, scale, out in spatial]
+        if all(agree):
             continue
-        sizes = [out for _, _, out in spatial]
-        rank = len(before)
+        new, source = [], node.input[0]
+        if any(ok and scale != 1.0 for ok, (_, scale, _) in zip(agree, spatial)):
+            scaled = onnx.NodeProto()
+            scaled.CopyFrom(node)
+            kept = [1.0, 1.0, *(scale if ok else 1.0 for ok, (_, scale, _) in zip(agree, spatial))]
+            name = edit.tensor("resize_scales")
+            proto.graph.initializer.append(onnx.numpy_helper.from_array(np.asarray(kept, dtype=np.float32), name))
+            source = edit.tensor(f"{node.output[0]}_scaled")
+            scaled.input[:] = [node.input[0], node.input[1], name]
+            scaled.output[:] = [source]
+            scaled.name = edit.node(node, "Resize", [], []).name
+            new.append(scaled)
         if opset >= 18:
-            node.input[:] = [node.input[0], node.input[1], "", edit.int64("resize_sizes", sizes)]
-            _set_attribute(node, "axes", list(range(2, rank)))
-            continue
-        shape, batch_channels, full = (edit.tensor(f"{node.output[0]}_{part}") for part in ("shape", "nc", "sizes"))
-        new = [
-            edit.node(node, "Shape", [node.input[0]], [shape]),
-            edit.node(node, "Slice", [shape, edit.int64("resize_start", [0]), edit.int64("resize_end", [2]), edit.int64("resize_axis", [0])], [batch_channels]),
-            edit.node(node, "Concat", [batch_channels, edit.int64("resize_sizes", sizes)], [full], axis=0),
-        ]
-        node.input[:] = [node.input[0], node.input[1], "", full]
+            fixed = [2 + axis for axis, ok in enumerate(agree) if not ok]
+            sizes = edit.int64("resize_sizes", [after[axis] for axis in fixed])
+            _set_attribute(node, "axes", fixed)
+        else:
+            shape, batch_channels, sizes = (edit.tensor(f"{node.output[0]}_{part}") for part in ("shape", "nc", "sizes"))
+            slice_ = [edit.int64("resize_start", [0]), edit.int64("resize_end", [2]), edit.int64("resize_axis", [0])]
+            new += [
+                edit.node(node, "Shape", [source], [shape]),
+                edit.node(node, "Slice", [shape, *slice_], [batch_channels]),
+                edit.node(node, "Concat", [batch_channels, edit.int64("resize_sizes", list(after[2:]))], [sizes], axis=0),
+            ]
+        node.input[:] = [source, node.input[1], "", sizes]
         _replace(proto.graph, node, [*new, node])
 
 

@@ -285,11 +285,14 @@ def _dims(info: onnx.ValueInfoProto) -> list[int | None]:
     return [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
 
 
-def check_file(path: Path, proto: onnx.ModelProto, expected: dict[str, tuple], dynamic_spatial: bool) -> None:
+def check_file(
+    path: Path, proto: onnx.ModelProto, expected: dict[str, tuple], dynamic_spatial: bool, dynamic_batch: bool = True
+) -> None:
     """The ONNX checker (full), the opset's schemas and shape inference against the checker's output shapes.
 
     `expected` maps each of the file's output names to the checker's shape (NCHW, batch first)
-    for it. Raises ExportError naming what disagrees.
+    for it; the batch must be dynamic, or equal the expected one where `dynamic_batch` is false.
+    Raises ExportError naming what disagrees.
     """
     try:
         onnx.checker.check_model(str(path), full_check=True)
@@ -313,8 +316,10 @@ def check_file(path: Path, proto: onnx.ModelProto, expected: dict[str, tuple], d
             continue
         for axis, (g, e) in enumerate(zip(got, want)):
             if axis == 0:
-                if g is not None:
+                if dynamic_batch and g is not None:
                     problems.append(f"output {output.name!r}: ONNX infers a fixed batch of {g}, not a dynamic one")
+                elif not dynamic_batch and g != e:
+                    problems.append(f"output {output.name!r}: ONNX infers a batch of {g}, the file's input has {e}")
             elif dynamic_spatial and axis >= 2:
                 continue  # a dynamic size: ONNX keeps it symbolic
             elif g is not None and g != e:
@@ -499,7 +504,7 @@ def verify_onnx(
     if "convspec.spec_sha256" in meta and meta["convspec.spec_sha256"] != hashlib.sha256(text.encode("utf-8")).hexdigest():
         note = "; the file was exported from another spec text"
     reference, origin = _reference_model(report, model, weights, seed, proto, max_memory)  # weights that cannot be read: status 2 first
-    check_file(path, proto, expected_shapes, dynamic_spatial)
+    check_file(path, proto, expected_shapes, dynamic_spatial, dynamic_batch)
     step("check", started, f"onnx.checker (full), opset {opset_of(proto)} schemas, shape inference matches the checker's output shapes{note}")
 
     started = time.perf_counter()

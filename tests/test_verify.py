@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import convspec
@@ -210,6 +210,24 @@ def test_tampered_copies_are_not_verified(name, tampering, exported, tmp_path):
     assert result.exit_code == 1 and "x max|PyTorch|" in result.output and "Traceback" not in result.output
 
 
+def test_a_file_another_tool_changed_but_kept_right_is_verified(exported, tmp_path):
+    # what a simplifier or a deployment script does: batch fixed to 1, outputs renamed, shapes and metadata gone
+    path, spec = exported["yolo"]
+    proto = onnx.load(path)
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    old_name = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = ["detections" if o == old_name else o for o in node.output]
+    proto.graph.output[0].name = "detections"
+    del proto.graph.value_info[:]
+    del proto.metadata_props[:]
+    onnx.save(proto, tmp_path / "changed.onnx")
+    result = verify_onnx(tmp_path / "changed.onnx", spec, seed=0)
+    assert {c.input_shape for c in result.checks} == {(1, 3, 64, 64)} and all(c.ok for c in result.checks)
+    assert run("verify", tmp_path / "changed.onnx", spec, "--seed", "0").exit_code == 0
+
+
 def test_verify_with_weights_from_a_checkpoint_and_a_state_dict(tmp_path):
     spec = write(tmp_path / "yolo.yaml", YOLO_LIKE)
     model = convspec.build(spec, seed=7)
@@ -270,13 +288,15 @@ def _spec_text(layer: dict, size: list[int], channels: int = 2) -> str:
 SHAPE_DISAGREEMENTS = {
     "nearest_1.3": ({"type": "upsample", "scale": 1.3}, [10, 10]),
     "bilinear_0.7": ({"type": "upsample", "scale": 0.7, "mode": "bilinear"}, [10, 10]),
+    "nearest_1.3_one_axis": ({"type": "upsample", "scale": 1.3}, [8, 10]),  # 8 x 1.3 agrees, 10 x 1.3 does not
+    "bilinear_1.3_one_axis": ({"type": "upsample", "scale": [1.3, 0.7], "mode": "bilinear"}, [8, 10]),
     "maxpool3d_ceil": ({"type": "pool", "op": "max", "kernel_size": 3, "padding": 1, "ceil_mode": True}, [3, 6, 5]),
     "avgpool_ceil": ({"type": "pool", "op": "avg", "kernel_size": 4, "stride": 4, "padding": 2, "ceil_mode": True}, [9, 9]),
     "avgpool_ceil_mixed": ({"type": "pool", "op": "avg", "kernel_size": 3, "padding": 1, "ceil_mode": True}, [3, 6, 5]),
 }
 
 
-@pytest.mark.parametrize("opset", [14, DEFAULT_OPSET, 21])
+@pytest.mark.parametrize("opset", [14, DEFAULT_OPSET])  # the other opsets' forms: the sweep over specs/ below
 @pytest.mark.parametrize("case", list(SHAPE_DISAGREEMENTS))
 def test_pytorch_sizes_where_onnx_shape_inference_used_to_disagree(case, opset, tmp_path):
     layer, size = SHAPE_DISAGREEMENTS[case]
@@ -291,6 +311,27 @@ def test_pytorch_sizes_where_onnx_shape_inference_used_to_disagree(case, opset, 
     assert recorded == list(expected[1:]) == [d.dim_value for d in inferred.type.tensor_type.shape.dim][1:]
     model = convspec.build(spec, seed=0).eval()
     assert tuple(model(torch.randn(1, 2, *size)).shape[1:]) == tuple(expected[1:])
+
+
+def test_a_resize_keeps_pytorchs_sample_positions_on_the_axes_its_scale_gets_right(tmp_path):
+    # sizes on every axis would resample H at 10 / 8 = 1.25 instead of 1.3: nearest picks other rows
+    spec = write(tmp_path / "s.yaml", _spec_text({"type": "upsample", "scale": 1.3}, [8, 10], channels=1))
+    export_onnx(None, spec, tmp_path / "m.onnx")
+    resizes = [n for n in onnx.load(tmp_path / "m.onnx").graph.node if n.op_type == "Resize"]
+    axes = [onnx.helper.get_attribute_value(a) for n in resizes for a in n.attribute if a.name == "axes"]
+    assert len(resizes) == 2 and axes == [[3]]  # W by size (13, not ONNX's 12), H by the spec's scale
+    x = torch.arange(80, dtype=torch.float32).reshape(1, 1, 8, 10)
+    import onnxruntime as ort
+
+    (y,) = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})
+    assert np.array_equal(y, torch.nn.functional.interpolate(x, scale_factor=1.3).numpy())
+
+
+def test_a_standalone_batch_norm_exports_at_the_lowest_opset(tmp_path):
+    # onnx's version converter has no adapter from BatchNormalization-15 down; the older form means the same
+    spec = write(tmp_path / "s.yaml", _spec_text({"type": "norm", "kind": "batch"}, [6, 6]))
+    result = export_onnx(None, spec, tmp_path / "m.onnx", opset=14)
+    assert result.node_counts == {"BatchNormalization": 1} and all(c.ok for c in result.checks)
 
 
 def test_a_scale_float32_cannot_hold_is_refused_at_a_dynamic_size_with_its_location(tmp_path):
@@ -330,6 +371,7 @@ def risky_specs(draw):
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@example(text=yaml.safe_dump({"input": {"channels": 1, "size": [8, 10]}, "layers": [{"type": "upsample", "scale": 1.3}, {"type": "norm", "kind": "batch"}]}))
 @given(text=risky_specs())
 def test_every_valid_spec_exports_or_is_refused_with_a_location(text, tmp_path_factory):
     try:
@@ -432,7 +474,7 @@ layers:
 """
 
 
-@pytest.mark.parametrize("opset", [14, 16, 17, 18, 19])
+@pytest.mark.parametrize("opset", [14, 18, 19])
 def test_circular_padding_is_lowered_below_opset_19(opset, tmp_path):
     spec = write(tmp_path / "c.yaml", CIRCULAR)
     result = export_onnx(None, spec, tmp_path / "c.onnx", opset=opset)
