@@ -34,7 +34,7 @@ from torch import nn
 
 from ._version import __version__
 from .checkpoint import load_weights_file, spec_text
-from .errors import ExportError, InputError, first_line
+from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_writable
 from .geometry import onnx_ceil_pool, onnx_resize_output_size
 from .kinds import ExportTarget, export_limit_problems
@@ -42,7 +42,7 @@ from .limits import exact_int, flag_argument, number_argument, path_argument, se
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from .schema import Spec
 from .shapes import Report
-from .source import looks_like_yaml_text
+from .source import layer_label, looks_like_yaml_text
 from .trace import check_spec, load_and_check, parse_input_shape
 from .verify import (
     ATOL, EXPORT_BATCH, RTOL, VERIFY_BATCHES, OutputCheck, Step, check_file, compare_output,
@@ -281,6 +281,38 @@ def _lower_wrap_pads(proto: onnx.ModelProto) -> None:
         _replace(proto.graph, node, new)
 
 
+def _lower_mish(proto: onnx.ModelProto) -> None:
+    """Rewrite Mish (opset 18 on, which torch's optimizer fuses) as x * tanh(softplus(x)), its definition."""
+    edit = _Editor(proto)
+    for node in list(proto.graph.node):
+        if node.op_type != "Mish":
+            continue
+        soft, tanh = edit.tensor(f"{node.output[0]}_softplus"), edit.tensor(f"{node.output[0]}_tanh")
+        _replace(proto.graph, node, [
+            edit.node(node, "Softplus", [node.input[0]], [soft]),
+            edit.node(node, "Tanh", [soft], [tanh]),
+            edit.node(node, "Mul", [node.input[0], tanh], [node.output[0]]),
+        ])  # fmt: skip
+
+
+def _lower_shape_ranges(proto: onnx.ModelProto) -> None:
+    """Rewrite Shape with `start` / `end` (Shape-15) as Shape + Slice, which opsets before 15 have."""
+    edit = _Editor(proto)
+    for node in list(proto.graph.node):
+        attributes = _attributes(node)
+        if node.op_type != "Shape" or not ({"start", "end"} & set(attributes)):
+            continue
+        whole = edit.tensor(f"{node.output[0]}_whole")
+        start, end = attributes.get("start", 0), attributes.get("end", 2**63 - 1)
+        bounds = [edit.int64("shape_start", [start]), edit.int64("shape_end", [end]), edit.int64("shape_axis", [0])]
+        sliced = edit.node(node, "Slice", [whole, *bounds], [node.output[0]])
+        kept = [a for a in node.attribute if a.name not in ("start", "end")]  # Shape-13 has neither
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        node.output[0] = whole
+        _replace(proto.graph, node, [node, sliced])
+
+
 def _drop_attributes_newer_than(proto: onnx.ModelProto, opset: int) -> None:
     """Remove attributes an op gained after `opset` where they hold their default, or fail naming the node.
 
@@ -319,8 +351,9 @@ def _drop_attributes_newer_than(proto: onnx.ModelProto, opset: int) -> None:
 
 
 # Ops whose form onnx's converter has no adapter to step down, though the older form means the
-# same for convspec's float32 graphs: BatchNormalization-15 only widened its type constraints.
-_SAME_IN_OLDER_OPSETS = {"BatchNormalization"}
+# same for convspec's float32 graphs: BatchNormalization-15 and Identity-16 only widened their
+# type constraints; Shape-15 only added `start` / `end` (rewritten first, `_lower_shape_ranges`).
+_SAME_IN_OLDER_OPSETS = {"BatchNormalization", "Identity", "Shape"}
 _HIDDEN_DOMAIN = "convspec.hidden"
 
 
@@ -366,6 +399,9 @@ def _to_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
         proto = ir.to_proto(model)
     elif opset < TORCH_OPSET:
         _lower_reductions(proto, opset)
+        _lower_mish(proto)
+        if opset < 15:
+            _lower_shape_ranges(proto)
         for entry in proto.opset_import:
             if entry.domain in ("", "ai.onnx"):
                 entry.version = 17  # reductions and Resize's attributes are what changed from 17 to 18 in these graphs
@@ -516,25 +552,50 @@ def finish_model(
     """
     known = _known_shapes(proto) if known is None else known
     _name_nodes(proto, _layer_paths(report))  # first: the version converters drop the scopes it reads
-    proto = _to_opset(proto, opset)
-    _pools_as_pytorch(proto, opset, known)
-    _resizes_as_pytorch(proto, opset, known)
+    named = [(node.name, node.op_type) for node in proto.graph.node]
+    try:
+        proto = _to_opset(proto, opset)
+        _pools_as_pytorch(proto, opset, known)
+        _resizes_as_pytorch(proto, opset, known)
+    except ExportError as err:
+        raise ExportError([_locate(problem, named, report) for problem in err.problems]) from None
     _name_unnamed(proto)
     _record_output_shapes(proto, example_report, dynamic_spatial)
     return proto
 
 
-def _layer_paths(report: Report) -> set[str]:
-    """Module paths of every spec layer: "stem", "stage.0.conv_0", ..."""
-    paths: set[str] = set()
+def _locate(problem: Problem, nodes: list[tuple[str, str]], report: Report) -> Problem:
+    """Place a problem about a node at the spec layer the node came from: the node it names, else the first of its op."""
+    if problem.location.line is not None:
+        return problem
+    words = set(re.findall(r"[\w.]+(?:/\w+)?", problem.message))
+    node = next((name for name, _ in nodes if name in words), None)
+    node = node or next((name for name, op in nodes if op in words and "/" in name), None)
+    layers = {path: layer for path, layer in _layer_reports(report)}
+    layer = layers.get(node.rsplit("/", 1)[0]) if node else None
+    if layer is None:
+        return problem
+    source = report.spec.source
+    label = layer_label(source.data, layer.path)[1] if source.data is not None else layer.name
+    return Problem(problem.message, source.locate(layer.path), label)
+
+
+def _layer_reports(report: Report) -> list[tuple[str, Any]]:
+    """(module path, LayerReport) of every spec layer: "stem", "stage.0.conv_0", ..."""
+    found: list[tuple[str, Any]] = []
 
     def walk(layers, prefix: str) -> None:
         for layer in layers:
-            paths.add(prefix + layer.name)
+            found.append((prefix + layer.name, layer))
             walk(layer.children, prefix + layer.name + ".")
 
     walk(report.layers, "")
-    return paths
+    return found
+
+
+def _layer_paths(report: Report) -> set[str]:
+    """Module paths of every spec layer: "stem", "stage.0.conv_0", ..."""
+    return {path for path, _ in _layer_reports(report)}
 
 
 def _name_nodes(proto: onnx.ModelProto, layer_paths: set[str]) -> None:

@@ -128,6 +128,38 @@ def _transposed_export_limit(report: shapes.LayerReport, target: ExportTarget) -
     return None
 
 
+LAYER_NORM_OPSET = 17  # ONNX's LayerNormalization, which torch's exporter writes for `layer` norms
+
+
+def _norm_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+    # onnx's version converter has no form of LayerNormalization before opset 17
+    if target.opset >= LAYER_NORM_OPSET:
+        return None
+    plan = report.plan
+    if isinstance(plan, NormPlan):
+        found = [("kind", plan)]
+    elif isinstance(plan, SeparablePlan):
+        found = [("depthwise", plan.depthwise.norm), ("norm", plan.pointwise.norm)]
+    else:
+        found = [("norm", getattr(plan, "norm", None))]
+    for key, norm in found:
+        if norm is not None and norm.kind == "layer":
+            return key, (
+                f"a layer norm is ONNX's LayerNormalization, which exists from opset {LAYER_NORM_OPSET}: it cannot be "
+                f"exported to opset {target.opset}; use --opset {LAYER_NORM_OPSET} or higher, or another norm"
+            )
+    return None
+
+
+def _first_limit(*limits: Callable[[shapes.LayerReport, ExportTarget], tuple[str, str] | None]):
+    """An export_limit that is the first refusal of `limits`."""
+
+    def limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+        return next((found for check in limits if (found := check(report, target)) is not None), None)
+
+    return limit
+
+
 def _upsample_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
     # ONNX's Resize takes float32 scales and floors in * scale exactly; PyTorch floors in * scale in
     # double. At a fixed size the exporter writes the output sizes instead; at a dynamic size only
@@ -245,7 +277,7 @@ _BUILDER = "convspec.builder:"
 
 
 def _conv_kind(name: str, model: type[S.LayerBase], rule=shapes.rule_conv, builder: str = "build_conv") -> Kind:
-    return Kind(name, model, rule, _BUILDER + builder, buffers=plan_buffers, colours=CONV_COLOURS)
+    return Kind(name, model, rule, _BUILDER + builder, buffers=plan_buffers, colours=CONV_COLOURS, export_limit=_norm_export_limit)
 
 
 BUILTIN_KINDS: tuple[Kind, ...] = (
@@ -256,10 +288,13 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
     _conv_kind("depthwise", S.DepthwiseLayer),
     _conv_kind("group", S.GroupLayer),
     _conv_kind("separable", S.SeparableLayer, shapes.rule_separable, "build_separable"),
-    dataclasses.replace(_conv_kind("transposed", S.TransposedLayer, shapes.rule_transposed), export_limit=_transposed_export_limit),
+    dataclasses.replace(
+        _conv_kind("transposed", S.TransposedLayer, shapes.rule_transposed),
+        export_limit=_first_limit(_transposed_export_limit, _norm_export_limit),
+    ),
     _conv_kind("dynamic", S.DynamicLayer, shapes.rule_dynamic, "build_dynamic"),
     Kind("fixed", S.FixedLayer, shapes.rule_fixed, _BUILDER + "build_fixed", buffers=plan_buffers, colours=FIXED_COLOURS),
-    Kind("norm", S.NormLayer, shapes.rule_norm, _BUILDER + "build_norm", buffers=plan_buffers),
+    Kind("norm", S.NormLayer, shapes.rule_norm, _BUILDER + "build_norm", buffers=plan_buffers, export_limit=_norm_export_limit),
     Kind("act", S.ActLayer, shapes.rule_act, _BUILDER + "build_act"),
     Kind("pool", S.PoolLayer, shapes.rule_pool, _BUILDER + "build_pool", colours=POOL_COLOURS, export_limit=_pool_export_limit),
     Kind(

@@ -387,7 +387,10 @@ def _reference_model(
                 "the file does not say which weights it was exported with; give --weights FILE (the checkpoint or "
                 "state_dict it was exported from) or --seed N (the seed given to `convspec export`)"
             )
-        seed = int(meta["convspec.seed"])
+        try:
+            seed = int(meta["convspec.seed"])
+        except ValueError:
+            raise InputError(f"the file's convspec.seed is not a seed ({meta['convspec.seed'][:40]!r}); give --weights or --seed") from None
     built = build_from_report(report, seed=seed if weights is None else 0, max_memory=max_memory)
     if weights is None:
         return built, f"the spec's initial weights, seed {seed}"

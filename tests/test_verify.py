@@ -334,6 +334,33 @@ def test_a_standalone_batch_norm_exports_at_the_lowest_opset(tmp_path):
     assert result.node_counts == {"BatchNormalization": 1} and all(c.ok for c in result.checks)
 
 
+@pytest.mark.parametrize(
+    "layer",
+    [
+        {"type": "dropout", "p": 0.3},  # Identity-16
+        {"type": "norm", "kind": "group", "groups": 2},  # Shape-15 with start / end
+        {"type": "upsample", "size": [7, 9], "mode": "bilinear"},
+        {"type": "conv", "out": 4, "kernel": 3, "act": "mish"},  # Mish exists from opset 18
+    ],
+    ids=["dropout", "group_norm", "upsample_size", "mish"],
+)
+def test_ops_newer_than_the_opset_are_written_in_its_forms(layer, tmp_path):
+    spec = write(tmp_path / "s.yaml", _spec_text(layer, [12, 12], channels=4))
+    result = export_onnx(None, spec, tmp_path / "m.onnx", opset=14)
+    assert all(c.ok for c in result.checks) and "Mish" not in result.node_counts
+
+
+def test_a_layer_norm_below_opset_17_is_refused_where_it_is_written(tmp_path):
+    spec = write(tmp_path / "s.yaml", "input: {channels: 4, size: [8, 8]}\nlayers:\n  - {type: conv, out: 4, kernel: 3, norm: layer}\n")
+    with pytest.raises(convspec.ExportError) as refused:
+        export_onnx(None, spec, tmp_path / "m.onnx", opset=16)
+    (problem,) = refused.value.problems
+    assert problem.location.line == 3 and problem.location.column == spec.read_text().splitlines()[2].index("norm") + 1
+    assert "--opset 17" in problem.message
+    assert run("check", spec, "--target", "onnx", "--opset", "16").exit_code == 1
+    assert run("check", spec, "--target", "onnx", "--opset", "17").exit_code == 0
+
+
 def test_a_scale_float32_cannot_hold_is_refused_at_a_dynamic_size_with_its_location(tmp_path):
     spec = write(tmp_path / "s.yaml", "input: {channels: 2}\nlayers:\n  - {type: conv, out: 2, kernel: 1}\n  - {type: upsample, scale: 1.3}\n")
     with pytest.raises(convspec.ExportError) as refused:
@@ -371,9 +398,12 @@ def risky_specs(draw):
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
-@example(text=yaml.safe_dump({"input": {"channels": 1, "size": [8, 10]}, "layers": [{"type": "upsample", "scale": 1.3}, {"type": "norm", "kind": "batch"}]}))
-@given(text=risky_specs())
-def test_every_valid_spec_exports_or_is_refused_with_a_location(text, tmp_path_factory):
+@example(
+    text=yaml.safe_dump({"input": {"channels": 1, "size": [8, 10]}, "layers": [{"type": "upsample", "scale": 1.3}, {"type": "norm", "kind": "batch"}]}),
+    opset=14,
+)
+@given(text=risky_specs(), opset=st.sampled_from([14, 16, 17, DEFAULT_OPSET, DEFAULT_OPSET, 19, 22, MAX_OPSET]))
+def test_every_valid_spec_exports_or_is_refused_with_a_location(text, opset, tmp_path_factory):
     try:
         report = convspec.check(text)
     except convspec.SpecError:
@@ -381,17 +411,17 @@ def test_every_valid_spec_exports_or_is_refused_with_a_location(text, tmp_path_f
     assume(report.valid)
     out = tmp_path_factory.mktemp("risky") / "m.onnx"
     try:
-        result = export_onnx(None, text, out)
+        result = export_onnx(None, text, out, opset=opset)
     except convspec.ExportError as refused:
         assert refused.problems
         for problem in refused.problems:  # every refusal points at the layer and key to change
             assert problem.location.line is not None and problem.layer, str(problem)
         assert not out.exists()
         # and `check --target onnx` tells the same before exporting
-        assert {str(p) for p in convspec.check(text, target="onnx").errors} == {str(p) for p in refused.problems}
+        assert {str(p) for p in convspec.check(text, target="onnx", opset=opset).errors} == {str(p) for p in refused.problems}
         return
     assert all(c.ok for c in result.checks)
-    assert convspec.check(text, target="onnx").valid
+    assert convspec.check(text, target="onnx", opset=opset).valid
 
 
 # ---------------------------------------------------------------- 4. check --target onnx, a quiet onnxruntime
