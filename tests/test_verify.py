@@ -191,12 +191,12 @@ def test_the_untampered_file_verifies(name, exported):
     assert "x max|PyTorch|, per output" in cli.output
 
 
-@pytest.mark.parametrize("tampering", list(TAMPERINGS))
-@pytest.mark.parametrize("name", ["tiny", "yolo"])
+@pytest.mark.parametrize(
+    "name, tampering",
+    [("tiny", "negated"), ("tiny", "zeroed"), ("yolo", "negated"), ("yolo", "zeroed"), ("yolo", "concat_reversed")],
+)  # the plain stack has no Concat to reverse
 def test_tampered_copies_are_not_verified(name, tampering, exported, tmp_path):
     path, spec = exported[name]
-    if tampering == "concat_reversed" and name == "tiny":
-        pytest.skip("the plain stack has no Concat")
     bad = tmp_path / f"{tampering}.onnx"
     onnx.save(TAMPERINGS[tampering](onnx.load(path)), bad)
     with pytest.raises(convspec.ExportError) as failed:
