@@ -36,7 +36,7 @@ from ._version import __version__
 from .checkpoint import load_weights_file, spec_text
 from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_writable
-from .geometry import onnx_ceil_pool, onnx_resize_output_size
+from .geometry import interpolation_scale, onnx_ceil_pool, onnx_resize_output_size
 from .kinds import ExportTarget, export_limit_problems
 from .limits import exact_int, flag_argument, number_argument, path_argument, seed_argument, whole_argument
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
@@ -472,17 +472,19 @@ def _pools_as_pytorch(proto: onnx.ModelProto, opset: int, known: dict[str, list[
 
 
 def _resizes_as_pytorch(proto: onnx.ModelProto, opset: int, known: dict[str, list[int | None]]) -> None:
-    """Give Resize explicit output `sizes` on the axes where its float32 `scales` mean other sizes than PyTorch's.
+    """Write each Resize at a fixed size so that it samples where PyTorch does and makes PyTorch's sizes.
 
+    Its scales become the ones PyTorch samples with (`interpolation_scale`: 1 for an axis
+    whose size a 2-D nearest or a linear upsampling keeps, 2 for one a 2-D nearest doubles).
     PyTorch makes floor(in * scale) with the scale in double; ONNX floors in * scale with
-    the scale in float32 (1.3 is 1.29999995: 12 of 10, not 13). At a fixed size, the axes
-    where the two differ are resized by a second Resize to PyTorch's sizes; ONNX then uses
-    the scale out / in there, equal to the spec's within float32 (in * scale is within
-    float32's rounding of the integer out). The other axes keep the spec's scale, so their
-    sample positions stay PyTorch's (sizes would make a scale of 10 / 8 of 1.3 on 8); an
-    axis a Resize leaves at scale 1 is copied exactly, and interpolation is separable, so
-    the two nodes compute what one would. From opset 18 on the sizes are given per axis
-    (`axes`); before, the batch and channels are read from the input's shape.
+    the scale in float32 (1.3 is 1.29999995: 12 of 10, not 13). The axes where the two
+    differ are resized by a second Resize to PyTorch's sizes; ONNX then uses the scale
+    out / in there, equal to the spec's within float32 (in * scale is within float32's
+    rounding of the integer out). The other axes keep their scale, so their sample
+    positions stay PyTorch's (sizes would make a scale of 10 / 8 of 1.3 on 8); an axis a
+    Resize leaves at scale 1 is copied exactly, and interpolation is separable, so the two
+    nodes compute what one would. From opset 18 on the sizes are given per axis (`axes`);
+    before, the batch and channels are read from the input's shape.
     """
     constants = _constants(proto)
     edit = _Editor(proto)
@@ -493,7 +495,19 @@ def _resizes_as_pytorch(proto: onnx.ModelProto, opset: int, known: dict[str, lis
         before, after = known.get(node.input[0]), known.get(node.output[0])
         if scales is None or before is None or after is None or None in before[2:] or None in after[2:]:
             continue
-        spatial = list(zip(before[2:], [float(s) for s in scales.reshape(-1)[2:]], after[2:]))
+        onnx_mode = _attributes(node).get("mode", b"nearest").decode()
+        mode = "bicubic" if onnx_mode == "cubic" else onnx_mode  # "linear" stands for PyTorch's linear family
+        dims = len(before) - 2
+        spatial = [
+            (size, interpolation_scale(mode, dims, size, out, scale), out)
+            for size, scale, out in zip(before[2:], [float(s) for s in scales.reshape(-1)[2:]], after[2:])
+        ]
+        if any(scale != float(given) for (_, scale, _), given in zip(spatial, scales.reshape(-1)[2:])):
+            sampled = edit.tensor("resize_scales")
+            proto.graph.initializer.append(
+                onnx.numpy_helper.from_array(np.asarray([1.0, 1.0, *(scale for _, scale, _ in spatial)], dtype=np.float32), sampled)
+            )
+            node.input[2] = sampled
         agree = [onnx_resize_output_size(size, scale) == out for size, scale, out in spatial]
         if all(agree):
             continue

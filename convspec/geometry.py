@@ -243,13 +243,41 @@ def onnx_resize_output_size(size: int, scale: float) -> int:
     return size * numerator // denominator
 
 
-def resize_scale_disagrees(scale: float, limit: int = 2**16) -> int | None:
-    """The smallest input size up to `limit` at which ONNX's and PyTorch's Resize output sizes differ, or None."""
-    if float32(scale) == scale:
-        return None  # exact in binary (2, 1.5, 0.25): the same product
+def interpolation_scale(mode: str, dims: int, size: int, out: int, scale: float) -> float:
+    """The scale PyTorch's CPU kernels sample an axis with, upsampling `size` to `out` by `scale`.
+
+    Measured with torch 2.13: the 2-D nearest kernel copies an axis whose size is kept and
+    halves the indices of one whose size doubles, whatever the scale; the linear kernels
+    (linear, bilinear, trilinear) copy a kept axis; otherwise the scale given is used.
+    ONNX's Resize samples at the scale it is given, so these must be written as 1 and 2.
+    """
+    if out == size and (mode in ("linear", "bilinear", "trilinear") or (mode == "nearest" and dims == 2)):
+        return 1.0
+    if out == 2 * size and mode == "nearest" and dims == 2:
+        return 2.0
+    return scale
+
+
+def resize_scale_disagrees(scale: float, mode: str, dims: int, limit: int = 2**16) -> tuple[int, str] | None:
+    """The smallest input size up to `limit` at which ONNX's Resize by `scale` differs from PyTorch's, and how.
+
+    "size": ONNX's float32 scale makes another output size (checked first); "samples": PyTorch
+    samples at another scale there (`interpolation_scale`). None when they agree at every size.
+    """
     if not math.isfinite(float32(scale)):
-        return 1
-    return next((n for n in range(1, limit + 1) if resize_output_size(n, scale) != onnx_resize_output_size(n, scale)), None)
+        return 1, "size"
+    if float32(scale) != scale:  # exact in binary (2, 1.5, 0.25): the same product at every size
+        size = next((n for n in range(1, limit + 1) if resize_output_size(n, scale) != onnx_resize_output_size(n, scale)), None)
+        if size is not None:
+            return size, "size"
+    # an axis is kept (n * scale < n + 1) or doubled (n * scale < 2n + 1) only below these sizes
+    if scale <= 1 or scale == 2:
+        return None
+    last = min(limit, math.floor(1 / (scale - 1 if scale < 2 else scale - 2)) + 1)
+    for n in range(2, last + 1):
+        if interpolation_scale(mode, dims, n, resize_output_size(n, scale), scale) != scale:
+            return n, "samples"
+    return None
 
 
 # ---------------------------------------------------------------- weights and costs
@@ -443,6 +471,6 @@ __all__ = [
     "AUTO_PADS", "auto_pad_depends_on_size", "auto_pad_total", "auto_padding", "padding_follows_size", "transposed_auto_padding",
     "transposed_conv_parts",
     "ConvGeometry", "Pads", "attention_hidden", "conv_output_size", "conv_own_padding", "conv_params", "conv_weight_shape", "divisors",
-    "float32", "norm_buffers", "norm_params", "onnx_resize_output_size", "pool_output_size", "resize_output_size",
+    "float32", "interpolation_scale", "norm_buffers", "norm_params", "onnx_resize_output_size", "pool_output_size", "resize_output_size",
     "resize_scale_disagrees", "same_padding", "transposed_output_size", "transposed_same_padding",
 ]  # fmt: skip

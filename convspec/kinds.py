@@ -32,7 +32,8 @@ from . import schema as S
 from . import shapes
 from .errors import Problem
 from .geometry import (
-    norm_buffers, onnx_ceil_pool, onnx_resize_output_size, pool_ceil_may_drop, resize_output_size, resize_scale_disagrees,
+    interpolation_scale, norm_buffers, onnx_ceil_pool, onnx_resize_output_size, pool_ceil_may_drop, resize_output_size,
+    resize_scale_disagrees,
 )
 from .plans import ConvPlan, DynamicPlan, FixedPlan, NormPlan, SeparablePlan
 from .source import layer_label
@@ -161,22 +162,36 @@ def _first_limit(*limits: Callable[[shapes.LayerReport, ExportTarget], tuple[str
 
 
 def _upsample_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
-    # ONNX's Resize takes float32 scales and floors in * scale exactly; PyTorch floors in * scale in
-    # double. At a fixed size the exporter writes the output sizes instead; at a dynamic size only
-    # a scale that float32 holds exactly means the same sizes.
+    # ONNX's Resize takes float32 scales and samples at the scale it is given; PyTorch floors
+    # in * scale in double and samples some axes at another scale (`interpolation_scale`). At a
+    # fixed size the exporter writes what PyTorch does; at a dynamic size only a scale that
+    # means the same at every size can be exported.
     plan = report.plan
     if not target.dynamic_spatial or plan.scale is None:
         return None
+    dims = len(plan.scale)
     for axis, scale in enumerate(plan.scale):
-        size = resize_scale_disagrees(scale)
-        if size is not None:
-            dim = shapes.DIM_NAMES[len(plan.scale)][axis]
-            return "scale", (
-                f"scale {scale:g} cannot be exported exactly at a dynamic spatial size: ONNX's Resize stores it as a "
-                f"float32 and would make {onnx_resize_output_size(size, scale)} of {size} in {dim} where PyTorch makes "
-                f"{resize_output_size(size, scale)}; give `input.size` (a fixed size is exported with explicit output "
-                "sizes), or use a scale float32 holds exactly (such as 1.25, 1.5 or 2), or `size`"
+        found = resize_scale_disagrees(scale, plan.mode, dims)
+        if found is None:
+            continue
+        size, how = found
+        out = resize_output_size(size, scale)
+        dim = shapes.DIM_NAMES[dims][axis]
+        if how == "size":
+            reason = (
+                f"ONNX's Resize stores it as a float32 and would make {onnx_resize_output_size(size, scale)} of {size} "
+                f"in {dim} where PyTorch makes {out}"
             )
+        else:
+            reason = (
+                f"PyTorch's {plan.mode} upsampling of {size} to {out} in {dim} samples at scale "
+                f"{interpolation_scale(plan.mode, dims, size, out, scale):g}, not {scale:g}, which ONNX's Resize does"
+            )
+        return "scale", (
+            f"scale {scale:g} cannot be exported exactly at a dynamic spatial size: {reason}; give `input.size` "
+            "(a fixed size is exported as PyTorch computes it), or a scale that is a whole number or that float32 "
+            "holds exactly (such as 1.5 or 2.5), or `size`"
+        )
     return None
 
 

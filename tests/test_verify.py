@@ -290,6 +290,9 @@ SHAPE_DISAGREEMENTS = {
     "bilinear_0.7": ({"type": "upsample", "scale": 0.7, "mode": "bilinear"}, [10, 10]),
     "nearest_1.3_one_axis": ({"type": "upsample", "scale": 1.3}, [8, 10]),  # 8 x 1.3 agrees, 10 x 1.3 does not
     "bilinear_1.3_one_axis": ({"type": "upsample", "scale": [1.3, 0.7], "mode": "bilinear"}, [8, 10]),
+    "nearest_1.1_kept_axis": ({"type": "upsample", "scale": 1.1}, [8, 10]),  # PyTorch copies H (8 to 8) whatever the scale
+    "nearest_2.05_doubled_axis": ({"type": "upsample", "scale": 2.05}, [10, 6]),  # and samples W (6 to 12) at scale 2
+    "bilinear_1.1_kept_axis": ({"type": "upsample", "scale": 1.1, "mode": "bilinear"}, [8, 10]),
     "maxpool3d_ceil": ({"type": "pool", "op": "max", "kernel_size": 3, "padding": 1, "ceil_mode": True}, [3, 6, 5]),
     "avgpool_ceil": ({"type": "pool", "op": "avg", "kernel_size": 4, "stride": 4, "padding": 2, "ceil_mode": True}, [9, 9]),
     "avgpool_ceil_mixed": ({"type": "pool", "op": "avg", "kernel_size": 3, "padding": 1, "ceil_mode": True}, [3, 6, 5]),
@@ -373,6 +376,11 @@ def test_a_scale_float32_cannot_hold_is_refused_at_a_dynamic_size_with_its_locat
     # a scale float32 holds exactly exports at any size
     write(spec, spec.read_text().replace("1.3", "1.5"))
     assert all(c.ok for c in export_onnx(None, spec, tmp_path / "m.onnx").checks)
+    # one under which a size stays as it is samples there at scale 1 in PyTorch's 2-D kernels
+    write(spec, spec.read_text().replace("1.5", "1.25"))
+    with pytest.raises(convspec.ExportError) as refused:
+        export_onnx(None, spec, tmp_path / "n.onnx")
+    assert "nearest upsampling of 2 to 2 in H samples at scale 1, not 1.25" in str(refused.value)
 
 
 @st.composite
