@@ -381,9 +381,11 @@ def _to_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     """The opset-18 model from torch's exporter, written in `opset`, or ExportError saying why it cannot be.
 
     Up from 18 with onnxscript's version converter (what torch's exporter itself does).
-    Down: circular padding and reductions are rewritten, attributes newer than the opset
-    dropped where they hold their defaults, and onnx's version converter steps below 17.
-    The checker, the opset's schemas and the parity run that follow catch anything else.
+    Down: circular padding (below 19), reductions, Mish and ranged Shape (below 15) are
+    rewritten, attributes newer than the opset dropped where they hold their defaults, and
+    onnx's version converter steps below 17, passing over the ops it has no adapter for
+    whose older form means the same. The checker, the opset's schemas and the parity run
+    that follow catch anything else.
     """
     produced = _opset_of(proto)
     if produced != TORCH_OPSET:

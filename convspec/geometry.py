@@ -258,6 +258,18 @@ def interpolation_scale(mode: str, dims: int, size: int, out: int, scale: float)
     return scale
 
 
+def resize_copied_by_onnxruntime(mode: str, sizes: tuple[int, ...], outs: tuple[int, ...], scales: tuple[float, ...]) -> bool:
+    """Whether onnxruntime copies a Resize that keeps every size while PyTorch resamples it.
+
+    onnxruntime (1.32) returns its input when the output shape equals it, whatever the scales;
+    PyTorch's 1-D and 3-D nearest and its bicubic kernels sample such axes at the scale given.
+    """
+    dims = len(sizes)
+    return tuple(outs) == tuple(sizes) and any(
+        n >= 2 and interpolation_scale(mode, dims, n, n, scale) != 1.0 for n, scale in zip(sizes, scales)
+    )
+
+
 def resize_scale_disagrees(scale: float, mode: str, dims: int, limit: int = 2**16) -> tuple[int, str] | None:
     """The smallest input size up to `limit` at which ONNX's Resize by `scale` differs from PyTorch's, and how.
 
@@ -471,6 +483,6 @@ __all__ = [
     "AUTO_PADS", "auto_pad_depends_on_size", "auto_pad_total", "auto_padding", "padding_follows_size", "transposed_auto_padding",
     "transposed_conv_parts",
     "ConvGeometry", "Pads", "attention_hidden", "conv_output_size", "conv_own_padding", "conv_params", "conv_weight_shape", "divisors",
-    "float32", "interpolation_scale", "norm_buffers", "norm_params", "onnx_resize_output_size", "pool_output_size", "resize_output_size",
+    "float32", "interpolation_scale", "norm_buffers", "resize_copied_by_onnxruntime", "norm_params", "onnx_resize_output_size", "pool_output_size", "resize_output_size",
     "resize_scale_disagrees", "same_padding", "transposed_output_size", "transposed_same_padding",
 ]  # fmt: skip

@@ -32,8 +32,8 @@ from . import schema as S
 from . import shapes
 from .errors import Problem
 from .geometry import (
-    interpolation_scale, norm_buffers, onnx_ceil_pool, onnx_resize_output_size, pool_ceil_may_drop, resize_output_size,
-    resize_scale_disagrees,
+    interpolation_scale, norm_buffers, onnx_ceil_pool, onnx_resize_output_size, pool_ceil_may_drop, resize_copied_by_onnxruntime,
+    resize_output_size, resize_scale_disagrees,
 )
 from .plans import ConvPlan, DynamicPlan, FixedPlan, NormPlan, SeparablePlan
 from .source import layer_label
@@ -167,9 +167,17 @@ def _upsample_export_limit(report: shapes.LayerReport, target: ExportTarget) -> 
     # fixed size the exporter writes what PyTorch does; at a dynamic size only a scale that
     # means the same at every size can be exported.
     plan = report.plan
-    if not target.dynamic_spatial or plan.scale is None:
+    if plan.scale is None:
         return None
     dims = len(plan.scale)
+    if not target.dynamic_spatial:
+        sizes, outs = tuple(report.input_shapes[0][2:]), tuple(report.output_shape[2:])
+        if None not in sizes and resize_copied_by_onnxruntime(plan.mode, sizes, outs, plan.scale):
+            return "scale", _copied(plan, sizes)
+        return None
+    if all(1 <= scale < 1.5 for scale in plan.scale):  # at size 2 every axis stays 2
+        if resize_copied_by_onnxruntime(plan.mode, (2,) * dims, (2,) * dims, plan.scale):
+            return "scale", _copied(plan, (2,) * dims) + " (at a dynamic size)"
     for axis, scale in enumerate(plan.scale):
         found = resize_scale_disagrees(scale, plan.mode, dims)
         if found is None:
@@ -193,6 +201,15 @@ def _upsample_export_limit(report: shapes.LayerReport, target: ExportTarget) -> 
             "holds exactly (such as 1.5 or 2.5), or `size`"
         )
     return None
+
+
+def _copied(plan: Any, sizes: tuple[int, ...]) -> str:
+    shape = "x".join(map(str, sizes))
+    return (
+        f"scale {' x '.join(f'{s:g}' for s in dict.fromkeys(plan.scale))} keeps the size {shape}, which PyTorch's {plan.mode} upsampling "
+        f"resamples but onnxruntime's Resize copies unchanged, so the two differ; use a scale that changes the size, "
+        "or `identity` for a copy"
+    )
 
 
 def export_limit_problems(report: shapes.Report, target: ExportTarget) -> list[Problem]:

@@ -330,6 +330,23 @@ def test_a_resize_keeps_pytorchs_sample_positions_on_the_axes_its_scale_gets_rig
     assert np.array_equal(y, torch.nn.functional.interpolate(x, scale_factor=1.3).numpy())
 
 
+@pytest.mark.parametrize(
+    "layer, size", [({"type": "upsample", "scale": 1.1}, [5, 5, 5]), ({"type": "upsample", "scale": 1.1, "mode": "bicubic"}, [8, 8])]
+)
+def test_a_scale_that_keeps_every_size_is_refused_because_onnxruntime_copies(layer, size, tmp_path):
+    # PyTorch resamples 5 to 5 at scale 1.1 here (3-D nearest, bicubic); onnxruntime returns its input
+    spec = write(tmp_path / "s.yaml", _spec_text(layer, size, channels=1))
+    model = convspec.build(spec).eval()
+    x = torch.randn(1, 1, *size)
+    assert model(x).shape == x.shape and not torch.equal(model(x), x)
+    with pytest.raises(convspec.ExportError) as refused:
+        export_onnx(None, spec, tmp_path / "m.onnx")
+    (problem,) = refused.value.problems
+    scale_line = next(i for i, line in enumerate(spec.read_text().splitlines(), 1) if "scale:" in line)
+    assert "onnxruntime's Resize copies" in problem.message and problem.location.line == scale_line
+    assert [str(p) for p in convspec.check(spec, target="onnx").errors] == [str(problem)]
+
+
 def test_a_standalone_batch_norm_exports_at_the_lowest_opset(tmp_path):
     # onnx's version converter has no adapter from BatchNormalization-15 down; the older form means the same
     spec = write(tmp_path / "s.yaml", _spec_text({"type": "norm", "kind": "batch"}, [6, 6]))
@@ -390,7 +407,7 @@ def risky_specs(draw):
     dims = len(definition["input"]["size"])
     extra = draw(st.sampled_from(["upsample", "pool", "transposed", "none"]))
     if extra == "upsample":
-        definition["layers"].insert(0, {"type": "upsample", "scale": draw(st.sampled_from([1.3, 0.7, 1.5, 2.5, 0.35, 1.1])),
+        definition["layers"].insert(0, {"type": "upsample", "scale": draw(st.sampled_from([1.3, 0.7, 1.5, 2.5, 0.35, 1.1, 1.25, 2.05])),
                                         "mode": draw(st.sampled_from(["nearest", {1: "linear", 2: "bilinear", 3: "trilinear"}[dims]]))})
     elif extra == "pool":
         k = draw(st.integers(2, 4))
@@ -410,6 +427,8 @@ def risky_specs(draw):
     text=yaml.safe_dump({"input": {"channels": 1, "size": [8, 10]}, "layers": [{"type": "upsample", "scale": 1.3}, {"type": "norm", "kind": "batch"}]}),
     opset=14,
 )
+@example(text=yaml.safe_dump({"input": {"channels": 1, "size": [8, 10]}, "layers": [{"type": "upsample", "scale": 1.1}]}), opset=14)
+@example(text=yaml.safe_dump({"input": {"channels": 1, "size": [5, 5, 5]}, "layers": [{"type": "upsample", "scale": 1.1}]}), opset=18)
 @given(text=risky_specs(), opset=st.sampled_from([14, 16, 17, DEFAULT_OPSET, DEFAULT_OPSET, 19, 22, MAX_OPSET]))
 def test_every_valid_spec_exports_or_is_refused_with_a_location(text, opset, tmp_path_factory):
     try:
