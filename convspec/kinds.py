@@ -171,8 +171,9 @@ def _upsample_export_limit(report: shapes.LayerReport, target: ExportTarget) -> 
         return None
     dims = len(plan.scale)
     if not target.dynamic_spatial:
+        # at a fixed size nearest upsampling exports as index gathers (`layers.Upsample`), not as a Resize
         sizes, outs = tuple(report.input_shapes[0][2:]), tuple(report.output_shape[2:])
-        if None not in sizes and resize_copied_by_onnxruntime(plan.mode, sizes, outs, plan.scale):
+        if plan.mode != "nearest" and None not in sizes and resize_copied_by_onnxruntime(plan.mode, sizes, outs, plan.scale):
             return "scale", _copied(plan, sizes)
         return None
     if all(1 <= scale < 1.5 for scale in plan.scale):  # at size 2 every axis stays 2

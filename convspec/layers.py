@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .geometry import (  # one formula, shared with the checker
-    PAD_MODES, ConvGeometry, adaptive_windows, attention_hidden, auto_padding, conv_own_padding, padding_follows_size,
+    PAD_MODES, ConvGeometry, adaptive_windows, attention_hidden, auto_padding, conv_own_padding, interpolation_scale,
+    padding_follows_size, resize_output_size,
 )
 
 __all__ = [
@@ -65,7 +66,8 @@ class Upsample(nn.Upsample):
     """nn.Upsample whose `nearest` mode exports as PyTorch computes it: (N, C, *S) -> (N, C, *S_out).
 
     PyTorch's nearest picks source pixel min(floor(i * scale), in - 1), with the float32 scale
-    in / out (or 1 / scale_factor; aten UpSample.h `compute_scales_value`). ONNX Resize divides
+    in / out (or 1 / scale_factor; aten UpSample.h `compute_scales_value`), but its 2-D kernel
+    copies an axis a scale_factor keeps and halves one it doubles (`geometry.interpolation_scale`). ONNX Resize divides
     by out / in instead, which rounds differently: 26 -> 4 picks pixel 12 for 13. Under export
     the same float32 arithmetic is written out as index gathers, so every runtime picks
     PyTorch's pixels; eager runs are nn.Upsample's own.
@@ -81,8 +83,9 @@ class Upsample(nn.Upsample):
             n = x.shape[2 + axis]
             if sizes is not None:
                 out, scale = sizes[axis], torch.tensor(n, dtype=torch.float32) / sizes[axis]
-            else:
-                out, scale = int(n * factors[axis]), torch.tensor(1.0 / factors[axis], dtype=torch.float32)
+            else:  # the scale PyTorch's kernel samples with: 1 or 2 where 2-D nearest keeps or doubles an axis
+                out = resize_output_size(n, factors[axis])
+                scale = torch.tensor(1.0 / interpolation_scale("nearest", dims, n, out, factors[axis]), dtype=torch.float32)
             index = torch.floor(torch.arange(out, dtype=torch.float32) * scale).to(torch.int64).clamp(max=n - 1)
             x = x.index_select(2 + axis, index)
         return x

@@ -331,20 +331,25 @@ def test_a_resize_keeps_pytorchs_sample_positions_on_the_axes_its_scale_gets_rig
 
 
 @pytest.mark.parametrize(
-    "layer, size", [({"type": "upsample", "scale": 1.1}, [5, 5, 5]), ({"type": "upsample", "scale": 1.1, "mode": "bicubic"}, [8, 8])]
+    "layer, size", [({"type": "upsample", "scale": 1.1}, None), ({"type": "upsample", "scale": 1.1, "mode": "bicubic"}, [8, 8])]
 )
 def test_a_scale_that_keeps_every_size_is_refused_because_onnxruntime_copies(layer, size, tmp_path):
-    # PyTorch resamples 5 to 5 at scale 1.1 here (3-D nearest, bicubic); onnxruntime returns its input
-    spec = write(tmp_path / "s.yaml", _spec_text(layer, size, channels=1))
-    model = convspec.build(spec).eval()
-    x = torch.randn(1, 1, *size)
+    # PyTorch resamples 5 to 5 at scale 1.1 (3-D nearest, bicubic); onnxruntime's Resize returns its input.
+    # (3-D nearest at a fixed size is written as index gathers, so only the dynamic size meets a Resize.)
+    text = _spec_text(layer, size or [5, 5, 5], channels=1)
+    spec = write(tmp_path / "s.yaml", text if size else text.replace("size:\n  - 5\n  - 5\n  - 5\n", "dims: 3\n"))
+    model = convspec.build(spec, input_shape=(1, 1, *(size or [5, 5, 5]))).eval()
+    x = torch.randn(1, 1, *(size or [5, 5, 5]))
     assert model(x).shape == x.shape and not torch.equal(model(x), x)
     with pytest.raises(convspec.ExportError) as refused:
-        export_onnx(None, spec, tmp_path / "m.onnx")
+        export_onnx(None, spec, tmp_path / "m.onnx", input_shape=(1, 1, 5, 5, 5) if size is None else None)
     (problem,) = refused.value.problems
     scale_line = next(i for i, line in enumerate(spec.read_text().splitlines(), 1) if "scale:" in line)
     assert "onnxruntime's Resize copies" in problem.message and problem.location.line == scale_line
-    assert [str(p) for p in convspec.check(spec, target="onnx").errors] == [str(problem)]
+    assert [str(p) for p in convspec.check(spec, None if size else "1x1x5x5x5", target="onnx").errors] == [str(problem)]
+    if size is None:  # at a fixed size the same layer exports, as gathers
+        fixed = write(tmp_path / "f.yaml", _spec_text(layer, [5, 5, 5], channels=1))
+        assert all(c.ok for c in export_onnx(None, fixed, tmp_path / "f.onnx").checks)
 
 
 def test_a_standalone_batch_norm_exports_at_the_lowest_opset(tmp_path):
