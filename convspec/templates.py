@@ -338,7 +338,7 @@ class _Expander:
         args: dict[str, _Node] = {}
         if args_node is not None:
             if not isinstance(args_node.value, dict):
-                self._problem(f"`with` must be a mapping of parameter values, e.g. {{out: 64}}", args_node, path)
+                self._problem("`with` must be a mapping of parameter values, e.g. {out: 64}", args_node, path)
                 return None
             for param, value in args_node.value.items():
                 if param not in template.params:
