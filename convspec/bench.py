@@ -19,12 +19,11 @@ from typing import Any
 import torch
 
 from .budget import enforce_budget
-from .errors import InputError
 from .export import _example_shape, export_onnx
 from .limits import batches_argument, number_argument, seed_argument, whole_argument
 from .verify import session_options
 from .shapes import Report
-from .trace import check_spec, load_and_check, parse_input_shape
+from .trace import check_spec, checked_report
 
 MAX_THREADS = 256
 MAX_ROUNDS = 100
@@ -104,13 +103,7 @@ def bench(
     whole_argument("rounds", rounds, 1, MAX_ROUNDS)
     number_argument("block_seconds", block_seconds, 0, 60, above=True)
     seed_argument(seed)
-    if input_shape is not None:
-        input_shape = parse_input_shape(input_shape)
-    if report is None:
-        report = load_and_check(spec, input_shape, require_size=False)
-    elif not isinstance(report, Report):
-        raise InputError(f"report must be the Report of convspec.check, not {type(report).__name__}")
-    report.raise_for_errors()
+    report, input_shape = checked_report(spec, input_shape, report)
     parsed = report.spec
     threads = threads or torch.get_num_threads()
     example = _example_shape(parsed, input_shape)

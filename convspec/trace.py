@@ -302,6 +302,22 @@ def _load_and_check(spec: Any, input_shape: tuple[int, ...] | None, require_size
     return check_spec(parsed, input_shape, require_size)
 
 
+def checked_report(spec: Any, input_shape: Any, report: Report | None) -> tuple[Report, tuple[int, ...] | None]:
+    """The valid Report a command works from, and the parsed input shape: `report` when the caller
+    has one (checked once), else the spec loaded and checked here (sizes may stay dynamic).
+
+    Raises SpecError for an invalid spec, InputError for a `report` that is not a Report or a bad shape.
+    """
+    if input_shape is not None:
+        input_shape = parse_input_shape(input_shape)
+    if report is None:
+        report = load_and_check(spec, input_shape, require_size=False)
+    elif not isinstance(report, Report):
+        raise InputError(f"report must be the Report of convspec.check, not {type(report).__name__}")
+    report.raise_for_errors()
+    return report, input_shape
+
+
 def check(
     spec: Any,
     input_shape: tuple[int, ...] | str | None = None,

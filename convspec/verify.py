@@ -36,7 +36,7 @@ from torch import nn
 from .errors import ExportError, InputError, Problem, first_line
 from .schema import Spec
 from .shapes import Report
-from .trace import check_spec, load_and_check, parse_input_shape
+from .trace import check_spec, checked_report
 
 # max|diff| <= ATOL + RTOL * max|reference|, per output. float32 with BatchNorm folded into
 # convs and onnxruntime's own kernels differs from eager PyTorch by about 1e-6 of the largest
@@ -454,13 +454,7 @@ def verify_onnx(
         raise InputError(f"model must be the torch.nn.Module built from the spec, or None to build it, not {type(model).__name__}")
     path = path_argument("onnx_path", onnx_path)
     proto = _read_model(path)
-    if input_shape is not None:
-        input_shape = parse_input_shape(input_shape)
-    if report is None:
-        report = load_and_check(spec, input_shape, require_size=False)
-    elif not isinstance(report, Report):
-        raise InputError(f"report must be the Report of convspec.check, not {type(report).__name__}")
-    report.raise_for_errors()
+    report, input_shape = checked_report(spec, input_shape, report)
     parsed = report.spec
     steps: list[Step] = []
 
