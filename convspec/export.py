@@ -46,7 +46,7 @@ from .source import layer_label, looks_like_yaml_text
 from .trace import check_spec, load_and_check, parse_input_shape
 from .verify import (
     ATOL, EXPORT_BATCH, RTOL, VERIFY_BATCHES, OutputCheck, Step, check_file, compare_output,
-    example_shape, ort_session, refuse_non_finite_weights, run_parity, spatial_variants, summarize,
+    dims_of, example_shape, ort_session, refuse_non_finite_weights, run_parity, spatial_variants, standard_nodes, summarize,
 )  # fmt: skip
 from .verify import opset_of as _opset_of
 
@@ -148,11 +148,7 @@ def _constants(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
 
 def _known_shapes(proto: onnx.ModelProto) -> dict[str, list[int | None]]:
     """Tensor shapes as torch's exporter recorded them (PyTorch's shapes), by tensor name."""
-    known = {}
-    for info in (*proto.graph.input, *proto.graph.value_info, *proto.graph.output):
-        dims = info.type.tensor_type.shape.dim
-        known[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    return known
+    return {info.name: dims_of(info) for info in (*proto.graph.input, *proto.graph.value_info, *proto.graph.output)}
 
 
 class _Editor:
@@ -319,35 +315,26 @@ def _drop_attributes_newer_than(proto: onnx.ModelProto, opset: int) -> None:
     torch's exporter writes Resize with opset 18's `antialias` and `keep_aspect_ratio_policy` even
     in a model it labels lower, and onnx's version converter keeps them.
     """
-
-    def walk(graph: onnx.GraphProto) -> None:
-        for node in graph.node:
-            for attribute in node.attribute:
-                if attribute.type == onnx.AttributeProto.GRAPH:
-                    walk(attribute.g)
-            if node.domain not in ("", "ai.onnx"):
+    for node in standard_nodes(proto.graph):
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+        except onnx.defs.SchemaError:
+            raise ExportError(f"{node.name}: {node.op_type} does not exist in opset {opset}; use a newer --opset") from None
+        newest = onnx.defs.get_schema(node.op_type, onnx.defs.onnx_opset_version(), node.domain)
+        for attribute in list(node.attribute):
+            if attribute.name in schema.attributes:
                 continue
-            try:
-                schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
-            except onnx.defs.SchemaError:
-                raise ExportError(f"{node.name}: {node.op_type} does not exist in opset {opset}; use a newer --opset") from None
-            newest = onnx.defs.get_schema(node.op_type, onnx.defs.onnx_opset_version(), node.domain)
-            for attribute in list(node.attribute):
-                if attribute.name in schema.attributes:
-                    continue
-                declared = newest.attributes.get(attribute.name)
-                default = declared.default_value if declared is not None else None
-                if default is None or not default.name or onnx.helper.get_attribute_value(default) != onnx.helper.get_attribute_value(attribute):
-                    raise ExportError(
-                        f"{node.name}: {node.op_type}'s attribute {attribute.name} has no form in opset {opset}; use a newer --opset"
-                    )
-                node.attribute.remove(attribute)
-            if len(node.input) > schema.max_input:
-                if any(node.input[schema.max_input :]):
-                    raise ExportError(f"{node.name}: {node.op_type} takes {schema.max_input} inputs in opset {opset}; use a newer --opset")
-                del node.input[schema.max_input :]
-
-    walk(proto.graph)
+            declared = newest.attributes.get(attribute.name)
+            default = declared.default_value if declared is not None else None
+            if default is None or not default.name or onnx.helper.get_attribute_value(default) != onnx.helper.get_attribute_value(attribute):
+                raise ExportError(
+                    f"{node.name}: {node.op_type}'s attribute {attribute.name} has no form in opset {opset}; use a newer --opset"
+                )
+            node.attribute.remove(attribute)
+        if len(node.input) > schema.max_input:
+            if any(node.input[schema.max_input :]):
+                raise ExportError(f"{node.name}: {node.op_type} takes {schema.max_input} inputs in opset {opset}; use a newer --opset")
+            del node.input[schema.max_input :]
 
 
 # Ops whose form onnx's converter has no adapter to step down, though the older form means the

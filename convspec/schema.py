@@ -850,41 +850,33 @@ class IdentityLayer(LayerBase):
     type: Literal["identity"]
 
 
-class AddLayer(LayerBase):
+class JoinLayerBase(LayerBase):
+    """A layer that joins two or more `from` inputs (add, mul, concat)."""
+
+    @model_validator(mode="after")
+    def _needs_two(self):
+        if not self.sources or len(self.sources) < 2:
+            raise PydanticCustomError("convspec", f"`{self.type}` needs `from` with two or more layer names", {})
+        return self
+
+
+class AddLayer(JoinLayerBase):
     """Element-wise sum of two or more inputs of equal shape."""
 
     type: Literal["add"]
     act: ActName | None = None
 
-    @model_validator(mode="after")
-    def _needs_two(self):
-        if not self.sources or len(self.sources) < 2:
-            raise PydanticCustomError("convspec", "`add` needs `from` with two or more layer names", {})
-        return self
 
-
-class MulLayer(LayerBase):
+class MulLayer(JoinLayerBase):
     """Element-wise product of two or more inputs, broadcasting over size-1 dims (a gate of C x 1 x 1 times a map)."""
 
     type: Literal["mul"]
 
-    @model_validator(mode="after")
-    def _needs_two(self):
-        if not self.sources or len(self.sources) < 2:
-            raise PydanticCustomError("convspec", "`mul` needs `from` with two or more layer names", {})
-        return self
 
-
-class ConcatLayer(LayerBase):
+class ConcatLayer(JoinLayerBase):
     """Concatenation along channels."""
 
     type: Literal["concat"]
-
-    @model_validator(mode="after")
-    def _needs_two(self):
-        if not self.sources or len(self.sources) < 2:
-            raise PydanticCustomError("convspec", "`concat` needs `from` with two or more layer names", {})
-        return self
 
 
 # The layer models by `type`: the kind registry's (`kinds.py`) view for validation, filled as kinds register.

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,6 +237,16 @@ def _enumerated(description: str, default: str) -> bool:
     return bool(default) and re.search(rf"(?<![\w-]){re.escape(default)}(?![\w-])", description) is not None
 
 
+def standard_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """The nodes of the default ONNX domain in `graph`, each subgraph's (If, Loop, Scan) before its owner."""
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                yield from standard_nodes(attribute.g)
+        if node.domain in ("", "ai.onnx"):
+            yield node
+
+
 def opset_problems(proto: onnx.ModelProto) -> list[str]:
     """Each node of the default domain whose op, attributes or attribute values do not exist in the model's opset.
 
@@ -248,40 +258,31 @@ def opset_problems(proto: onnx.ModelProto) -> list[str]:
     """
     opset = opset_of(proto)
     problems: list[str] = []
-
-    def walk(graph: onnx.GraphProto) -> None:
-        for node in graph.node:
-            for attribute in node.attribute:
-                if attribute.type == onnx.AttributeProto.GRAPH:
-                    walk(attribute.g)
-            if node.domain not in ("", "ai.onnx"):
-                continue
-            label = f"{node.name or node.op_type} ({node.op_type})"
-            try:
-                schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
-            except onnx.defs.SchemaError:
-                problems.append(f"{label}: {node.op_type} does not exist in opset {opset}")
-                continue
-            for attribute in node.attribute:
-                declared = schema.attributes.get(attribute.name)
-                if declared is None:
-                    problems.append(f"{label}: attribute {attribute.name!r} does not exist in {node.op_type}-{schema.since_version} (opset {opset})")
-                elif declared.type != attribute.type:
-                    problems.append(f"{label}: attribute {attribute.name!r} has the wrong type for {node.op_type}-{schema.since_version}")
-                elif attribute.type == onnx.AttributeProto.STRING and declared.default_value.HasField("s"):
-                    value = attribute.s.decode("utf-8", "replace")
-                    default = declared.default_value.s.decode("utf-8", "replace")
-                    if _enumerated(declared.description, default) and not _enumerated(declared.description, value):
-                        problems.append(f"{label}: {attribute.name}={value!r} is not a value of {node.op_type}-{schema.since_version} (opset {opset})")
-            for name, declared in schema.attributes.items():
-                if declared.required and name not in {a.name for a in node.attribute}:
-                    problems.append(f"{label}: required attribute {name!r} of {node.op_type}-{schema.since_version} is missing")
-
-    walk(proto.graph)
+    for node in standard_nodes(proto.graph):
+        label = f"{node.name or node.op_type} ({node.op_type})"
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+        except onnx.defs.SchemaError:
+            problems.append(f"{label}: {node.op_type} does not exist in opset {opset}")
+            continue
+        for attribute in node.attribute:
+            declared = schema.attributes.get(attribute.name)
+            if declared is None:
+                problems.append(f"{label}: attribute {attribute.name!r} does not exist in {node.op_type}-{schema.since_version} (opset {opset})")
+            elif declared.type != attribute.type:
+                problems.append(f"{label}: attribute {attribute.name!r} has the wrong type for {node.op_type}-{schema.since_version}")
+            elif attribute.type == onnx.AttributeProto.STRING and declared.default_value.HasField("s"):
+                value = attribute.s.decode("utf-8", "replace")
+                default = declared.default_value.s.decode("utf-8", "replace")
+                if _enumerated(declared.description, default) and not _enumerated(declared.description, value):
+                    problems.append(f"{label}: {attribute.name}={value!r} is not a value of {node.op_type}-{schema.since_version} (opset {opset})")
+        for name, declared in schema.attributes.items():
+            if declared.required and name not in {a.name for a in node.attribute}:
+                problems.append(f"{label}: required attribute {name!r} of {node.op_type}-{schema.since_version} is missing")
     return problems
 
 
-def _dims(info: onnx.ValueInfoProto) -> list[int | None]:
+def dims_of(info: onnx.ValueInfoProto) -> list[int | None]:
     return [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
 
 
@@ -310,7 +311,7 @@ def check_file(
     problems = []
     for output in inferred.graph.output:
         want = expected.get(output.name)
-        got = _dims(output)
+        got = dims_of(output)
         if want is None or len(got) != len(want):
             problems.append(f"output {output.name!r}: ONNX infers rank {len(got)}, convspec {len(want or ())}")
             continue
@@ -468,7 +469,7 @@ def verify_onnx(
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     if len(inputs) != 1:
         raise ExportError(f"the file has {len(inputs)} inputs; a convspec network has one")
-    file_input = _dims(inputs[0])
+    file_input = dims_of(inputs[0])
     rank = 2 + parsed.dims
     if len(file_input) != rank or (file_input[1] is not None and file_input[1] != parsed.input.channels):
         raise ExportError(

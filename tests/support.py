@@ -7,6 +7,7 @@ import signal
 from collections.abc import Iterator
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from convspec.shapes import LayerReport, Report
 
@@ -79,3 +80,16 @@ def printed_problems(path) -> list[str]:
         found = err.problems
     return [str(p).replace(str(path), "bad.yaml") for p in found]
 
+
+class CountMultiplies(TorchDispatchMode):
+    """Counts element-wise multiplications (aten.mul), one per output value: a measurement of `mul`'s MACs."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in (torch.ops.aten.mul.Tensor, torch.ops.aten.mul_.Tensor):
+            self.count += out.numel()
+        return out

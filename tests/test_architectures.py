@@ -16,11 +16,11 @@ from functools import partial
 import pytest
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 import convspec
 from convspec.layers import StochasticDepth
+from support import CountMultiplies  # tests/ is on sys.path (conftest.py)
 
 SPECS = Path(__file__).parent.parent / "specs"
 
@@ -427,26 +427,12 @@ def test_efficientnet_b0_stochastic_depth_is_torchvisions(paired):
         ours.eval(), reference.eval()
 
 
-class _CountMultiplies(TorchDispatchMode):
-    """Counts the element-wise multiplications torch runs (aten.mul), one per output value."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if func in (torch.ops.aten.mul.Tensor, torch.ops.aten.mul_.Tensor):
-            self.count += out.numel()
-        return out
-
-
 @pytest.mark.parametrize("name", MODERN)
 def test_modern_architectures_macs_equal_the_references_measured(name, paired):
     # convs and linears as torch's FlopCounterMode counts them (2 FLOPs a MAC), plus SE's gating multiplies
     _, reference = paired[name]
     x = torch.randn(1, 3, 224, 224)
-    flops, multiplies = FlopCounterMode(display=False), _CountMultiplies()
+    flops, multiplies = FlopCounterMode(display=False), CountMultiplies()
     with flops, multiplies, torch.no_grad():
         reference(x)
     assert convspec.check(SPECS / f"{name}.yaml").total_macs == flops.get_total_flops() // 2 + multiplies.count

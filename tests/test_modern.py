@@ -13,13 +13,12 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import convspec
 from convspec.export import export_onnx
 from convspec.geometry import auto_pad_total, auto_padding, transposed_auto_padding
 from convspec.layers import StochasticDepth
-from support import assert_report_matches_model, printed_problems
+from support import CountMultiplies, assert_report_matches_model, printed_problems
 
 EXAMPLES = int(os.environ.get("CONVSPEC_HYPOTHESIS_EXAMPLES", "60"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
@@ -35,20 +34,6 @@ def built(definition):
     report = convspec.check(definition)
     assert report.valid, report.errors
     return report, convspec.build(definition, seed=0).eval()
-
-
-class CountMultiplies(TorchDispatchMode):
-    """Counts element-wise multiplications (aten.mul), one per output value: a measurement of `mul`'s MACs."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if func in (torch.ops.aten.mul.Tensor, torch.ops.aten.mul_.Tensor):
-            self.count += out.numel()
-        return out
 
 
 # ---------------------------------------------------------------- mul
