@@ -454,7 +454,21 @@ def _format_kernel(values: Any, indent: int = 0) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    _stop_cleanly_on_sigterm()
     cli.main(args=argv, prog_name="convspec")
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """SIGTERM (`kill`, a job scheduler's timeout) ends the command as an exception would: staging
+    folders and partial files are removed on the way out, and the exit status is 143 as for
+    a default SIGTERM. A handler the embedding program set is left alone."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, stop)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,7 +18,6 @@ import io
 import logging
 import os
 import re
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -35,7 +34,7 @@ from torch import nn
 from ._version import __version__
 from .checkpoint import load_weights_file, spec_text
 from .errors import ExportError, InputError, Problem, first_line
-from .fileio import check_writable
+from .fileio import check_free_space, check_writable, publish, staging
 from .geometry import interpolation_scale, onnx_ceil_pool, onnx_resize_output_size
 from .kinds import ExportTarget, export_limit_problems
 from .limits import exact_int, flag_argument, number_argument, path_argument, seed_argument, whole_argument
@@ -51,6 +50,10 @@ from .verify import (
 from .verify import opset_of as _opset_of
 
 TWO_GB = 2**31  # protobuf's limit for one serialized message
+# Weights from this size on go to a data file beside the model (ONNX external data): the rest of
+# the graph must fit in protobuf's 2 GB too, so the line is drawn 64 MiB short of it.
+EXTERNAL_DATA_THRESHOLD = TWO_GB - 2**26
+_INLINE_TENSOR_BYTES = 1024  # smaller tensors (shapes, scales, pads) stay in the model file, where edits read them
 TORCH_OPSET = 18  # the opset torch's exporter translates to (it converts to others afterwards)
 _compare = compare_output  # the parity comparison, looked up at each export (tests replace it)
 _example_shape = example_shape  # `bench` picks its input the way export does
@@ -139,7 +142,11 @@ def _refuse_export_limits(report: Report, target: ExportTarget) -> None:
 
 def _constants(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
     """The values of initializers and Constant nodes, by tensor name."""
-    constants = {init.name: onnx.numpy_helper.to_array(init) for init in proto.graph.initializer}
+    # weights in a data file are not read: what graph edits need (shapes, scales, pads) is small and inline
+    constants = {
+        init.name: onnx.numpy_helper.to_array(init) for init in proto.graph.initializer
+        if not onnx.external_data_helper.uses_external_data(init)
+    }
     for node in proto.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             constants[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
@@ -697,11 +704,17 @@ def _check_arguments(model, verify, force, dynamic_size, rtol, atol, verbose, th
         raise InputError(f"report must be the Report of convspec.check, not {type(report).__name__}")
 
 
-def trace_model(model: nn.Module, example: tuple[int, ...], output_names: list[str], dynamic_spatial: bool, verbose: bool = False) -> onnx.ModelProto:
+def trace_model(
+    model: nn.Module, example: tuple[int, ...], output_names: list[str], dynamic_spatial: bool, verbose: bool = False,
+    external_data: Path | None = None,
+) -> onnx.ModelProto:
     """torch's dynamo exporter on `model` (eval mode) at a random input of shape `example` (NCHW): an opset-18 model.
 
     The batch is a dynamic axis named `batch`; the spatial sizes `size0`, `size1`, ... when
-    `dynamic_spatial`. Raises ExportError with the exporter's first line when it fails.
+    `dynamic_spatial`. With `external_data` (a path), the weights are written there (ONNX
+    external data, located by the file's name) and the returned model refers to them, so a
+    model past protobuf's 2 GB is never one message; tensors under 1 KiB stay inline. Raises
+    ExportError with the exporter's first line when it fails.
     """
     axes: dict[int, Any] = {0: torch.export.Dim("batch", min=1)}
     if dynamic_spatial:
@@ -719,7 +732,17 @@ def trace_model(model: nn.Module, example: tuple[int, ...], output_names: list[s
             lines = [line for line in plain.splitlines() if line.strip()]
             raise ExportError(f"torch's ONNX exporter failed: {type(err).__name__}: {lines[0] if lines else ''}"
                               f"{' (rerun with --verbose for its log, --debug for the traceback)' if not verbose else ''}") from err
-    return program.model_proto
+    if external_data is None:
+        return program.model_proto
+    import onnx_ir
+
+    skeleton = external_data.parent / "traced.unverified"
+    onnx_ir.save(program.model, skeleton, external_data=external_data.name, size_threshold_bytes=_INLINE_TENSOR_BYTES)
+    proto = onnx.load(str(skeleton), load_external_data=False)
+    skeleton.unlink()
+    if external_data.exists() and external_data.stat().st_size == 0:
+        external_data.unlink()  # every tensor stayed inline; onnx_ir leaves an empty file all the same
+    return proto
 
 
 def export_onnx(
@@ -736,7 +759,7 @@ def export_onnx(
     rtol: float = RTOL,
     atol: float = ATOL,
     verbose: bool = False,
-    external_data_threshold: int = TWO_GB,
+    external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
     on_step: Callable[[Step], None] | None = None,
     running: Callable[[str], contextlib.AbstractContextManager] | None = None,
     report: Report | None = None,
@@ -782,7 +805,12 @@ def export_onnx(
         model = build_from_report(report, seed=seed)
     refuse_non_finite_weights(model)
     example, example_report = _example(report, input_shape)
-    output_names = list(example_report.outputs)
+    weight_bytes = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    external = weight_bytes >= external_data_threshold
+    data_name = destination.name + ".data"
+    if external and os.path.lexists(destination.parent / data_name) and not force:
+        raise InputError(f"{destination.parent / data_name}: already exists; pass --force to replace it")
+    check_free_space(destination.parent, weight_bytes + 2**20, "the ONNX file")
     steps: list[Step] = []
     running = running or (lambda name: contextlib.nullcontext())
 
@@ -794,60 +822,79 @@ def export_onnx(
     was_training = model.training
     model.eval()
     try:
-        # --- export
-        started = time.perf_counter()
-        with running("export"):
-            proto = trace_model(model, example, output_names, dynamic_spatial, verbose)
-        with _quiet(verbose):  # onnxscript's version converter reports its fallback on stdout
-            proto = finish_model(proto, opset, report, example_report, dynamic_spatial)
-        _add_metadata(proto, parsed, opset, seed)
-        counts = _node_counts(proto)
-        summary = ", ".join(f"{op} {n}" for op, n in counts.items())
-        step("export", started, f"opset {opset}, {sum(counts.values())} nodes ({summary})")
-        result = ExportResult(None, opset, counts, steps, rtol=rtol, atol=atol, dynamic_spatial=dynamic_spatial, seed=seed)
-
-        with tempfile.TemporaryDirectory(dir=destination.parent, prefix=f".{destination.name}.") as staging:
-            staged = Path(staging) / destination.name
-            external = proto.ByteSize() >= external_data_threshold
-            data_name = destination.name + ".data"
-            with running("write"):
-                if external:
-                    onnx.save_model(proto, staged, save_as_external_data=True, all_tensors_to_one_file=True, location=data_name)
-                else:
-                    staged.write_bytes(proto.SerializeToString())
-
-            if verify:
-                # --- check: the ONNX checker, the opset's schemas and shape inference agree with convspec's arithmetic
-                started = time.perf_counter()
-                with running("check"):
-                    check_file(staged, proto, dict(example_report.outputs), dynamic_spatial)
-                step("check", started, f"onnx.checker (full), opset {opset} schemas, shape inference matches the checker's output shapes")
-                # --- verify: onnxruntime against PyTorch eager
-                started = time.perf_counter()
-                with running("verify"):
-                    try:
-                        session = ort_session(staged)
-                    except Exception as err:
-                        raise ExportError(f"onnxruntime cannot load the exported model: {first_line(err, 300)}") from None
-                    shapes = [(b, *example[1:]) for b in VERIFY_BATCHES]
-                    if dynamic_spatial:
-                        shapes += spatial_variants(parsed, example)
-                    pairs = [(name, name) for name in output_names]
-                    result.checks = run_parity(session, model, shapes, "input", pairs, rtol, atol, compare=_compare)
-                step("verify", started, summarize(result.checks, rtol, atol))
-            # --- write: move into place (data file first, so the model never points at a missing file)
-            started = time.perf_counter()
-            if external and (destination.parent / data_name).exists() and not force:
-                raise InputError(f"{destination.parent / data_name}: already exists; pass --force to replace it")
-            if external:
-                os.replace(Path(staging) / data_name, destination.parent / data_name)
-            os.replace(staged, destination)
-            size = destination.stat().st_size + ((destination.parent / data_name).stat().st_size if external else 0)
-            step("write", started, f"{destination} ({size / 1e6:.2f} MB{', external data in ' + data_name if external else ''})")
-        result.path = destination
-        return result
+        with staging(destination) as folder:
+            result = _export_staged(
+                model, report, example, example_report, folder, destination, data_name if external else None,
+                opset, verify, force, dynamic_spatial, seed, rtol, atol, verbose, step, running,
+            )
+    except OSError as err:  # a full disk, a file system gone read-only: the destination is untouched
+        raise InputError(f"{destination}: cannot write: {err.strerror or err}") from None
     finally:
         model.train(was_training)
+    result.steps = steps
+    return result
+
+
+def _export_staged(
+    model, report, example, example_report, folder: Path, destination: Path, data_name: str | None,
+    opset, verify, force, dynamic_spatial, seed, rtol, atol, verbose, step, running,
+) -> ExportResult:
+    """export_onnx's work inside its staging folder: export, check, verify, then publish (data file first)."""
+    parsed = report.spec
+    output_names = list(example_report.outputs)
+    # --- export
+    started = time.perf_counter()
+    with running("export"):
+        proto = trace_model(model, example, output_names, dynamic_spatial, verbose,
+                            external_data=folder / data_name if data_name else None)
+    with _quiet(verbose):  # onnxscript's version converter reports its fallback on stdout
+        proto = finish_model(proto, opset, report, example_report, dynamic_spatial)
+    _add_metadata(proto, parsed, opset, seed)
+    counts = _node_counts(proto)
+    summary = ", ".join(f"{op} {n}" for op, n in counts.items())
+    step("export", started, f"opset {opset}, {sum(counts.values())} nodes ({summary})")
+    result = ExportResult(None, opset, counts, [], rtol=rtol, atol=atol, dynamic_spatial=dynamic_spatial, seed=seed)
+    staged = folder / "model.unverified"  # named like no result: a killed run leaves nothing to mistake for one
+    with running("write"):
+        staged.write_bytes(proto.SerializeToString())
+
+    if verify:
+        # --- check: the ONNX checker, the opset's schemas and shape inference agree with convspec's arithmetic
+        started = time.perf_counter()
+        with running("check"):
+            check_file(staged, proto, dict(example_report.outputs), dynamic_spatial)
+        step("check", started, f"onnx.checker (full), opset {opset} schemas, shape inference matches the checker's output shapes")
+        # --- verify: onnxruntime against PyTorch eager
+        started = time.perf_counter()
+        with running("verify"):
+            try:
+                session = ort_session(staged)
+            except Exception as err:
+                raise ExportError(f"onnxruntime cannot load the exported model: {first_line(err, 300)}") from None
+            shapes = [(b, *example[1:]) for b in VERIFY_BATCHES]
+            if dynamic_spatial:
+                shapes += spatial_variants(parsed, example)
+            pairs = [(name, name) for name in output_names]
+            result.checks = run_parity(session, model, shapes, "input", pairs, rtol, atol, compare=_compare)
+            del session  # let go of the files before they move
+        step("verify", started, summarize(result.checks, rtol, atol))
+    # --- write: publish the data file first, so the model never points at a missing file
+    started = time.perf_counter()
+    staged_data = folder / data_name if data_name else None
+    if staged_data is not None and not staged_data.exists():
+        staged_data = None  # every tensor was small enough to stay in the model file
+    if staged_data is not None:
+        publish(staged_data, destination.parent / data_name, force)
+    try:
+        publish(staged, destination, force)
+    except InputError:
+        if staged_data is not None and not force:
+            (destination.parent / data_name).unlink()  # ours, linked a moment ago: a model file another run won
+        raise
+    size = destination.stat().st_size + ((destination.parent / data_name).stat().st_size if staged_data else 0)
+    step("write", started, f"{destination} ({size / 1e6:.2f} MB{', external data in ' + data_name if staged_data else ''})")
+    result.path = destination
+    return result
 
 
 __all__ = ["export_onnx", "ExportResult", "OutputCheck", "Step", "finish_model", "trace_model", "load_weights_file", "DEFAULT_OPSET"]

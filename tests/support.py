@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -93,3 +95,11 @@ class CountMultiplies(TorchDispatchMode):
         if func in (torch.ops.aten.mul.Tensor, torch.ops.aten.mul_.Tensor):
             self.count += out.numel()
         return out
+
+
+def ort_run(path: Path, x: np.ndarray) -> list[np.ndarray]:
+    """The ONNX file at `path` run by onnxruntime (CPU) on `x` as its input named "input"."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})

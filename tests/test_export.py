@@ -20,6 +20,7 @@ from convspec import cli as cli_module
 from convspec.export import DEFAULT_OPSET, export_onnx
 from convspec.geometry import onnx_ceil_pool
 from convspec.kinds import ExportTarget, registry
+from support import ort_run  # tests/ is on sys.path (conftest.py)
 from strategies import specs
 
 SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
@@ -29,11 +30,6 @@ EXAMPLES = int(os.environ.get("CONVSPEC_EXPORT_EXAMPLES", "6"))
 def spec(*layers, channels=3, size=(16, 16), **extra):
     inp = {"channels": channels, **({"size": list(size)} if size else {})}
     return {"input": inp, "layers": list(layers), **extra}
-
-
-def ort_run(path: Path, x: np.ndarray) -> list[np.ndarray]:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"input": x})
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
