@@ -58,6 +58,33 @@ def section_export(quick: bool) -> list[dict]:
     return rows
 
 
+def section_export_vs_bare(quick: bool, spec: str = "resnet34") -> list[dict]:
+    """`convspec export` (verification included) against a hand-written export (benchmarks/bare_export.py).
+
+    Both run as fresh processes with the same threads, alternating, so each round's ratio
+    compares runs under the same load; the figures are medians over the rounds.
+    """
+    import subprocess
+
+    rounds = 1 if quick else 5
+    commands = {
+        "convspec export": [sys.executable, "-m", "convspec", "export", str(spec_path(spec)), "--force", "-o"],
+        "bare script": [sys.executable, str(ROOT / "benchmarks" / "bare_export.py"), str(spec_path(spec))],
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in commands}
+    with tempfile.TemporaryDirectory() as folder:
+        for r in range(rounds):
+            for name, command in (commands.items() if r % 2 == 0 else reversed(commands.items())):
+                started = time.perf_counter()
+                subprocess.run([*command, str(Path(folder) / "m.onnx")], check=True, capture_output=True, cwd=ROOT)
+                seconds[name].append(time.perf_counter() - started)
+    ratios = [a / b for a, b in zip(seconds["convspec export"], seconds["bare script"])]
+    return [
+        {"spec": spec, "run": name, "median_seconds": round(statistics.median(values), 2), "rounds": rounds}
+        for name, values in seconds.items()
+    ] + [{"spec": spec, "run": "ratio convspec/bare (median of rounds)", "median_seconds": round(statistics.median(ratios), 3), "rounds": rounds}]
+
+
 def section_ort(quick: bool) -> list[dict]:
     """onnxruntime (full optimisation) against eager at its best memory format, batches 1 and 8."""
     rows = []
@@ -318,6 +345,7 @@ SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
     "memory_format": section_memory_format,
     "dynamic": section_dynamic,
     "export": section_export,
+    "export_vs_bare": section_export_vs_bare,
     "ort": section_ort,
 }
 
