@@ -21,7 +21,7 @@ import re
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,17 +140,37 @@ def _refuse_export_limits(report: Report, target: ExportTarget) -> None:
 # ---------------------------------------------------------------- graph editing
 
 
-def _constants(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """The values of initializers and Constant nodes, by tensor name."""
-    # weights in a data file are not read: what graph edits need (shapes, scales, pads) is small and inline
-    constants = {
-        init.name: onnx.numpy_helper.to_array(init) for init in proto.graph.initializer
-        if not onnx.external_data_helper.uses_external_data(init)
-    }
-    for node in proto.graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            constants[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
-    return constants
+class _Constants(Mapping):
+    """The values of initializers and Constant nodes, by tensor name, read when asked for.
+
+    Graph edits ask for a few small tensors (axes, pads, scales); reading every weight into
+    numpy would cost more than the edits. Weights in an external data file are not values here.
+    """
+
+    def __init__(self, proto: onnx.ModelProto):
+        self._tensors = {
+            init.name: init for init in proto.graph.initializer if not onnx.external_data_helper.uses_external_data(init)
+        }
+        for node in proto.graph.node:
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                self._tensors[node.output[0]] = node.attribute[0].t
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return onnx.numpy_helper.to_array(self._tensors[name])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tensors  # without reading the value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+
+def _constants(proto: onnx.ModelProto) -> Mapping[str, np.ndarray]:
+    """The values of initializers and Constant nodes, by tensor name (read lazily)."""
+    return _Constants(proto)
 
 
 def _known_shapes(proto: onnx.ModelProto) -> dict[str, list[int | None]]:
