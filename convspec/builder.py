@@ -354,8 +354,13 @@ def build(
     input_shape: tuple[int, ...] | str | None = None,
     max_memory: int | None = None,
     memory_format: str | None = None,
+    scale: str | None = None,
+    overrides: Any = None,
 ) -> nn.Module:
     """Check a spec (path, YAML text, dict or Spec) and build its nn.Module.
+
+    `scale` picks a preset of the spec's `scales:`, `overrides` sets values as `--set` does
+    (see `convspec.load`).
 
     Raises SpecError with every problem if the spec is invalid, and BudgetError if its
     weights and activations (estimated by arithmetic) exceed `max_memory` (bytes, or a size
@@ -368,7 +373,7 @@ def build(
     if memory_format is not None:
         choice_argument("memory_format", memory_format, MEMORY_FORMATS)
     memory_budget(max_memory)
-    report = load_and_check(spec, input_shape, require_size=False)
+    report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=overrides)
     return build_from_report(report, seed, max_memory, memory_format)
 
 

@@ -105,6 +105,15 @@ def _seed(value: int | None) -> int | None:
 _MAX_MEMORY_HELP = "Refuse to build beyond this much memory (e.g. 8GB); default: half of what is available."
 
 
+def _spec_options(command: Callable) -> Callable:
+    """`--scale NAME` and `--set KEY=VALUE` (repeatable), for every command that reads a spec."""
+    command = click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+        help="Set a value by layer name (stem.out_channels=48) or top-level key (input.size=[320,320]); repeatable.",
+    )(command)
+    return click.option("--scale", metavar="NAME", help="Use the preset NAME of the spec's `scales:` (width, depth, max_channels).")(command)
+
+
 # ---------------------------------------------------------------- check
 
 
@@ -122,9 +131,11 @@ _MAX_MEMORY_HELP = "Refuse to build beyond this much memory (e.g. 8GB); default:
 )
 @click.option("--opset", type=int, help=f"With --target onnx: the opset to check for (default {DEFAULT_OPSET}).")
 @click.option("--dynamic-size", is_flag=True, help="With --target onnx: as exported with dynamic spatial sizes (always so without input.size).")
+@_spec_options
 @_handles_errors
 def check(
-    spec: str, input_text: str | None, fmt: str, depth: int | None, target: str | None, opset: int | None, dynamic_size: bool
+    spec: str, input_text: str | None, fmt: str, depth: int | None, target: str | None, opset: int | None, dynamic_size: bool,
+    scale: str | None, overrides: tuple[str, ...],
 ) -> None:
     """Validate SPEC and print every layer's shape, parameters, MACs and receptive field."""
     from .report_view import render_table, report_json
@@ -135,7 +146,8 @@ def check(
 
     def load_and_check(spec: str, input_shape: tuple[int, ...] | None):
         return check_spec_with_target(
-            spec, input_shape, target=target, opset=DEFAULT_OPSET if opset is None else opset, dynamic_size=dynamic_size or None
+            spec, input_shape, target=target, opset=DEFAULT_OPSET if opset is None else opset, dynamic_size=dynamic_size or None,
+            scale=scale, overrides=list(overrides),
         )
 
     input_shape = _input_shape(input_text)
@@ -172,10 +184,11 @@ def check(
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
 @click.option("--memory-format", type=click.Choice(["contiguous", "channels_last"]), help="Override the spec's memory_format.")
+@_spec_options
 @_handles_errors
 def build(
     spec: str, output: str | None, seed: int | None, input_text: str | None, force: bool, max_memory: str | None,
-    memory_format: str | None,
+    memory_format: str | None, scale: str | None, overrides: tuple[str, ...],
 ) -> None:
     """Check SPEC, build its nn.Module, print it with the summary."""
     from .fileio import check_writable
@@ -185,7 +198,7 @@ def build(
     input_shape, budget, seed = _input_shape(input_text), _max_memory(max_memory), _seed(seed)
     if output:
         check_writable(output, force, protect=spec)  # before any work: a destination that cannot be written
-    report = load_and_check(spec, input_shape, require_size=False)
+    report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
     report.raise_for_errors()
     parsed = report.spec
     from .builder import build_from_report, count_parameters
@@ -218,10 +231,12 @@ def build(
 @click.option("--seed", type=int, help="Seed for the initial weights when no --weights are given [default: 0].")
 @click.option("--verbose", is_flag=True, help="Show torch's exporter log and warnings.")
 @click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
+@_spec_options
 @_handles_errors
 def export(
     spec: str, output: str, weights: str | None, opset: int, no_verify: bool, force: bool, dynamic_size: bool,
-    input_text: str | None, seed: int | None, verbose: bool, max_memory: str | None,
+    input_text: str | None, seed: int | None, verbose: bool, max_memory: str | None, scale: str | None,
+    overrides: tuple[str, ...],
 ) -> None:
     """Export SPEC to ONNX, verify it (ONNX checker + onnxruntime parity) and write it atomically."""
     from rich.console import Console
@@ -233,7 +248,7 @@ def export(
     check_writable(output, force, protect=spec)
     if weights:
         check_readable(weights)  # before the build, not after it
-    report = load_and_check(spec, input_shape, require_size=False)
+    report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
     report.raise_for_errors()
     status = Console(stderr=True)
 
@@ -275,10 +290,11 @@ def export(
 @click.option("--rtol", type=click.FloatRange(min=0), default=None, help="Allowed max|diff| as a fraction of max|PyTorch|, per output [default: 1e-3].")
 @click.option("--atol", type=click.FloatRange(min=0), default=None, help="Allowed max|diff| besides, for outputs near zero [default: 1e-9].")
 @click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
+@_spec_options
 @_handles_errors
 def verify(
     model_file: str, spec: str, weights: str | None, seed: int | None, input_text: str | None, rtol: float | None,
-    atol: float | None, max_memory: str | None,
+    atol: float | None, max_memory: str | None, scale: str | None, overrides: tuple[str, ...],
 ) -> None:
     """Re-verify MODEL.onnx against SPEC and its weights: checker, opset, shapes, onnxruntime = PyTorch.
 
@@ -291,7 +307,7 @@ def verify(
     if weights is not None and seed is not None:
         raise click.UsageError("give --weights or --seed, not both")
     input_shape = _input_shape(input_text)
-    report = load_and_check(spec, input_shape, require_size=False)
+    report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
     report.raise_for_errors()
     _max_memory(max_memory)  # a malformed size is a usage error before torch loads
     with Console(stderr=True).status("verifying...", spinner="dots"):
@@ -324,15 +340,19 @@ def _batches(value: str) -> tuple[int, ...]:
 @click.option("--rounds", type=click.IntRange(1, 100), default=7, show_default=True, help="Timed rounds per engine; medians are reported.")
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape (when the spec has no input.size).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_spec_options
 @_handles_errors
-def bench_command(spec: str, batch_text: str, threads: int | None, rounds: int, input_text: str | None, fmt: str) -> None:
+def bench_command(
+    spec: str, batch_text: str, threads: int | None, rounds: int, input_text: str | None, fmt: str, scale: str | None,
+    overrides: tuple[str, ...],
+) -> None:
     """Latency of SPEC's model in PyTorch eager (NCHW, channels_last) and in onnxruntime, side by side."""
     from rich.console import Console
 
     from .trace import load_and_check
 
     batches, input_shape = _batches(batch_text), _input_shape(input_text)
-    report = load_and_check(spec, input_shape, require_size=False)
+    report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
     report.raise_for_errors()  # fail fast, before torch loads
     with Console(stderr=True).status("benchmarking...", spinner="dots"):
         from .bench import bench
@@ -389,8 +409,12 @@ MERMAID_SUFFIXES = (".mmd", ".mermaid")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--collapse/--no-collapse", default=None, help="Draw identical repeat copies once with a ×N badge (default: beyond 40 boxes).")
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape for the shapes shown (when the spec has no input.size, sizes are ?).")
+@_spec_options
 @_handles_errors
-def draw(spec: str, output: str, fmt: str | None, force: bool, collapse: bool | None, input_text: str | None) -> None:
+def draw(
+    spec: str, output: str, fmt: str | None, force: bool, collapse: bool | None, input_text: str | None, scale: str | None,
+    overrides: tuple[str, ...],
+) -> None:
     """Draw SPEC's network: every layer with its shape, the wiring, groups and frozen layers (SVG or Mermaid)."""
     from pathlib import Path
 
@@ -403,7 +427,7 @@ def draw(spec: str, output: str, fmt: str | None, force: bool, collapse: bool | 
         check_writable(output, force, protect=spec)
     if fmt is None:
         fmt = "mermaid" if Path(output).suffix.lower() in MERMAID_SUFFIXES else "svg"
-    report = load_and_check(spec, _input_shape(input_text), require_size=False)
+    report = load_and_check(spec, _input_shape(input_text), require_size=False, scale=scale, overrides=list(overrides))
     report.raise_for_errors()
     picture = diagram(report, collapse)
     text = to_svg(picture) if fmt == "svg" else to_mermaid(picture)

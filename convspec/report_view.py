@@ -57,6 +57,18 @@ def _params(layer: LayerReport) -> str:
     return text
 
 
+def _requested(layer: LayerReport) -> str:
+    """' (out 64 -> 16)' where a `--scale` preset changed what the spec asked for; else ''."""
+    if not layer.requested:
+        return ""
+    notes = []
+    if "out_channels" in layer.requested and layer.output_shape is not None:
+        notes.append(f"out {layer.requested['out_channels']} -> {layer.output_shape[1]}")
+    if "times" in layer.requested:
+        notes.append(f"times {layer.requested['times']} -> {sum(c.role == 'copy' for c in layer.children)}")
+    return f" ({', '.join(notes)})" if notes else ""
+
+
 def render_table(report: Report, file=None, depth: int | None = None) -> None:
     """Print the per-layer table with totals (rich when the output is a terminal, plain otherwise).
 
@@ -84,7 +96,7 @@ def render_table(report: Report, file=None, depth: int | None = None) -> None:
         table.add_row(
             "  " * level + layer.name + (f" (+{hidden})" if hidden else ""),
             layer.type,
-            _shape(layer.output_shape),
+            _shape(layer.output_shape) + _requested(layer),
             _params(layer),
             f"{layer.macs:,}",
             _figures(layer.receptive_field),

@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, PydanticSerializationError, core_schema
 
-from .errors import Location, Problem, SpecError, first_line, in_order, quote
+from .errors import InputError, Location, Problem, SpecError, first_line, in_order, quote
 from .errors import did_you_mean as _did_you_mean
 from .geometry import PAD_MODES
 from .limits import FLOAT32_MAX, INT_LIMIT, float32_problem
@@ -527,6 +527,7 @@ class ConvCommon(LayerBase):
     act: ActName | None = Field(None, description="activation after the norm")
     init: InitSpec | None = Field(None, description="initial weight and bias")
     trainable: Bool = Field(True, description="false freezes the layer's parameters")
+    keep_width: Bool = Field(False, description="true: a `--scale` preset leaves this layer's out_channels as written")
 
     @model_validator(mode="after")
     def _norm_groups_needs_group_norm(self):
@@ -918,6 +919,7 @@ class ResidualLayer(LayerBase):
 
     type: Literal["residual"]
     layers: LayerList
+    keep_width: Bool = Field(False, description="true: a `--scale` preset leaves the widths of every layer inside as written")
     shortcut: list[AnyLayer] | None = Field(None, description="default identity")
     act: ActName | None = None
     drop_path: DropProbability = Field(
@@ -930,6 +932,8 @@ class RepeatLayer(LayerBase):
 
     type: Literal["repeat"]
     times: PosInt
+    keep_width: Bool = Field(False, description="true: a `--scale` preset leaves the widths of every layer inside as written")
+    keep_depth: Bool = Field(False, description="true: a `--scale` preset leaves `times` as written")
     layers: LayerList
     first: list[AnyLayer] | None = Field(
         None, min_length=1, description="the layers of copy 0 when it differs from the others (a downsampling block); default `layers`"
@@ -941,6 +945,7 @@ class BlockLayer(LayerBase):
 
     type: Literal["block"]
     layers: LayerList
+    keep_width: Bool = Field(False, description="true: a `--scale` preset leaves the widths of every layer inside as written")
 
 
 CONV_KINDS = ("conv", "pointwise", "asymmetric", "dilated", "depthwise", "group", "separable", "transposed", "dynamic")
@@ -978,6 +983,14 @@ class BatchNormDefaults(_Model):
     momentum: Momentum = Field(0.1, description="weight of the new batch statistic; PyTorch's default 0.1 (TensorFlow's 0.99 decay is 0.01)")
 
 
+class ScalePreset(_Model):
+    """One size of a scalable spec (Ultralytics' rule): out = make_divisible(min(c, max_channels) * width, channel_divisor)."""
+
+    width: PositiveFloat = Field(1.0, description="multiplies the output channels of conv-family layers")
+    depth: PositiveFloat = Field(1.0, description="multiplies `repeat.times` above 1: max(round(times * depth), 1)")
+    max_channels: PosInt | None = Field(None, description="channels are capped here before the width applies; default no cap")
+
+
 class Spec(_Model):
     """A convspec network."""
 
@@ -995,6 +1008,13 @@ class Spec(_Model):
     batch_norm: BatchNormDefaults | None = Field(
         None, description="`eps` and `momentum` for every batch norm that does not set its own"
     )
+    scales: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], ScalePreset] | None = Field(
+        None, description="named sizes of the network, chosen with `--scale NAME` (`scale=` in Python)"
+    )
+    channel_divisor: PosInt = Field(8, description="a scaled channel count is rounded up to a multiple of this")
+    extends: str | None = Field(
+        None, description="a base spec (path relative to this file) that this one is merged onto, layers by name"
+    )
 
     _source: Source = PrivateAttr(default_factory=Source)
     # Layers that failed validation, stood in for by placeholders so the rest can still be shape-checked.
@@ -1003,6 +1023,8 @@ class Spec(_Model):
     _repaired_layers: dict = PrivateAttr(default_factory=dict)
     # Names the schema refused (a keyword, say): already reported, so `from` or `outputs` naming one is quiet.
     _rejected_names: frozenset = PrivateAttr(default_factory=frozenset)
+    # The `--scale` preset applied when loading, and each rewritten value's request (`scaling.Scaling`).
+    _scaling: Any = PrivateAttr(default=None)
 
     @field_validator("outputs")
     @classmethod
@@ -1166,21 +1188,40 @@ def _problem_from_error(error: dict, data: Any, source: Source, path: tuple) -> 
     return Problem(message, source.locate(path), label)
 
 
-def parse_spec(data: Any, source: Source | None = None, file: str = "<dict>") -> Spec:
+def parse_spec(
+    data: Any, source: Source | None = None, file: str = "<dict>", *, scale: str | None = None, overrides: Any = None
+) -> Spec:
     """Validate a spec's data against the format. Raises SpecError listing every problem.
 
     `data` with its `source` is what `source.parse_yaml` or `source.read_python` read; without
     one it is Python data, read here by `read_python` (named `file` in messages), so every
     spec passes the same limits of depth, nodes, cycles and types, whatever it was made from.
+
+    On the way: `extends` is merged (`compose.py`), `overrides` (``{"stem.out_channels": 48}``
+    or ``["stem.out_channels=48"]``, as `--set`) are applied (`overrides.py`), block templates
+    are expanded, and the preset `scale` of `scales:` is applied (`scaling.py`). Raises
+    InputError for an unknown scale or a malformed override.
     """
+    from .compose import compose
+    from .overrides import apply_overrides
+    from .scaling import choose_factors, scale_data
+
     if source is None:
         data, source = read_python(data, file)
     source.data = data
     if not isinstance(data, dict):
         raise SpecError([Problem(f"a spec must be a mapping, not {_describe(data)}", source.locate(()))])
+    data = source.data = compose(data, source)
+    if overrides:
+        data = source.data = apply_overrides(data, source, overrides)
+    factors = choose_factors(data, scale, source.file)
     # `use` layers become their templates' layers first; everything after sees ordinary layers
     expansion = expand_templates(data, source)
     data = source.data = expansion.data
+    scaling = None
+    if factors is not None:
+        data, scaling = scale_data(data, factors)
+        source.data = data
     problems: list[Problem] = list(expansion.problems)
     broken: set[tuple] = set(expansion.broken)
     wrong_keys: dict[tuple, set] = {path: {None} for path in broken}  # None: the layer as a whole
@@ -1203,8 +1244,11 @@ def parse_spec(data: Any, source: Source | None = None, file: str = "<dict>") ->
         problems = in_order(_drop_missing_explained_by_typos(problems))
         failure = SpecError(problems)
         failure.partial = _partial_spec(data, broken, source, wrong_keys)
+        if failure.partial is not None:
+            failure.partial._scaling = scaling
         raise failure from None
     spec._source = source
+    spec._scaling = scaling
     return spec
 
 
@@ -1344,37 +1388,42 @@ def json_schema() -> dict:
     return schema
 
 
-def load(spec: Any) -> Spec:
+def load(spec: Any, *, scale: str | None = None, overrides: Any = None) -> Spec:
     """A validated Spec from a path, YAML text, a dict, or a Spec.
 
     A Spec that `load` made is returned as is; one built in Python (`Spec(...)`,
     `Spec.model_validate`, `Spec.model_construct`) is validated again from its plain
-    data, as a dict would be. Raises SpecError listing every problem, or InputError
-    when a file cannot be read.
+    data, as a dict would be. `scale` picks a preset of the spec's `scales:`;
+    `overrides` sets values as `--set` does (a mapping ``{"stem.out_channels": 48}`` or a
+    list of ``"KEY=VALUE"`` texts). Raises SpecError listing every problem, or InputError
+    when a file cannot be read, the scale is unknown or an override is malformed.
     """
-    return _load(spec)
+    return _load(spec, scale, overrides)
 
 
-def _load(spec: Any) -> Spec:
+def _load(spec: Any, scale: str | None = None, overrides: Any = None) -> Spec:
     from pathlib import Path
 
     from .source import looks_like_yaml_text, parse_yaml, read_spec_file
 
+    options = {"scale": scale, "overrides": overrides}
     if isinstance(spec, Spec):
         if spec.source.data is not None:  # made by parse_spec: validated, with its positions
+            if scale is not None or overrides:
+                raise InputError("this Spec is already loaded; give scale= and overrides= with its path, YAML text or dict")
             return spec
-        return parse_spec(_spec_data(spec), file="<Spec>")
+        return parse_spec(_spec_data(spec), file="<Spec>", **options)
     if isinstance(spec, Path) or (isinstance(spec, str) and not looks_like_yaml_text(spec)):
         data, source = read_spec_file(spec)
-        parsed = parse_spec(data, source)
+        parsed = parse_spec(data, source, **options)
         if parsed.name is None:
             parsed.name = Path(spec).stem
         return parsed
     if isinstance(spec, str):
         data, source = parse_yaml(spec, "<string>")
-        return parse_spec(data, source)
+        return parse_spec(data, source, **options)
     if isinstance(spec, dict):
-        return parse_spec(spec, file="<dict>")
+        return parse_spec(spec, file="<dict>", **options)
     raise TypeError(f"convspec.load takes a path, YAML text, a dict or a Spec, not {type(spec).__name__}")
 
 

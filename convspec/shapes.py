@@ -92,8 +92,10 @@ class LayerReport:
     children: list["LayerReport"] = field(default_factory=list)
     plan: Any = None  # the frozen plan (`plans.py`) the kind's builder reads; None where the layer failed
     role: str = "layer"  # "layer"; or what a container made: "shortcut" (a residual's), "copy" (a repeat's), "part" (a split's)
+    requested: dict[str, int] | None = None  # what the spec asked where a `--scale` preset changed it: {"out_channels": 64}
 
     def to_dict(self) -> dict:
+        scaled = {"requested": dict(self.requested)} if self.requested else {}
         return {
             "name": self.name,
             "type": self.type,
@@ -104,6 +106,7 @@ class LayerReport:
             "receptive_field": [_figure(v) for v in self.receptive_field],
             "stride": [_figure(v) for v in self.stride],
             "children": [child.to_dict() for child in self.children],
+            **scaled,
         }
 
 

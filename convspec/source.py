@@ -55,6 +55,13 @@ class Source:
     key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     value_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
 
+    def at(self, pos: tuple | None) -> Location:
+        """A recorded position as a Location: `(line, column)` in this file, or `(line, column, file)`
+        for a value that came from elsewhere (a base spec of `extends`, a `--set` on the command line)."""
+        if pos is None:
+            return Location(self.file)
+        return Location(pos[2] if len(pos) > 2 else self.file, pos[0], pos[1])
+
     def locate(self, path: Path_, prefer_value: bool = False) -> Location:
         """The position of `path`, or of its nearest ancestor that has one."""
         path = tuple(path)
@@ -66,7 +73,7 @@ class Source:
             )
             pos = first.get(path) or second.get(path)
             if pos is not None:
-                return Location(self.file, pos[0], pos[1])
+                return self.at(pos)
             if not path:
                 return Location(self.file)
             path = path[:-1]

@@ -178,7 +178,7 @@ class _Expander:
 
     def _at(self, node: _Node | None) -> Location:
         pos = (node.key_at or node.at) if node is not None else None  # a key, as `Source.locate` prefers
-        return Location(self.source.file, *pos) if pos else Location(self.source.file)
+        return self.source.at(pos)
 
     def _problem(self, message: str, node: _Node | None, path: tuple | None, label: str | None = None) -> None:
         problem = Problem(message, self._at(node), label)

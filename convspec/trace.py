@@ -19,6 +19,7 @@ from .errors import CloseNames, InputError, Problem, SpecError, in_order, listin
 from .kinds import ExportTarget, Kind, export_limit_problems, registry
 from .limits import INT_LIMIT, describe_number, exact_int, whole_text
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from .scaling import explain_joins
 from .schema import LayerBase, Spec
 from .shapes import MAX_LAYERS, LayerFailed, LayerReport, Report, Traced, TraceContext, TracedLayer, Value, _part_names
 
@@ -126,6 +127,7 @@ def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceCon
     scope = _Scope(layers, {"input": value})
     # read once: a pydantic private attribute costs a __getattr__ call
     broken_layers, repaired_layers = ctx.spec._broken_layers, ctx.spec._repaired_layers
+    scaling = ctx.spec._scaling
     positions: dict[str, int] = {}
     reports: list[LayerReport] = []
     previous = "input"
@@ -169,6 +171,8 @@ def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceCon
                 output = Value((output.shape[0], output.shape[1], *(None,) * len(output.spatial)), output.rf, (None,) * len(output.jump), output.flat)
                 traced = None
         reports.append(_report(name, model, layer_path, sources, inputs, traced))
+        if scaling is not None:
+            reports[-1].requested = scaling.requested(layer_path)
         positions.setdefault(name, index)
         scope.values[name] = output
         if kind.parts is not None:
@@ -274,21 +278,28 @@ def check_spec(spec: Spec, input_shape: tuple[int, ...] | None = None, require_s
             problems.append(Problem(f"`outputs` names the split {quote(name)}; name a layer that reads its parts", spec.source.locate(path)))
             continue
         outputs[name] = names[name].output_shape
-    return Report(spec, shape, layers, outputs, in_order(problems))
+    report = Report(spec, shape, layers, outputs, in_order(problems))
+    report.errors = explain_joins(report, report.errors)  # a preset's rounding that broke a join, said so
+    return report
 
 
-def load_and_check(spec: Any, input_shape: tuple[int, ...] | None = None, require_size: bool = True) -> Report:
-    """Load and check; if the schema rejects some layers, the raised SpecError also lists the other layers' shape problems."""
+def load_and_check(
+    spec: Any, input_shape: tuple[int, ...] | None = None, require_size: bool = True, *, scale: str | None = None, overrides: Any = None
+) -> Report:
+    """Load and check; if the schema rejects some layers, the raised SpecError also lists the other layers' shape problems.
+
+    `scale` and `overrides` are `convspec.load`'s.
+    """
     if input_shape is not None:
         input_shape = parse_input_shape(input_shape)  # before loading: a wrong argument is reported first
-    return _load_and_check(spec, input_shape, require_size)
+    return _load_and_check(spec, input_shape, require_size, scale, overrides)
 
 
-def _load_and_check(spec: Any, input_shape: tuple[int, ...] | None, require_size: bool) -> Report:
+def _load_and_check(spec: Any, input_shape: tuple[int, ...] | None, require_size: bool, scale: str | None = None, overrides: Any = None) -> Report:
     from .schema import load
 
     try:
-        parsed = load(spec)
+        parsed = load(spec, scale=scale, overrides=overrides)
     except SpecError as err:
         if err.partial is None:
             raise
@@ -325,6 +336,8 @@ def check(
     target: str | None = None,
     opset: int = DEFAULT_OPSET,
     dynamic_size: bool | None = None,
+    scale: str | None = None,
+    overrides: Any = None,
 ) -> Report:
     """Load (if needed) and check a spec: every layer's shape, parameters, MACs and receptive field.
 
@@ -333,13 +346,14 @@ def check(
     layers that cannot be exported to ONNX `opset` (spatial sizes dynamic when the spec has
     no `input.size`, or with `dynamic_size`) are listed there too, each located at the key
     to change, as `convspec export` would refuse them. Raises InputError for an unknown
-    target or an opset out of range.
+    target or an opset out of range. `scale` and `overrides` are `convspec.load`'s: a preset
+    of the spec's `scales:`, and values set as `--set` does.
     """
     if target not in (None, "onnx"):
         raise InputError(f"unknown target {target!r}; the one target is 'onnx'")
     if target and (exact_int(opset) is None or not MIN_OPSET <= opset <= MAX_OPSET):
         raise InputError(f"--opset {opset!r} is out of range; use {MIN_OPSET} to {MAX_OPSET}")
-    report = load_and_check(spec, input_shape)
+    report = load_and_check(spec, input_shape, scale=scale, overrides=overrides)
     if target == "onnx":
         dynamic = report.spec.input.size is None if dynamic_size is None else dynamic_size
         found = export_limit_problems(report, ExportTarget(opset, dynamic))

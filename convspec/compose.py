@@ -1,0 +1,238 @@
+"""`extends`: a spec merged onto its base spec, layers by name. No torch.
+
+    extends: yolo_base.yaml            # relative to this file
+    input: {size: [320, 320]}          # mappings merge key by key
+    layers:
+      - {name: stem, out: 32}          # a base layer of that name: these keys change
+      - {remove: head}                 # drop a base layer
+      - {after: stem, name: blur, type: fixed, filter: gaussian, kernel: 3, padding: 1}
+
+Mappings merge as a JSON Merge Patch (RFC 7386): the child's keys replace the
+base's, mappings merge recursively, `null` removes a key. Layer lists (`layers`,
+`shortcut`, `first`) merge by layer name, never by index; every other list is
+replaced whole. A base layer without a name keeps its default name
+(`<type>_<index>` in the base) as an explicit `name`, so inserting or removing a
+layer renames nothing. `name` is not inherited: a child is its own network.
+
+Every value keeps the position it was written at, with its file: an error in
+an inherited layer points into the base file. A base may extend another; a cycle,
+a missing base and a chain beyond the loader's limits (bytes, nodes) are errors
+located at the `extends` that causes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import CloseNames, InputError, LayerRef, Location, Problem, SpecError, quote, shorten
+from .source import MAX_FILE_BYTES, MAX_NODES, Source, layer_label, read_spec_file
+from .templates import _install, _Node, _nodes, _plain  # the templates' position-keeping trees
+
+MAX_CHAIN = 16  # bases of bases; a real chain is one or two deep
+LAYER_LISTS = ("layers", "shortcut", "first")
+PLACEMENT_KEYS = ("before", "after")
+REMOVE_KEY = "remove"
+
+
+def load_composed(path: str | Path) -> tuple[Any, Source]:
+    """A spec file read with its `extends` chain merged: the plain data and a `Source` whose positions
+    carry the file each value came from. For tools that read specs (an editor) without validating them.
+    Raises InputError (the file cannot be read) or SpecError (bad YAML, a bad `extends`)."""
+    data, source = read_spec_file(path)
+    source.data = compose(data, source)
+    return source.data, source
+
+
+def compose(data: dict, source: Source) -> dict:
+    """`data` merged onto the spec its `extends` names (recursively), positions recorded in `source`.
+
+    Paths are relative to the file `source` read (the working directory for text or a dict).
+    Raises SpecError for a missing or unreadable base, a cycle, or a chain beyond the limits.
+    """
+    if "extends" not in data:
+        return data
+    budget = _Budget(source)
+    root = _compose_node(data, source, budget, (), 0)
+    merged = _plain(root)
+    for table in (source.key_positions, source.value_positions):
+        table.clear()
+    _install(root, (), source)
+    return merged
+
+
+class _Budget:
+    """The loader's limits, over the whole chain: bytes of text and nodes."""
+
+    def __init__(self, source: Source):
+        self.bytes = len(source.text.encode()) if source.text else 0
+        self.nodes = _count(source.data)
+
+    def add(self, source: Source, at: Location) -> None:
+        self.bytes += len(source.text.encode()) if source.text else 0
+        self.nodes += _count(source.data)
+        if self.bytes > MAX_FILE_BYTES:
+            raise SpecError([Problem(f"the `extends` chain is over {MAX_FILE_BYTES:,} bytes, the most a spec may be", at)])
+        if self.nodes > MAX_NODES:
+            raise SpecError([Problem(f"the `extends` chain has more than {MAX_NODES:,} nodes; a spec is far smaller than that", at)])
+
+
+def _count(data: Any) -> int:
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
+
+
+def _file_of(source: Source) -> Path | None:
+    file = source.file
+    return None if file is None or file.startswith("<") else Path(file)
+
+
+def _tagged(source: Source) -> None:
+    """Every position of `source` with its file, so it stays right once merged into another file's spec."""
+    for table in (source.key_positions, source.value_positions):
+        for path, pos in table.items():
+            if len(pos) == 2:
+                table[path] = (pos[0], pos[1], source.file)
+
+
+def _compose_node(data: dict, source: Source, budget: _Budget, chain: tuple[Path, ...], depth: int) -> _Node:
+    """The merged tree of `data` (read by `source`) and its bases."""
+    own = _file_of(source)
+    chain = chain + ((own.resolve(),) if own is not None else ())
+    child = _nodes(data, source, ())
+    if "extends" not in data:
+        return child
+    extends = child.value.pop("extends")
+    at = source.at(extends.key_at or extends.at)
+    if not isinstance(extends.value, str) or not extends.value.strip():
+        raise SpecError([Problem(f"`extends` must be the path of a base spec, not {quote(extends.value)}", at)])
+    base_dir = own.parent if own is not None else Path.cwd()
+    base_path = base_dir / extends.value
+    shown = str(base_path) if own is not None else extends.value
+    if base_path.resolve() in chain:
+        names = " -> ".join(str(p.name) for p in chain + (base_path.resolve(),))
+        raise SpecError([Problem(f"`extends` makes a cycle ({names}); a spec cannot extend itself", at)])
+    if depth + 1 > MAX_CHAIN:
+        raise SpecError([Problem(f"the `extends` chain is more than {MAX_CHAIN} specs deep", at)])
+    try:
+        base_data, base_source = read_spec_file(base_path)
+    except InputError as err:
+        reason = err.problems[0].message.split(": ", 1)[-1] if err.problems else "cannot read"
+        raise SpecError([Problem(f"`extends: {shorten(extends.value)}`: {shorten(shown, 200)}: {reason}", at)]) from None
+    base_source.file = shown
+    base_source.data = base_data
+    _tagged(base_source)
+    budget.add(base_source, at)
+    base = _compose_node(base_data, base_source, budget, chain, depth + 1)
+    base.value.pop("name", None)  # a child is its own network: its name is its own (default: its file's stem)
+    problems: list[Problem] = []
+    merged = _Merger(source, problems, base).mapping(base, child, ())
+    if problems:
+        raise SpecError(problems)
+    return merged
+
+
+class _Merger:
+    def __init__(self, source: Source, problems: list[Problem], base: _Node):
+        self.source, self.problems = source, problems
+        blocks = base.value.get("blocks")
+        self.blocks = blocks.value if blocks is not None and isinstance(blocks.value, dict) else {}
+
+    def problem(self, message: str, node: _Node, label: str | None = None) -> None:
+        self.problems.append(Problem(message, self.source.at(node.key_at or node.at), label))
+
+    def mapping(self, base: _Node, child: _Node, path: tuple) -> _Node:
+        result = dict(base.value)
+        for key, value in child.value.items():
+            if value.value is None:
+                result.pop(key, None)  # RFC 7386: null removes the key
+                continue
+            known = result.get(key)
+            if known is not None and key in LAYER_LISTS and isinstance(known.value, list) and isinstance(value.value, list):
+                result[key] = self.layers(known, value, path + (key,))
+            elif known is not None and isinstance(known.value, dict) and isinstance(value.value, dict):
+                result[key] = self.mapping(known, value, path + (key,))
+            else:
+                result[key] = value
+        return _Node(result, child.key_at or base.key_at, child.at or base.at)
+
+    def _default_name(self, layer: _Node, index: int) -> str | None:
+        kind = layer.value.get("type")
+        kind = kind.value if kind is not None else None
+        if kind == "use":  # an instance is named after its template's kind
+            block = layer.value.get("block")
+            template = self.blocks.get(block.value) if block is not None and isinstance(block.value, str) else None
+            inner = template.value.get("type") if template is not None and isinstance(template.value, dict) else None
+            kind = inner.value if inner is not None else None
+        return f"{kind}_{index}" if isinstance(kind, str) else None
+
+    def layers(self, base: _Node, child: _Node, path: tuple) -> _Node:
+        """The base's layer list with the child's entries merged by name (see the module's docstring)."""
+        items: list[_Node] = []
+        for index, layer in enumerate(base.value):
+            if isinstance(layer.value, dict) and "name" not in layer.value:
+                name = self._default_name(layer, index)
+                if name is not None:  # kept, so inserting or removing layers renames nothing
+                    layer = _Node({**layer.value, "name": _Node(name, layer.key_at, layer.at)}, layer.key_at, layer.at)
+            items.append(layer)
+
+        def names() -> dict[str, int]:
+            found = {}
+            for i, item in enumerate(items):
+                name = item.value.get("name") if isinstance(item.value, dict) else None
+                if name is not None and isinstance(name.value, str):
+                    found.setdefault(name.value, i)
+            return found
+
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        for entry in child.value:
+            if not isinstance(entry.value, dict):
+                items.append(entry)  # the validator says what is wrong with it
+                continue
+            keys = entry.value
+            known = names()
+            if REMOVE_KEY in keys:
+                target = keys[REMOVE_KEY]
+                if len(keys) > 1:
+                    others = ", ".join(f"`{k}`" for k in keys if k != REMOVE_KEY)
+                    self.problem(f"a `remove` entry holds only the name of the base layer to drop, not {others}", entry)
+                elif not isinstance(target.value, str) or target.value not in known:
+                    hint = CloseNames(known).did_you_mean(target.value) if isinstance(target.value, str) else ""
+                    self.problem(f"`remove: {shorten(str(target.value))}`: the base's {where} has no layer of that name{hint}", target)
+                else:
+                    del items[known[target.value]]
+                continue
+            placement = [k for k in PLACEMENT_KEYS if k in keys]
+            name = keys.get("name")
+            name = name.value if name is not None and isinstance(name.value, str) else None
+            if placement:
+                if len(placement) > 1:
+                    self.problem("give `before` or `after`, not both", keys["after"])
+                    continue
+                anchor = keys[placement[0]]
+                if name is not None and name in known:
+                    self.problem(
+                        f"the base already has a layer {quote(name)}; to change it drop `{placement[0]}`, to move it `remove` it first",
+                        keys[placement[0]],
+                    )
+                    continue
+                if not isinstance(anchor.value, str) or anchor.value not in known:
+                    hint = CloseNames(known).did_you_mean(anchor.value) if isinstance(anchor.value, str) else ""
+                    self.problem(f"`{placement[0]}: {shorten(str(anchor.value))}`: the base's {where} has no layer of that name{hint}", anchor)
+                    continue
+                layer = _Node({k: v for k, v in keys.items() if k not in PLACEMENT_KEYS}, entry.key_at, entry.at)
+                at = known[anchor.value] + (1 if placement[0] == "after" else 0)
+                items.insert(at, layer)
+            elif name is not None and name in known:
+                index = known[name]
+                items[index] = self.mapping(items[index], entry, path + (index,))
+            else:
+                items.append(entry)  # a new layer without a place: at the end
+        return _Node(items, child.key_at or base.key_at, child.at or base.at)

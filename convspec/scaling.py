@@ -1,0 +1,258 @@
+"""Scaling presets: one spec, many sizes (Ultralytics' width / depth / max_channels rule). No torch.
+
+A spec names its sizes in `scales:` and a command picks one with `--scale NAME`
+(`scale=` in Python). `scale_data` is the one place the rule is applied: it
+rewrites the spec's plain data after block templates are expanded and before it
+is validated, so every later step (validation, the checker, the builder,
+`convspec resolve`) sees ordinary numbers at their written positions, and a
+mistake the rounding causes is reported at the key that was rounded.
+
+The rule, from Ultralytics' `parse_model` (ultralytics/nn/tasks.py):
+
+- the output channels `c` of a conv-family layer become
+  `make_divisible(min(c, max_channels) * width, channel_divisor)`;
+- a repeat's `times` `n` becomes `max(round(n * depth), 1)` when `n > 1`.
+
+Left as written: `linear` (its outputs are classes), `depthwise` and per-channel
+`fixed` filters (their channels are their input's), and every layer marked
+`keep_width: true` (or inside a container so marked); a repeat marked
+`keep_depth: true` keeps its `times`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InputError, Problem, did_you_mean, listing, quote
+
+# Conv-family kinds whose `out_channels` a preset scales; `depthwise` follows its input.
+WIDTH_KINDS = frozenset({"conv", "pointwise", "asymmetric", "dilated", "group", "separable", "transposed", "dynamic"})
+CHANNEL_KEYS = ("out_channels", "out")  # the key and its alias
+LIST_KEYS = ("layers", "shortcut", "first")  # the keys of a layer that hold layer lists
+DEFAULT_DIVISOR = 8
+
+
+def make_divisible(value: float, divisor: int) -> int:
+    """`value` rounded up to a multiple of `divisor`: ceil(value / divisor) * divisor.
+
+    Ultralytics' `make_divisible` (ultralytics/utils/ops.py), computed in floats as it is, so
+    a preset gives the channel counts Ultralytics gives.
+    """
+    return math.ceil(value / divisor) * divisor
+
+
+@dataclass(frozen=True)
+class Factors:
+    """A chosen preset: its name, width and depth multipliers, channel cap (None: no cap) and divisor."""
+
+    name: str | None = None
+    width: float = 1.0
+    depth: float = 1.0
+    max_channels: int | None = None
+    divisor: int = DEFAULT_DIVISOR
+
+    def channels(self, requested: int) -> int:
+        """Output channels under this preset: make_divisible(min(c, max_channels) * width, divisor)."""
+        capped = requested if self.max_channels is None else min(requested, self.max_channels)
+        return make_divisible(capped * self.width, self.divisor)
+
+    def times(self, requested: int) -> int:
+        """A repeat's copies under this preset: max(round(n * depth), 1) for n > 1; 1 stays 1."""
+        return max(round(requested * self.depth), 1) if requested > 1 else requested
+
+    def describe(self) -> str:
+        """'n' (width 0.25, depth 0.33, max_channels 1024, channel_divisor 8), for messages."""
+        cap = f", max_channels {self.max_channels}" if self.max_channels is not None else ""
+        return f"{quote(self.name)} (width {self.width:g}, depth {self.depth:g}{cap}, channel_divisor {self.divisor})"
+
+
+@dataclass
+class Scaling:
+    """What a preset changed: for each layer's data path, its (requested, scaled) out_channels or times."""
+
+    factors: Factors
+    channels: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    repeats: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+
+    def requested(self, path: tuple) -> dict[str, int] | None:
+        """What the spec asked for at a layer where the preset changed it: {'out_channels': 64} or {'times': 3}."""
+        asked = {}
+        if path in self.channels and self.channels[path][0] != self.channels[path][1]:
+            asked["out_channels"] = self.channels[path][0]
+        if path in self.repeats and self.repeats[path][0] != self.repeats[path][1]:
+            asked["times"] = self.repeats[path][0]
+        return asked or None
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def choose_factors(data: dict, scale: str | None, file: str | None = None) -> Factors | None:
+    """The preset `scale` of the spec's data, or None when no scale is asked for.
+
+    Raises InputError (a usage error) when the spec has no `scales:` or no preset of that name
+    (with "did you mean"). A preset whose values are not valid numbers gives None: the
+    validator reports those, located, and nothing is scaled meanwhile.
+    """
+    if scale is None:
+        return None
+    if not isinstance(scale, str):
+        raise InputError(f"scale must be the name of one of the spec's `scales`, not {type(scale).__name__}")
+    where = file if file and not file.startswith("<") else "the spec"
+    scales = data.get("scales")
+    if scales is None:
+        raise InputError(f"scale {quote(scale)} asked for, but {where} has no `scales:`; add them or drop the scale")
+    if not isinstance(scales, dict):
+        return None
+    if scale not in scales:
+        names = [str(name) for name in scales]
+        raise InputError(f"scale {quote(scale)} is not one of the scales of {where} ({listing(names) or 'none'}){did_you_mean(scale, names)}")
+    preset = scales[scale]
+    divisor = data.get("channel_divisor", DEFAULT_DIVISOR)
+    if not isinstance(preset, dict) or not _whole(divisor):
+        return None
+    width, depth, cap = preset.get("width", 1.0), preset.get("depth", 1.0), preset.get("max_channels")
+    if not (_positive(width) and _positive(depth) and (cap is None or _whole(cap))):
+        return None
+    return Factors(scale, float(width), float(depth), cap, int(divisor))
+
+
+def scale_data(data: dict, factors: Factors) -> tuple[dict, Scaling]:
+    """The spec's data with `factors` applied (a copy where it changes), and what changed.
+
+    Values that are not whole numbers are left for the validator to report.
+    """
+    record = Scaling(factors)
+    layers = data.get("layers")
+    if isinstance(layers, list):
+        data = {**data, "layers": _scale_list(layers, ("layers",), False, factors, record)}
+    return data, record
+
+
+def _scale_list(items: list, path: tuple, keep: bool, factors: Factors, record: Scaling) -> list:
+    return [_scale_layer(item, path + (i,), keep, factors, record) if isinstance(item, dict) else item for i, item in enumerate(items)]
+
+
+def _scale_layer(layer: dict, path: tuple, keep: bool, factors: Factors, record: Scaling) -> dict:
+    layer = dict(layer)
+    keep = keep or layer.get("keep_width") is True
+    kind = layer.get("type")
+    if kind in WIDTH_KINDS and not keep:
+        for key in CHANNEL_KEYS:
+            if _whole(layer.get(key)):
+                requested = layer[key]
+                layer[key] = factors.channels(requested)
+                record.channels[path] = (requested, layer[key])
+    if kind == "repeat" and layer.get("keep_depth") is not True and _whole(layer.get("times")):
+        requested = layer["times"]
+        layer["times"] = factors.times(requested)
+        record.repeats[path] = (requested, layer["times"])
+    for key in LIST_KEYS:
+        if isinstance(layer.get(key), list):
+            layer[key] = _scale_list(layer[key], path + (key,), keep, factors, record)
+    return layer
+
+
+# ---------------------------------------------------------------- joins the rounding broke
+
+JOIN_KINDS = ("add", "mul", "residual")
+
+
+def explain_joins(report, problems: list[Problem]) -> list[Problem]:
+    """`problems` with a note on each unequal-shapes problem of an add, mul or residual under a preset:
+    which of the joined layers the preset rounded, and how, so the cause is plain before anything builds."""
+    scaling = report.spec._scaling
+    if scaling is None or not problems:
+        return problems
+    notes: dict[tuple, str] = {}
+    for layer in report.walk():
+        if layer.type not in JOIN_KINDS:
+            continue
+        joined = _joined(layer, report)
+        rounded = [f"{name} {asked} -> {got}" for name, asked, got in joined if asked != got]
+        kept = [name for name, asked, got in joined if asked == got]
+        if not rounded:
+            continue
+        note = (
+            f"; under scale {scaling.factors.describe()} out_channels became: {listing(rounded)}"
+            + (f", while {listing(kept)} kept {'its' if len(kept) == 1 else 'their'} channels" if kept else "")
+            + "; mark a layer `keep_width: true` or change the requested channels so the joined widths agree"
+        )
+        notes[layer.path] = note
+    if not notes:
+        return problems
+    out = []
+    for problem in problems:
+        path = _problem_path(problem, notes)
+        if path is not None and ("equal" in problem.message or "broadcast" in problem.message):
+            problem = Problem(problem.message + notes[path], problem.location, problem.layer)
+        out.append(problem)
+    return out
+
+
+def _problem_path(problem: Problem, notes: dict[tuple, str]) -> tuple | None:
+    label = getattr(problem.layer, "path", None)
+    if not label:
+        return None
+    for path in notes:
+        if _label_of(path) == label:
+            return path
+    return None
+
+
+def _label_of(path: tuple) -> str:
+    parts, i = [], 0
+    while i < len(path) - 1:
+        parts.append(f"{path[i]}[{path[i + 1]}]")
+        i += 2
+    return ".".join(parts)
+
+
+def _joined(layer, report) -> list[tuple[str, int, int]]:
+    """(name, requested, scaled) channels of the layers a join reads: its `from` siblings, or a residual's
+    last branch layer and last shortcut layer."""
+    scaling = report.spec._scaling
+    found = []
+    if layer.type == "residual":
+        groups = [[c for c in layer.children if c.role != "shortcut"], [c for c in layer.children if c.role == "shortcut"]]
+        for group in groups:
+            last = _last_scaled(group, scaling)
+            if last is not None:
+                found.append(last)
+        return found
+    siblings = _siblings(layer, report)
+    for name in layer.sources:
+        sibling = siblings.get(name)
+        if sibling is not None:
+            last = _last_scaled([sibling], scaling)
+            if last is not None:
+                found.append(last)
+    return found
+
+
+def _last_scaled(layers: list, scaling: Scaling) -> tuple[str, int, int] | None:
+    for layer in reversed(layers):
+        if layer.path in scaling.channels:
+            asked, got = scaling.channels[layer.path]
+            return layer.name, asked, got
+        inner = _last_scaled(layer.children, scaling) if layer.children else None
+        if inner is not None:
+            return inner
+    return None
+
+
+def _siblings(layer, report) -> dict[str, Any]:
+    parent = layer.path[:-1]
+    lists = [report.layers] + [c.children for c in report.walk()]
+    for items in lists:
+        if items and items[0].path[:-1] == parent and layer in items:
+            return {item.name: item for item in items}
+    return {}
