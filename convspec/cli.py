@@ -374,6 +374,20 @@ def bench_command(
     Console(width=120).print(table)
 
 
+# ---------------------------------------------------------------- resolve
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@_spec_options
+@_handles_errors
+def resolve(spec: str, scale: str | None, overrides: tuple[str, ...]) -> None:
+    """Print SPEC fully resolved (extends merged, --set applied, blocks expanded, --scale applied) as YAML."""
+    from .resolve import resolve as resolved_text
+
+    click.echo(resolved_text(spec, scale=scale, overrides=list(overrides)), nl=False)
+
+
 # ---------------------------------------------------------------- schema
 
 

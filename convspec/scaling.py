@@ -125,6 +125,18 @@ def choose_factors(data: dict, scale: str | None, file: str | None = None) -> Fa
     return Factors(scale, float(width), float(depth), cap, int(divisor))
 
 
+def expression_factors(data: dict, factors: Factors | None) -> dict[str, float | int]:
+    """The names expressions use for the scale's factors: the chosen preset's, or 1, 1, no cap (a
+    number larger than any channel count) and the spec's divisor when no scale is chosen."""
+    from .limits import INT_LIMIT
+
+    if factors is None:
+        divisor = data.get("channel_divisor", DEFAULT_DIVISOR)
+        factors = Factors(divisor=divisor if _whole(divisor) else DEFAULT_DIVISOR)
+    cap = INT_LIMIT if factors.max_channels is None else factors.max_channels
+    return {"width": factors.width, "depth": factors.depth, "max_channels": cap, "channel_divisor": factors.divisor}
+
+
 def scale_data(data: dict, factors: Factors) -> tuple[dict, Scaling]:
     """The spec's data with `factors` applied (a copy where it changes), and what changed.
 

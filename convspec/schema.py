@@ -1204,7 +1204,7 @@ def parse_spec(
     """
     from .compose import compose
     from .overrides import apply_overrides
-    from .scaling import choose_factors, scale_data
+    from .scaling import choose_factors, expression_factors, scale_data
 
     if source is None:
         data, source = read_python(data, file)
@@ -1216,7 +1216,7 @@ def parse_spec(
         data = source.data = apply_overrides(data, source, overrides)
     factors = choose_factors(data, scale, source.file)
     # `use` layers become their templates' layers first; everything after sees ordinary layers
-    expansion = expand_templates(data, source)
+    expansion = expand_templates(data, source, expression_factors(data, factors))
     data = source.data = expansion.data
     scaling = None
     if factors is not None:

@@ -33,6 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import LISTED_NAMES, CloseNames, LayerRef, Location, Problem, SpecError, did_you_mean, listing, quote, shorten
+from .expressions import Expression, ExpressionError, is_expression
+from .expressions import evaluate as evaluate_expression
+from .expressions import parse as parse_expression
 from .source import MAX_DEPTH, MAX_NODES, Source, layer_label
 
 # `$out`, or `${out}` (which YAML reads only in block style or quoted: `{` is a flow indicator)
@@ -162,9 +165,10 @@ class Expansion:
 
 
 class _Expander:
-    def __init__(self, data: dict, source: Source):
+    def __init__(self, data: dict, source: Source, factors: dict[str, Any] | None = None):
         self.data = data
         self.source = source
+        self.factors = factors or {}  # the scale's factors, by the names expressions use
         self.problems: list[tuple[tuple | None, Problem]] = []  # (layer path to label, problem)
         self.broken: set[tuple] = set()
         self.templates: dict[str, _Template] = {}
@@ -176,12 +180,12 @@ class _Expander:
 
     # ------------------------------------------------------------ reporting
 
-    def _at(self, node: _Node | None) -> Location:
-        pos = (node.key_at or node.at) if node is not None else None  # a key, as `Source.locate` prefers
+    def _at(self, node: _Node | None, value: bool = False) -> Location:
+        pos = ((node.at or node.key_at) if value else (node.key_at or node.at)) if node is not None else None  # a key, as `Source.locate` prefers
         return self.source.at(pos)
 
-    def _problem(self, message: str, node: _Node | None, path: tuple | None, label: str | None = None) -> None:
-        problem = Problem(message, self._at(node), label)
+    def _problem(self, message: str, node: _Node | None, path: tuple | None, label: str | None = None, value: bool = False) -> None:
+        problem = Problem(message, self._at(node, value), label)
         if problem not in self._seen:
             self._seen.add(problem)
             self.problems.append((path, problem))
@@ -242,12 +246,19 @@ class _Expander:
                 continue
             used.update(MENTION.findall(inner.value))
             param = _param(inner.value)
-            if param is None:
-                self._problem(
-                    f"{quote(inner.value)}: a placeholder is a whole value, a parameter's name after `$` such as $out; "
-                    "it cannot be part of a string", inner, None, label
-                )
-                template.valid = False
+            if param is None:  # an expression: `$out * 2`
+                expression = self._parse(inner, None, label)
+                if expression is None:
+                    template.valid = False
+                    continue
+                for unknown in sorted(expression.params - template.params.keys()):
+                    used.update(template.hints.close(unknown))
+                    self._problem(
+                        f"${shorten(unknown)} in {quote(inner.value)} is not a parameter of block {quote(name)}"
+                        f"{template.hints.did_you_mean(unknown)}; declare it in `params` (declared: {listing(template.params) or 'none'})",
+                        inner, None, label, value=True,
+                    )
+                    template.valid = False
                 continue
             if len(path) >= 1 and path[-1] == "type" and path[-2:-1] != ("with",):
                 self._problem(f"a layer's `type` cannot be a placeholder ({inner.value})", inner, None, label)
@@ -366,6 +377,12 @@ class _Expander:
             self._problem(f"blocks place blocks more than {MAX_DEPTH} deep (through {quote(name)}); a spec nests far less", block, path)
             return None
         env = {p: args.get(p, default) for p, default in template.params.items()}
+        for param, value in env.items():  # `with: {out: $(64 * width)}` outside a template: its value first
+            if is_expression(value.value):
+                computed = self._evaluate(value, {}, path)
+                if computed is None:
+                    return None
+                env[param] = computed
         # count what the instance would create before creating it: a big value placed by many
         # placeholders, or in many instances, is refused in moments, not after gigabytes of copies
         size, height = self._instance_measure(template.body, env)
@@ -384,7 +401,11 @@ class _Expander:
             )
             return None
         self.made += size
-        instance = self._substitute(template.body, env)
+        try:
+            instance = self._substitute(template.body, env)
+        except _Failed as failed:
+            self._problem(failed.message, failed.node, path, value=True)
+            return None
         instance.key_at, instance.at = use.key_at, use.at  # "this layer" is the `use` line
         instance.value = dict(instance.value)
         for key in ("name", "from"):
@@ -404,6 +425,32 @@ class _Expander:
             size, height = size + child_size, max(height, child_height)
         return size, height + 1
 
+    # ------------------------------------------------------------ expressions
+
+    def _parse(self, node: _Node, path: tuple | None, label: str | None = None) -> Expression | None:
+        """The expression `node` holds, or None (the problem recorded at its value)."""
+        try:
+            return parse_expression(node.value)
+        except ExpressionError as err:
+            self._problem(f"{quote(node.value)}: {err}", node, path, label, value=True)
+            return None
+
+    def _evaluate(self, node: _Node, params: dict[str, Any], path: tuple | None) -> _Node | None:
+        """`node`'s expression computed (with `params`' plain values and the factors), or None (recorded)."""
+        expression = self._parse(node, path)
+        if expression is None:
+            return None
+        if expression.params - params.keys():
+            name = sorted(expression.params - params.keys())[0]
+            self._problem(f"{quote(node.value)}: ${shorten(name)} names a parameter, but parameters only exist inside a template in `blocks:`", node, path, value=True)
+            return None
+        try:
+            result = evaluate_expression(expression, params, self.factors)
+        except ExpressionError as err:
+            self._problem(f"{quote(node.value)}: {err}", node, path, value=True)
+            return None
+        return _Node(result, node.key_at, node.at)
+
     def _substitute(self, node: _Node, env: dict[str, _Node]) -> _Node:
         if isinstance(node.value, str):
             param = _param(node.value)
@@ -411,6 +458,12 @@ class _Expander:
                 # the value as given, with the `with:` entry's (or the default's) positions;
                 # every placeholder was checked against `params` when the template was read
                 return _copy(env[param])
+            if is_expression(node.value):  # checked when the template was read
+                try:
+                    params = {name: _plain(env[name]) for name in parse_expression(node.value).params}
+                    return _Node(evaluate_expression(parse_expression(node.value), params, self.factors), node.key_at, node.at)
+                except ExpressionError as err:
+                    raise _Failed(f"{quote(node.value)}: {err}", node) from None
         if isinstance(node.value, dict):
             return _Node({k: self._substitute(v, env) for k, v in node.value.items()}, node.key_at, node.at)
         if isinstance(node.value, list):
@@ -423,7 +476,13 @@ class _Expander:
             path, node = stack.pop()
             if path in self.broken:
                 continue  # already reported at the failed `use`
-            if _looks_like_placeholder(node.value):
+            if is_expression(node.value):  # `out: $(64 * width)` in an ordinary layer
+                computed = self._evaluate(node, {}, path)
+                if computed is None:
+                    self.leftovers.append(path)
+                else:
+                    node.value = computed.value
+            elif _looks_like_placeholder(node.value):
                 self._problem(
                     f"{quote(node.value)} looks like a placeholder, but placeholders only work inside a template in `blocks:`",
                     node, path,
@@ -433,6 +492,14 @@ class _Expander:
                 stack += [(path + (k,), v) for k, v in node.value.items()]
             elif isinstance(node.value, list):
                 stack += [(path + (i,), v) for i, v in enumerate(node.value)]
+
+
+class _Failed(Exception):
+    """An expression of an instance could not be computed: the message and the node it is at."""
+
+    def __init__(self, message: str, node: _Node):
+        super().__init__(message)
+        self.message, self.node = message, node
 
 
 def _stand_in(layer: Any, index: Any) -> dict:
@@ -467,11 +534,12 @@ def has_templates(data: Any) -> bool:
     return False
 
 
-def expand(data: dict, source: Source) -> Expansion:
-    """The spec with every `use` replaced by its template's layer; positions recorded in `source`."""
+def expand(data: dict, source: Source, factors: dict[str, Any] | None = None) -> Expansion:
+    """The spec with every `use` replaced by its template's layer and every expression computed (with
+    `factors`, the scale's factors by name); positions recorded in `source`."""
     if not has_templates(data):
         return Expansion(data)
-    expander = _Expander(data, source)
+    expander = _Expander(data, source, factors)
     expander.read_templates()
     root = expander.expand_layers()
     if root is None:
