@@ -221,50 +221,45 @@ def _problem_path(problem: Problem, notes: dict[tuple, str]) -> tuple | None:
 
 
 def _label_of(path: tuple) -> str:
-    parts, i = [], 0
-    while i < len(path) - 1:
-        parts.append(f"{path[i]}[{path[i + 1]}]")
-        i += 2
-    return ".".join(parts)
+    """('layers', 3, 'layers', 0) -> 'layers[3].layers[0]', as problems label layers."""
+    return ".".join(f"{path[i]}[{path[i + 1]}]" for i in range(0, len(path) - 1, 2))
 
 
 def _joined(layer, report) -> list[tuple[str, int, int]]:
-    """(name, requested, scaled) channels of the layers a join reads: its `from` siblings, or a residual's
-    last branch layer and last shortcut layer."""
-    scaling = report.spec._scaling
-    found = []
+    """(name, requested, scaled) of the last layer the preset scaled in each input of a join: its `from`
+    layers, or a residual's branch and shortcut. Read from the data, so a failed join has them too."""
+    scaling, data = report.spec._scaling, report.spec.source.data
     if layer.type == "residual":
-        groups = [[c for c in layer.children if c.role != "shortcut"], [c for c in layer.children if c.role == "shortcut"]]
-        for group in groups:
-            last = _last_scaled(group, scaling)
-            if last is not None:
-                found.append(last)
-        return found
-    siblings = _siblings(layer, report)
-    for name in layer.sources:
-        sibling = siblings.get(name)
-        if sibling is not None:
-            last = _last_scaled([sibling], scaling)
-            if last is not None:
-                found.append(last)
+        prefixes = [layer.path + ("layers",), layer.path + ("shortcut",)]
+    else:
+        items = _at(data, layer.path[:-1])
+        names = _names(items) if isinstance(items, list) else {}
+        prefixes = [layer.path[:-1] + (names[name],) for name in layer.sources if name in names]
+    found = []
+    for prefix in prefixes:
+        inside = [path for path in scaling.channels if path[: len(prefix)] == prefix]
+        if inside:
+            path = max(inside)
+            asked, got = scaling.channels[path]
+            found.append((_names_of(data, path), asked, got))
     return found
 
 
-def _last_scaled(layers: list, scaling: Scaling) -> tuple[str, int, int] | None:
-    for layer in reversed(layers):
-        if layer.path in scaling.channels:
-            asked, got = scaling.channels[layer.path]
-            return layer.name, asked, got
-        inner = _last_scaled(layer.children, scaling) if layer.children else None
-        if inner is not None:
-            return inner
-    return None
+def _at(data: Any, path: tuple) -> Any:
+    for part in path:
+        data = data[part]
+    return data
 
 
-def _siblings(layer, report) -> dict[str, Any]:
-    parent = layer.path[:-1]
-    lists = [report.layers] + [c.children for c in report.walk()]
-    for items in lists:
-        if items and items[0].path[:-1] == parent and layer in items:
-            return {item.name: item for item in items}
-    return {}
+def _names(items: list) -> dict[str, int]:
+    names = {}
+    for index, item in enumerate(items):
+        if isinstance(item, dict):
+            name = item.get("name") if isinstance(item.get("name"), str) else f"{item.get('type')}_{index}"
+            names.setdefault(name, index)
+    return names
+
+
+def _names_of(data: Any, path: tuple) -> str:
+    layer = _at(data, path)
+    return layer.get("name") if isinstance(layer.get("name"), str) else f"{layer.get('type')}_{path[-1]}"
