@@ -133,7 +133,7 @@ def _allowed(node: ast.AST, text: str) -> None:
         if name not in FUNCTIONS:
             raise ExpressionError(f"only {', '.join(FUNCTIONS)} can be called", offset)
         if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-            raise ExpressionError(f"{name}() takes its arguments in order, without names", offset)
+            raise ExpressionError(f"{name}() takes plain values in order (no names, no `*`)", offset)
         return
     what = _WHAT.get(type(node), type(node).__name__)
     raise ExpressionError(f"{what} not allowed in an expression; use numbers, + - * / // %, min, max, round, make_divisible", offset)

@@ -158,7 +158,7 @@ def _resolve(data: dict, key: str, shown: str) -> tuple:
         part = rest[0]
         keys = _layer_keys(layer)
         if part in keys or not keys:
-            return _into_value(layer, path, rest, shown, base=path)
+            return _into_value(layer, path, [_spelling(layer, part), *rest[1:]], shown)
         inner = next(
             ((list_key, items, found[part]) for list_key in LAYER_LISTS
              if isinstance(items := layer.get(list_key), list) and part in (found := _layer_names(items))),
@@ -179,7 +179,18 @@ def _resolve(data: dict, key: str, shown: str) -> tuple:
     raise InputError(f"--set {shorten(shown, 120)}: KEY names the layer {quote(key)} itself; name one of its keys, e.g. {key}.out_channels")
 
 
-def _into_value(node: Any, path: tuple, parts: list[str], shown: str, base: tuple | None = None) -> tuple:
+def _spelling(layer: dict, key: str) -> str:
+    """`key` as the layer writes it: `out_channels` set on a layer that wrote `out` replaces `out`."""
+    from .schema import KEY_ALIASES
+
+    for short, longs in KEY_ALIASES.items():
+        spellings = (short, *longs)
+        if key in spellings and key not in layer:
+            return next((s for s in spellings if s in layer), key)
+    return key
+
+
+def _into_value(node: Any, path: tuple, parts: list[str], shown: str) -> tuple:
     """The path of `parts` as keys (and list indices) into `node`, which sits at `path`."""
     for i, part in enumerate(parts):
         if isinstance(node, list):
