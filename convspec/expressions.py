@@ -88,6 +88,14 @@ def parse(text: str) -> Expression:
         params.add(name)
         return "_" + name + " " * (len(match.group(0)) - len(name) - 1)
 
+    for match in _SIGIL.finditer(text):
+        before = text[match.start() - 1] if match.start() else " "
+        after = text[match.end()] if match.end() < len(text) else " "
+        if before.isalnum() or before in "_$" or (match.group(2) and (after.isalnum() or after == "_")):
+            raise ExpressionError(
+                "a placeholder is a whole value, a parameter's name after `$` such as $out, or a term of an expression "
+                "($out * 2); it cannot be part of a string", match.start() + 1,
+            )
     python = _SIGIL.sub(plain, text)
     if "$" in python:
         raise ExpressionError("a `$` must start a parameter ($out, ${out}) or `$(`", python.index("$") + 1)

@@ -574,8 +574,8 @@ def expand(data: dict, source: Source, factors: dict[str, Any] | None = None) ->
 _GROUP = "blocks"  # the definitions below live in $defs/blocks/$defs, apart from the layer models'
 _PLACEHOLDER_JSON = {
     "type": "string",
-    "pattern": PLACEHOLDER.pattern,
-    "description": "a parameter of the enclosing block template, e.g. $out",
+    "pattern": r"^(?:[^$]*[^$A-Za-z0-9_])?\$",  # a `$` starting a term: `$out`, `$out * 2`, `max($a, 4)`; not `conv_$k`
+    "description": "a parameter of the enclosing block template, e.g. $out, or an expression, e.g. $out * 2 or $(64 * width)",
 }
 
 

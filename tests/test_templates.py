@@ -317,8 +317,9 @@ def test_use_mistakes(tmp_path, use, word, message):
     [
         ("    params: {out: required}\n    type: conv\n    out: $otu\n    kernel: 1\n", 8, "out",
          "$otu is not a parameter of block 'b' (did you mean 'out'?); declare it in `params` (declared: out)"),
-        ("    params: {n: required}\n    type: conv\n    out: 4\n    kernel: 1\n    act: relu_$n\n", 10, "act",
-         "'relu_$n': a placeholder is a whole value, a parameter's name after `$` such as $out; it cannot be part of a string"),
+        ("    params: {n: required}\n    type: conv\n    out: 4\n    kernel: 1\n    act: relu_$n\n", 10, "relu_$n",
+         "'relu_$n': a placeholder is a whole value, a parameter's name after `$` such as $out, or a term of an expression "
+         "($out * 2); it cannot be part of a string (at character 6)"),
         ("    params: {n: required}\n    type: $n\n", 7, "type", "a layer's `type` cannot be a placeholder ($n)"),
         ("    type: conv\n    out: 4\n    kernel: 1\n    from: input\n", 9, "from",
          "block 'b': a template has no `from`; give `from` on the `use` layer"),
