@@ -236,3 +236,37 @@ class _Merger:
             else:
                 items.append(entry)  # a new layer without a place: at the end
         return _Node(items, child.key_at or base.key_at, child.at or base.at)
+
+
+def extends_json_schema(schema: dict) -> dict:
+    """The format's JSON Schema (made in place by `schema.json_schema`) with specs that `extends` a base:
+    the whole-spec schema moves to `$defs/Spec`, and a spec with `extends` is checked by `$defs/ExtendingSpec`,
+    in which every key is optional and a layer entry is any mapping (a change, a `remove`, a placed layer),
+    since only the merge with its base makes a whole spec."""
+    head = {key: schema.pop(key) for key in ("$schema", "title") if key in schema}
+    defs = schema.pop("$defs", {})
+    whole = schema
+    partial = {
+        "type": "object",
+        "description": "a spec merged onto the base spec its `extends` names (layers by name)",
+        "properties": {
+            **whole.get("properties", {}),
+            "input": {"type": "object", "description": "merged key by key onto the base's `input`"},
+            "layers": {
+                "type": "array",
+                "description": "changes by layer name: {name: NAME, KEY: VALUE}, {remove: NAME}, or a new layer with `before` / `after: NAME`",
+                "items": {"type": "object"},
+            },
+        },
+        "required": ["extends"],
+        "additionalProperties": False,
+    }
+    defs["Spec"], defs["ExtendingSpec"] = whole, partial
+    return {
+        **head,
+        "description": whole.get("description", ""),
+        "$defs": defs,
+        "if": {"required": ["extends"]},
+        "then": {"$ref": "#/$defs/ExtendingSpec"},
+        "else": {"$ref": "#/$defs/Spec"},
+    }

@@ -1385,7 +1385,9 @@ def json_schema() -> dict:
                         required.remove(long)
                         definition.setdefault("allOf", []).append({"anyOf": [{"required": [long]}, {"required": [short]}]})
     template_json_schema(schema)  # `blocks:` templates and `use` layers, expanded before validation
-    return schema
+    from .compose import extends_json_schema
+
+    return extends_json_schema(schema)  # a spec with `extends` holds only changes to its base
 
 
 def load(spec: Any, *, scale: str | None = None, overrides: Any = None) -> Spec:
