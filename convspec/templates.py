@@ -476,12 +476,12 @@ class _Expander:
             path, node = stack.pop()
             if path in self.broken:
                 continue  # already reported at the failed `use`
-            if is_expression(node.value):  # `out: $(64 * width)` in an ordinary layer
-                computed = self._evaluate(node, {}, path)
-                if computed is None:
-                    self.leftovers.append(path)
-                else:
-                    node.value = computed.value
+            if is_expression(node.value):  # the JSON Schema takes expressions in templates and `with:` only, so does the loader
+                self._problem(
+                    f"{quote(node.value)}: expressions work in a template in `blocks:` and in the `with:` values of a `use` layer; "
+                    "compute this one there, or write the number", node, path, value=True,
+                )
+                self.leftovers.append(path)
             elif _looks_like_placeholder(node.value):
                 self._problem(
                     f"{quote(node.value)} looks like a placeholder, but placeholders only work inside a template in `blocks:`",

@@ -86,7 +86,7 @@ blocks:
 layers:
   - {name: a, type: use, block: cbs, with: {out: 8, kernel: 5}}
   - {name: b, type: use, block: cbs, with: {out: $(8 * width)}}
-  - {name: c, type: conv, out: "$(make_divisible(20, channel_divisor))", kernel: 1}
+  - {name: c, type: use, block: cbs, with: {out: "$(make_divisible(20, channel_divisor) // 2)", kernel: 1}}
 """
     report = convspec.check(text)
     assert report.valid, report.errors
@@ -139,16 +139,19 @@ layers:
     assert problem.location.line == 3 and "$out is 'wide', not a number" in problem.message
 
 
-def test_a_parameter_outside_a_template_is_an_error():
+def test_an_expression_outside_templates_and_with_is_an_error():
+    with pytest.raises(convspec.SpecError, match="expressions work in a template in `blocks:` and in the `with:` values"):
+        convspec.check(HEAD + "layers:\n  - {type: conv, out: $(2 * 8), kernel: 3}\n")
     with pytest.raises(convspec.SpecError, match="parameters only exist inside a template"):
-        convspec.check(HEAD + "layers:\n  - {type: conv, out: $out * 2, kernel: 3}\n")
+        convspec.check(HEAD + "blocks: {b: {params: {n: 1}, type: conv, out: $n, kernel: 1}}\nlayers:\n  - {type: use, block: b, with: {n: $n * 2}}\n")
 
 
 def test_expressions_see_the_chosen_scale():
     text = HEAD + """\
 scales: {half: {width: 0.5}}
+blocks: {b: {params: {n: 1}, type: conv, out: $n, kernel: 1, keep_width: true}}
 layers:
-  - {name: c, type: conv, out: $(64 * width), kernel: 1, keep_width: true}
+  - {name: c, type: use, block: b, with: {n: $(64 * width)}}
 """
     assert convspec.check(text).layers[0].output_shape[1] == 64
     assert convspec.check(text, scale="half").layers[0].output_shape[1] == 32
