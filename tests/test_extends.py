@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 import convspec
+import convspec.compose
 from convspec import compose
 from convspec.cli import cli
 
@@ -140,3 +143,27 @@ def test_text_extends_relative_to_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = convspec.load("extends: base.yaml\nlayers:\n  - {name: stem, out: 8}\n")
     assert spec.layers[0].out_channels == 8
+
+
+SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
+
+
+def _without_spec(report) -> dict:
+    data = report.to_dict()
+    data.pop("spec"), data.pop("name")
+    return data
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_a_child_that_touches_the_first_layer_changes_nothing(tmp_path, path):
+    """Merging by name renames nothing: every layer keeps its (default) name, so the report is the base's."""
+    base = convspec.load(path)
+    first = base.layers[0].name or "first"
+    data = convspec.compose.load_composed(path)[0]
+    layer = data["layers"][0]
+    if "name" not in layer:  # its default name, as `extends` keeps it
+        kind = layer["type"] if layer["type"] != "use" else data["blocks"][layer["block"]]["type"]
+        first = f"{kind}_0"
+    child = tmp_path / "child.yaml"
+    child.write_text(f"extends: {path}\nlayers:\n  - {{name: {first}}}\n")
+    assert _without_spec(convspec.check(child)) == _without_spec(convspec.check(path))

@@ -215,3 +215,14 @@ def test_bad_preset_values_are_located():
         convspec.check(text, scale="tiny")
     lines = {(p.location.line, p.message.split(" (")[0]) for p in err.value.problems}
     assert all(line == 3 for line, _ in lines) and len(lines) == 2
+
+
+def test_draw_export_and_verify_take_the_scale(tmp_path):
+    child = ROOT / "specs" / "yolo_backbone_10.yaml"
+    drawn = run("draw", child, "--scale", "n", "-o", "-", "--format", "mermaid")
+    assert drawn.exit_code == 0 and "1x16x32x32" in drawn.output  # the stem at 64x64, scaled
+    onnx_file = tmp_path / "n.onnx"
+    exported = run("export", child, "--scale", "n", "-o", onnx_file)
+    assert exported.exit_code == 0, exported.output
+    assert run("verify", onnx_file, child, "--scale", "n").exit_code == 0
+    assert run("verify", onnx_file, child).exit_code == 1  # the file is the n size, not the written one
