@@ -7,6 +7,7 @@ The public API:
     model = convspec.build(spec)                    # torch.nn.Module
     convspec.export_onnx(model, spec, "net.onnx")   # verified ONNX
     convspec.verify_onnx("net.onnx", spec)          # re-verify a file (one another tool changed, say)
+    convspec.resolve("specs/yolo_backbone.yaml", scale="n")  # the final spec as YAML text
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import BudgetError, ConvspecError, ExportError, InputError, Problem, SpecError
+from .resolved import resolve
 from .schema import Spec, json_schema, load
 from .shapes import Report
 from .trace import check
@@ -29,6 +31,7 @@ __all__ = [
     "__version__",
     "load",
     "check",
+    "resolve",
     "build",
     "export_onnx",
     "verify_onnx",

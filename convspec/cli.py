@@ -383,7 +383,7 @@ def bench_command(
 @_handles_errors
 def resolve(spec: str, scale: str | None, overrides: tuple[str, ...]) -> None:
     """Print SPEC fully resolved (extends merged, --set applied, blocks expanded, --scale applied) as YAML."""
-    from .resolve import resolve as resolved_text
+    from .resolved import resolve as resolved_text
 
     click.echo(resolved_text(spec, scale=scale, overrides=list(overrides)), nl=False)
 

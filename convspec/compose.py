@@ -25,8 +25,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import CloseNames, InputError, LayerRef, Location, Problem, SpecError, quote, shorten
-from .source import MAX_FILE_BYTES, MAX_NODES, Source, layer_label, read_spec_file
+from .errors import CloseNames, InputError, Location, Problem, SpecError, quote, shorten
+from .source import MAX_FILE_BYTES, MAX_NODES, Source, read_spec_file
 from .templates import _install, _Node, _nodes, _plain  # the templates' position-keeping trees
 
 MAX_CHAIN = 16  # bases of bases; a real chain is one or two deep

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import convspec
 from convspec.cli import cli
-from convspec.resolve import resolve
+from convspec import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
