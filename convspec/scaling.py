@@ -199,13 +199,21 @@ def explain_joins(report, problems: list[Problem]) -> list[Problem]:
             + "; mark a layer `keep_width: true` or change the requested channels so the joined widths agree"
         )
         notes[layer.path] = note
-    if not notes:
+    rounded_here = {
+        path: f"; under scale {quote(scaling.factors.name)} its out_channels {asked} became {got}"
+        for path, (asked, got) in scaling.channels.items() if asked != got
+    }
+    if not notes and not rounded_here:
         return problems
     out = []
     for problem in problems:
         path = _problem_path(problem, notes)
         if path is not None and ("equal" in problem.message or "broadcast" in problem.message):
             problem = Problem(problem.message + notes[path], problem.location, problem.layer)
+        else:  # a layer the preset rounded, whose out_channels no longer fit its groups
+            path = _problem_path(problem, rounded_here)
+            if path is not None and ("out_channels" in problem.message or "groups" in problem.message):
+                problem = Problem(problem.message + rounded_here[path], problem.location, problem.layer)
         out.append(problem)
     return out
 

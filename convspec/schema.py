@@ -1163,6 +1163,9 @@ def _problem_from_error(error: dict, data: Any, source: Source, path: tuple) -> 
         return Problem(f"unknown layer type {quote(tag)}{hint}", source.locate(path + ("type",)), label)
     if kind == "alias_conflict":
         return Problem(error["msg"], source.locate(path + (ctx["short"],)), label)
+    if kind == "string_pattern_mismatch" and path[:1] == ("scales",) and len(path) == 2:
+        message = f"{quote(path[1])} is not a valid scale name: use letters, digits and underscores, starting with a letter"
+        return Problem(message, source.locate(path), label)
     if kind == "convspec_key":
         return Problem(error["msg"], source.locate(path + (ctx["key"],)), label)
     if kind == "literal_error":

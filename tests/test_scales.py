@@ -226,3 +226,22 @@ def test_draw_export_and_verify_take_the_scale(tmp_path):
     assert exported.exit_code == 0, exported.output
     assert run("verify", onnx_file, child, "--scale", "n").exit_code == 0
     assert run("verify", onnx_file, child).exit_code == 1  # the file is the n size, not the written one
+
+
+def test_a_rounding_that_breaks_groups_says_so():
+    text = """\
+input: {channels: 6, size: [8, 8]}
+scales: {n: {width: 0.25}}
+layers:
+  - {type: group, out: 48, groups: 3, kernel: 1}
+"""
+    assert convspec.check(text).valid
+    (problem,) = convspec.check(text, scale="n").errors
+    assert problem.location.line == 4 and "groups=3" in problem.message
+    assert problem.message.endswith("under scale 'n' its out_channels 48 became 16")
+
+
+def test_a_bad_scale_name_is_located():
+    text = "input: {channels: 3, size: [8, 8]}\nscales: {'bad name': {width: 1}}\nlayers: [{type: conv, out: 8, kernel: 1}]\n"
+    with pytest.raises(convspec.SpecError, match="'bad name' is not a valid scale name"):
+        convspec.load(text)
