@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CloseNames, InputError, Location, Problem, SpecError, quote, shorten
-from .source import MAX_FILE_BYTES, MAX_NODES, Source, read_spec_file
+from .source import MAX_FILE_BYTES, MAX_NODES, Source, parse_yaml, read_spec_file
 from .templates import _install, _Node, _nodes, _plain  # the templates' position-keeping trees
 
 MAX_CHAIN = 16  # bases of bases; a real chain is one or two deep
@@ -35,11 +35,15 @@ PLACEMENT_KEYS = ("before", "after")
 REMOVE_KEY = "remove"
 
 
-def load_composed(path: str | Path) -> tuple[Any, Source]:
+def load_composed(path: str | Path, text: str | None = None) -> tuple[Any, Source]:
     """A spec file read with its `extends` chain merged: the plain data and a `Source` whose positions
-    carry the file each value came from. For tools that read specs (an editor) without validating them.
+    carry the file each value came from. For tools that read specs without validating them: an editor
+    passes the buffer's `text` (unsaved changes) with the file's `path`, which `extends` is relative to.
     Raises InputError (the file cannot be read) or SpecError (bad YAML, a bad `extends`)."""
-    data, source = read_spec_file(path)
+    if text is None:
+        data, source = read_spec_file(path)
+    else:
+        data, source = parse_yaml(text, str(path))
     source.data = compose(data, source)
     return source.data, source
 

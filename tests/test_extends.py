@@ -167,3 +167,46 @@ def test_a_child_that_touches_the_first_layer_changes_nothing(tmp_path, path):
     child = tmp_path / "child.yaml"
     child.write_text(f"extends: {path}\nlayers:\n  - {{name: {first}}}\n")
     assert _without_spec(convspec.check(child)) == _without_spec(convspec.check(path))
+
+
+def test_load_composed_takes_an_unsaved_buffer(tmp_path):
+    write(tmp_path, base=BASE)
+    data, source = compose.load_composed(tmp_path / "child.yaml", "extends: base.yaml\nlayers:\n  - {name: stem, out: 4}\n")
+    assert data["layers"][0]["out"] == 4 and source.locate(("layers", 0, "out")).line == 3
+
+
+@pytest.mark.parametrize(
+    "base, message",
+    [
+        ("- just\n- a list\n", "the top level of a spec must be a mapping"),
+        ("layers: [\n", "YAML syntax error"),
+        (None, "is a directory"),
+    ],
+    ids=["list", "broken", "directory"],
+)
+def test_a_bad_base_is_reported(tmp_path, base, message):
+    if base is None:
+        (tmp_path / "base.yaml").mkdir()
+    else:
+        write(tmp_path, base=base)
+    write(tmp_path, child="extends: base.yaml\n")
+    with pytest.raises(convspec.SpecError, match=message) as err:
+        convspec.load(tmp_path / "child.yaml")
+    assert all(p.location.file for p in err.value.problems)
+
+
+def test_a_chain_too_deep(tmp_path):
+    write(tmp_path, base=BASE)
+    previous = "base"
+    for i in range(compose.MAX_CHAIN + 1):
+        write(tmp_path, **{f"c{i}": f"extends: {previous}.yaml\n"})
+        previous = f"c{i}"
+    with pytest.raises(convspec.SpecError, match=f"more than {compose.MAX_CHAIN} specs deep"):
+        convspec.load(tmp_path / f"{previous}.yaml")
+    assert convspec.load(tmp_path / f"c{compose.MAX_CHAIN - 2}.yaml").layers[0].name == "stem"
+
+
+def test_extends_must_be_a_path(tmp_path):
+    write(tmp_path, child="extends: [base.yaml]\n")
+    with pytest.raises(convspec.SpecError, match="`extends` must be the path of a base spec"):
+        convspec.load(tmp_path / "child.yaml")

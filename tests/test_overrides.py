@@ -88,3 +88,24 @@ def test_the_file_is_untouched(spec_file):
     before = spec_file.read_text()
     run("check", spec_file, "--set", "stem.out_channels=48")
     assert spec_file.read_text() == before
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(out=st.integers(1, 64), stride=st.integers(1, 3))
+def test_a_set_value_is_what_the_checker_sees(out, stride):
+    report = convspec.check(SPEC, overrides=[f"stem.out_channels={out}", f"stage.conv1.stride={stride}"])
+    stem, stage = report.layers[0], report.layers[1]
+    assert stem.output_shape == (1, out, 16, 16)
+    assert stage.children[0].input_shapes == [(1, out, 16, 16)]
+    size = (16 + 2 - 3) // stride + 1
+    assert stage.output_shape == (1, 16, size, size)
+    assert stage.children[0].params == out * 16 * 9 + 16
+
+
+def test_an_empty_value_is_null():
+    spec = convspec.load(SPEC.replace("padding: 1}\n  - name: stage", "padding: 1, act: relu}\n  - name: stage"), overrides=["stem.act="])
+    assert spec.layers[0].act is None
