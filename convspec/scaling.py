@@ -184,9 +184,10 @@ def explain_joins(report, problems: list[Problem]) -> list[Problem]:
     scaling = report.spec._scaling
     if scaling is None or not problems:
         return problems
+    troubled = {getattr(problem.layer, "path", None) for problem in problems}  # only these joins need a look
     notes: dict[tuple, str] = {}
     for layer in report.walk():
-        if layer.type not in JOIN_KINDS:
+        if layer.type not in JOIN_KINDS or _label_of(layer.path) not in troubled:
             continue
         joined = _joined(layer, report)
         rounded = [f"{name} {asked} -> {got}" for name, asked, got in joined if asked != got]
@@ -205,27 +206,25 @@ def explain_joins(report, problems: list[Problem]) -> list[Problem]:
     }
     if not notes and not rounded_here:
         return problems
+    join_labels = {_label_of(path): path for path in notes}
+    rounded_labels = {_label_of(path): path for path in rounded_here}
     out = []
     for problem in problems:
-        path = _problem_path(problem, notes)
+        path = _problem_path(problem, join_labels)
         if path is not None and ("equal" in problem.message or "broadcast" in problem.message):
             problem = Problem(problem.message + notes[path], problem.location, problem.layer)
         else:  # a layer the preset rounded, whose out_channels no longer fit its groups
-            path = _problem_path(problem, rounded_here)
+            path = _problem_path(problem, rounded_labels)
             if path is not None and ("out_channels" in problem.message or "groups" in problem.message):
                 problem = Problem(problem.message + rounded_here[path], problem.location, problem.layer)
         out.append(problem)
     return out
 
 
-def _problem_path(problem: Problem, notes: dict[tuple, str]) -> tuple | None:
+def _problem_path(problem: Problem, labels: dict[str, tuple]) -> tuple | None:
+    """The layer path of the layer `problem` is about, among `labels` ('layers[3]' -> ('layers', 3))."""
     label = getattr(problem.layer, "path", None)
-    if not label:
-        return None
-    for path in notes:
-        if _label_of(path) == label:
-            return path
-    return None
+    return labels.get(label) if label else None
 
 
 def _label_of(path: tuple) -> str:
