@@ -13,8 +13,8 @@ The rule, from Ultralytics' `parse_model` (ultralytics/nn/tasks.py):
   `make_divisible(min(c, max_channels) * width, channel_divisor)`;
 - a repeat's `times` `n` becomes `max(round(n * depth), 1)` when `n > 1`.
 
-Left as written: `linear` (its outputs are classes), `depthwise` and per-channel
-`fixed` filters (their channels are their input's), and every layer marked
+Left as written: `linear` (its outputs are classes), `depthwise` (its channels
+are its input's), `fixed` filters (known kernels), and every layer marked
 `keep_width: true` (or inside a container so marked); a repeat marked
 `keep_depth: true` keeps its `times`.
 """
