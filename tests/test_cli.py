@@ -39,7 +39,9 @@ def run(*args: str):
 
 
 def top_level_names(path: Path) -> list[str]:
-    data = yaml.safe_load(path.read_text())
+    from convspec.compose import load_composed
+
+    data = load_composed(path)[0]  # a spec that `extends` another holds only its changes
     return [layer.get("name") or f"{layer['type']}_{i}" for i, layer in enumerate(data["layers"])]
 
 
