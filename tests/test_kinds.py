@@ -248,4 +248,5 @@ def test_a_format_1_checkpoint_still_loads_with_its_outputs():
     x = torch.randn(expected["shape"], generator=torch.Generator().manual_seed(expected["seed"]))
     with torch.no_grad():
         y = model(x)
-    assert torch.equal(y[:, :, ::16, ::16], expected["output_every_16th"])
+    # equal up to float32 rounding: the summation order of a conv depends on the thread count
+    torch.testing.assert_close(y[:, :, ::16, ::16], expected["output_every_16th"], rtol=1e-5, atol=1e-6)
