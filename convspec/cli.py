@@ -321,11 +321,18 @@ def _batches(value: str) -> tuple[int, ...]:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--batch", "batch_text", default="1,8", show_default=True, help="Comma-separated batch sizes.")
 @click.option("--threads", type=click.IntRange(1, 256), help="Threads for both engines (default: torch's).")
-@click.option("--rounds", type=click.IntRange(1, 100), default=7, show_default=True, help="Timed rounds per engine; medians are reported.")
+@click.option("--rounds", type=click.IntRange(1, 100), default=7, show_default=True, help="Timed rounds per engine (at most); medians are reported.")
+@click.option(
+    "--seconds", type=click.FloatRange(0, 3600, min_open=True), default=10.0, show_default=True,
+    help="Time budget of the timing, all batches and engines together (export and verification come on top).",
+)
+@click.option("--per-layer", is_flag=True, help="Also time each top-level layer (PyTorch hooks, onnxruntime's profiler).")
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape (when the spec has no input.size).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_handles_errors
-def bench_command(spec: str, batch_text: str, threads: int | None, rounds: int, input_text: str | None, fmt: str) -> None:
+def bench_command(
+    spec: str, batch_text: str, threads: int | None, rounds: int, seconds: float, per_layer: bool, input_text: str | None, fmt: str
+) -> None:
     """Latency of SPEC's model in PyTorch eager (NCHW, channels_last) and in onnxruntime, side by side."""
     from rich.console import Console
 
@@ -337,21 +344,18 @@ def bench_command(spec: str, batch_text: str, threads: int | None, rounds: int, 
     with Console(stderr=True).status("benchmarking...", spinner="dots"):
         from .bench import bench
 
-        result = bench(spec, batches=batches, threads=threads, rounds=rounds, input_shape=input_shape, report=report)
+        result = bench(
+            spec, batches=batches, threads=threads, rounds=rounds, seconds=seconds, input_shape=input_shape, report=report,
+            per_layer=per_layer,
+        )  # fmt: skip
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    from rich.table import Table
+    from .bench_view import print_bench
 
-    shape = "x".join(map(str, result.input_shape))
-    threads_text = f"{result.threads} thread{'s' if result.threads != 1 else ''}"
-    click.echo(f"{result.spec}: input Bx{shape}, {threads_text}, medians of {rounds} rounds")
-    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
-    for heading in ("batch", "engine", "latency", "vs eager", "GMAC/s"):
-        table.add_column(heading, justify="left" if heading == "engine" else "right")
-    for t in result.timings:
-        table.add_row(str(t.batch), t.engine, f"{t.median_ms:.3f} ms", f"{t.ratio:.2f}x", f"{t.gmacs_per_s:.1f}")
-    Console(width=120).print(table)
+    print_bench(result)
 
 
 # ---------------------------------------------------------------- schema
