@@ -35,12 +35,13 @@ from .trace import check_spec, checked_report
 
 MAX_THREADS = 256
 MAX_ROUNDS = 100
-DEFAULT_SECONDS = 10.0  # the timing budget of a whole run (seconds); export and verification come on top
+DEFAULT_SECONDS = 5.0  # the timing budget of a whole run (seconds); export and verification come on top
 MAX_SECONDS = 3600.0
 CALIBRATION_SHARE = 0.1  # of a pair's budget, at most, spent finding the time of one call
 CALIBRATION_CALLS = 5  # timed calls for the calibration, at most (at least 2, after one warm-up call)
 MAX_CALLS = 1000  # calls in one timed block
 NOISY_SPREAD = 0.25  # interquartile range over median beyond which a figure is flagged
+OVERRUN = 1.5  # a batch's rounds stop once they take this many times their share (the machine slowed down)
 
 
 @dataclass
@@ -52,7 +53,7 @@ class EngineTiming:
     median_ms: float
     ratio: float  # median / eager NCHW median at the same batch
     gmacs_per_s: float
-    rounds: int
+    rounds: int  # rounds timed (fewer than asked when the budget could not pay for them)
     calls_per_round: int
     calibration_ms: float  # the median of the calibration calls: what the rounds and calls were planned from
     q1_ms: float  # quartiles of the rounds' times per call (the median when there is one round)
@@ -177,6 +178,33 @@ def load_warnings(load: Load, threads: int, timings: list[EngineTiming]) -> list
     return found
 
 
+def timed_rounds(
+    engines: dict[str, Callable[[], Any]], plans: dict[str, tuple[int, int]], limit: float
+) -> tuple[dict[str, list[float]], int]:
+    """(each engine's seconds per call, one per round; the rounds run), engines interleaved round by round.
+
+    `plans` gives each engine's (rounds, calls per round). Calibrated on a machine that may slow down
+    later (a busy core can make torch's threads wait 100x longer), the rounds stop once `limit`
+    seconds have passed, after a whole round: every engine has had the same rounds (or its own fewer).
+    """
+    deadline = time.perf_counter() + limit
+    samples: dict[str, list[float]] = {name: [] for name in engines}
+    done = 0
+    for number in range(max(r for r, _ in plans.values())):
+        if number and time.perf_counter() > deadline:
+            break
+        for name, fn in engines.items():
+            planned_rounds, calls = plans[name]
+            if number >= planned_rounds:
+                continue
+            started = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            samples[name].append((time.perf_counter() - started) / calls)
+        done = number + 1
+    return samples, done
+
+
 def bench(
     spec: Any,
     *,
@@ -223,6 +251,7 @@ def bench(
     model = build_from_report(report, seed=seed, memory_format="contiguous").eval()  # the baseline: NCHW
     timings: list[EngineTiming] = []
     layers: list[LayerTiming] = []
+    stopped: list[str] = []  # batches whose rounds met the deadline
     load_before = _load_average()
     with tempfile.TemporaryDirectory() as folder, _torch_threads(threads), torch.inference_mode():
         onnx_path = Path(folder) / "model.onnx"
@@ -260,16 +289,9 @@ def bench(
             for name, fn in engines.items():
                 once[name], spent = _calibrate(fn, share * CALIBRATION_SHARE)
                 plans[name] = plan_rounds(once[name], max(share - spent, 0.0), rounds, block_seconds)
-            samples: dict[str, list[float]] = {name: [] for name in engines}
-            for number in range(max(r for r, _ in plans.values())):
-                for name, fn in engines.items():
-                    planned_rounds, calls = plans[name]
-                    if number >= planned_rounds:
-                        continue
-                    started = time.perf_counter()
-                    for _ in range(calls):
-                        fn()
-                    samples[name].append((time.perf_counter() - started) / calls)
+            samples, done = timed_rounds(engines, plans, OVERRUN * share * len(engines))
+            if done < max(r for r, _ in plans.values()):
+                stopped.append(f"batch {batch}: stopped after {done} round{'s' if done != 1 else ''}, the calls took longer than calibrated")
             baseline = statistics.median(samples["eager"])
             for name in ("eager", "eager channels_last", "onnxruntime"):
                 if name not in samples:
@@ -277,7 +299,7 @@ def bench(
                 median = statistics.median(samples[name])
                 q1, q3 = _quartiles(samples[name])
                 timings.append(EngineTiming(
-                    name, batch, median * 1e3, median / baseline, per_sample * batch / median / 1e9, plans[name][0],
+                    name, batch, median * 1e3, median / baseline, per_sample * batch / median / 1e9, len(samples[name]),
                     plans[name][1], once[name] * 1e3, q1 * 1e3, q3 * 1e3, min(samples[name]) * 1e3, max(samples[name]) * 1e3,
                 ))  # fmt: skip
             if per_layer:
@@ -287,9 +309,9 @@ def bench(
     load = Load(load_before, _load_average(), _cores())
     result = BenchResult(
         parsed.source.file or parsed.name or "spec", tuple(example[1:]), threads, per_sample, timings, seconds, load,
-        load_warnings(load, threads, timings), layers,
+        load_warnings(load, threads, timings) + stopped, layers,
     )  # fmt: skip
     return result
 
 
-__all__ = ["bench", "BenchResult", "EngineTiming", "LayerTiming", "Load", "plan_rounds", "load_warnings"]
+__all__ = ["bench", "BenchResult", "EngineTiming", "LayerTiming", "Load", "plan_rounds", "timed_rounds", "load_warnings"]

@@ -323,7 +323,7 @@ def _batches(value: str) -> tuple[int, ...]:
 @click.option("--threads", type=click.IntRange(1, 256), help="Threads for both engines (default: torch's).")
 @click.option("--rounds", type=click.IntRange(1, 100), default=7, show_default=True, help="Timed rounds per engine (at most); medians are reported.")
 @click.option(
-    "--seconds", type=click.FloatRange(0, 3600, min_open=True), default=10.0, show_default=True,
+    "--seconds", type=click.FloatRange(0, 3600, min_open=True), default=5.0, show_default=True,
     help="Time budget of the timing, all batches and engines together (export and verification come on top).",
 )
 @click.option("--per-layer", is_flag=True, help="Also time each top-level layer (PyTorch hooks, onnxruntime's profiler).")

@@ -158,3 +158,26 @@ def test_bench_command_budget_per_layer_and_warnings(tmp_path):
     for bad in ("0", "-2", "x"):
         refused = runner.invoke(cli, ["bench", "specs/small_cnn.yaml", "--seconds", bad])
         assert refused.exit_code == 2 and "--seconds" in refused.output
+
+
+def test_rounds_stop_at_the_deadline_when_calls_slow_down(monkeypatch):
+    import convspec.bench as bench_module
+
+    clock = [0.0]
+    monkeypatch.setattr(bench_module.time, "perf_counter", lambda: clock[0])
+    cost = {"eager": 0.001, "onnxruntime": 0.001}
+
+    def engine(name):
+        def call():
+            clock[0] += cost[name]
+            if name == "eager":
+                cost["eager"] *= 10  # the machine gets busy: each eager call ten times slower than the last
+        return call
+
+    engines = {name: engine(name) for name in cost}
+    plans = {"eager": (7, 2), "onnxruntime": (7, 2)}
+    samples, done = bench_module.timed_rounds(engines, plans, limit=1.0)
+    assert 1 <= done < 7 and all(len(times) == done for times in samples.values())
+    steady = {"eager": lambda: clock.__setitem__(0, clock[0] + 0.001)}
+    samples, done = bench_module.timed_rounds(steady, {"eager": (5, 3)}, limit=1.0)
+    assert done == 5 and len(samples["eager"]) == 5
