@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -14,6 +16,13 @@ def _table(*headings: str) -> Table:
     for heading in headings:
         table.add_column(heading, justify="left" if heading in ("engine", "layer", "type", "note") else "right")
     return table
+
+
+def _print(table: Table) -> None:
+    """The table on stdout, without the blanks rich pads its last column with."""
+    buffer = io.StringIO()
+    Console(file=buffer, width=120).print(table)
+    click.echo("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()))
 
 
 def _load_text(result: BenchResult) -> str:
@@ -34,8 +43,7 @@ def print_bench(result: BenchResult) -> None:
             str(t.batch), t.engine, f"{t.median_ms:.3f} ms", f"{t.q1_ms:.3f}-{t.q3_ms:.3f}", f"{t.rounds}x{t.calls_per_round}",
             f"{t.ratio:.2f}x", f"{t.gmacs_per_s:.1f}",
         )  # fmt: skip
-    console = Console(width=120)
-    console.print(table)
+    _print(table)
     if not result.layers:
         return
     click.echo("")
@@ -48,4 +56,4 @@ def print_bench(result: BenchResult) -> None:
             str(row.batch), row.layer, row.type, f"{mine.median_ms:.3f}" if mine else "-", f"{mine.share:.0%}" if mine else "-",
             f"{row.median_ms:.3f}", f"{row.share:.0%}", row.note,
         )  # fmt: skip
-    console.print(layers)
+    _print(layers)
