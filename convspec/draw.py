@@ -30,13 +30,15 @@ from __future__ import annotations
 from xml.sax.saxutils import escape, quoteattr
 
 from .draw_layout import (
-    DETAIL_SIZE, LEGEND_ROW, MARGIN, PORT_R, TITLE_OFFSET, _SYMBOL_W, _legend_rows, _text_width, layout,
+    DETAIL_SIZE, LEGEND_ROW, LINE_H, MARGIN, PORT_R, TITLE_OFFSET, _SYMBOL_W, _legend_rows, _text_width, layout,
 )  # fmt: skip
 from .draw_model import COLLAPSE_FROM, Diagram, Edge, Group, Node, copy_runs, count_boxes, is_frozen, tree
 from .kinds import PLAIN_COLOURS, registry
 from .shapes import Report
 
 FORMATS = ("svg", "mermaid")
+DIRECTIONS = ("TB", "LR")
+ERROR_STROKE, ERROR_FILL = "#cf222e", "#ffebe9"  # a layer the checker found wrong
 FONT = "ui-sans-serif, system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif"
 
 _PLAIN = PLAIN_COLOURS  # the input, outputs and ports
@@ -113,6 +115,9 @@ _STYLE = """
 .node text { fill: #1f2328; }
 .node .title { font-size: 12px; font-weight: 600; }
 .node .detail { font-size: 11px; fill: #57606a; }
+.node .operation { font-size: 11px; fill: #1f2328; }
+.problems text { font-size: 11px; fill: #cf222e; }
+.problems .heading { font-weight: 700; }
 .frame .title { font-size: 11px; font-weight: 600; fill: #57606a; }
 .badge text, .node .badge { font-size: 11px; font-weight: 700; fill: #ffffff; }
 .edge { fill: none; stroke: #6e7781; stroke-width: 1.3; }
@@ -132,9 +137,11 @@ def _lock(x: float, y: float) -> str:
 
 def _svg_node(node: Node) -> list[str]:
     if node.is_port:
+        if node.hidden:  # no edge branches here: the line passes through
+            return []
         cx, cy = node.x + PORT_R, node.y + PORT_R
         return [f'<circle class="port" id="{node.id}" cx="{_f(cx)}" cy="{_f(cy)}" r="{PORT_R}" fill="#6e7781"/>']
-    classes = ["node", node.kind] + (["frozen"] if node.frozen else [])
+    classes = ["node", node.kind] + (["frozen"] if node.frozen else []) + (["error"] if node.error else [])
     data = _attr(id=node.id, data_name=node.name, data_path=node.path, data_type=node.type)
     out = [f'<g class="{" ".join(classes)}" {data}>']
     if node.tooltip:
@@ -148,6 +155,8 @@ def _svg_node(node: Node) -> list[str]:
         radius = node.h / 2
     x, y, w, h = node.x, node.y, node.w, node.h
     width = "1.6" if node.kind in ("input", "output") else "1.2"
+    if node.error:
+        fill, stroke, width = ERROR_FILL, ERROR_STROKE, "2.4"
     out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(w)}" height="{_f(h)}" rx="{_f(radius)}" fill="{fill}" stroke="{stroke}" stroke-width="{width}"/>')
     if node.frozen:
         out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(w)}" height="{_f(h)}" rx="{radius}" fill="url(#hatch)"/>')
@@ -155,7 +164,9 @@ def _svg_node(node: Node) -> list[str]:
     centre = x + w / 2 - (8 if node.frozen else 0) - (_text_width(node.badge, DETAIL_SIZE, True) / 2 + 7 if node.badge else 0)
     if node.detail:
         out.append(f'<text class="title" x="{_f(centre)}" y="{_f(y + 16)}" text-anchor="middle">{escape(node.title)}</text>')
-        out.append(f'<text class="detail" x="{_f(centre)}" y="{_f(y + 30)}" text-anchor="middle">{escape(node.detail)}</text>')
+        lines = [("operation", node.operation)] if node.operation else []
+        for number, (kind, text) in enumerate([*lines, ("detail", node.detail)]):
+            out.append(f'<text class="{kind}" x="{_f(centre)}" y="{_f(y + 30 + number * LINE_H)}" text-anchor="middle">{escape(text)}</text>')
     else:
         weight = ' font-weight="700"' if node.kind in ("input", "output") else ""
         out.append(f'<text class="title" x="{_f(centre)}" y="{_f(y + h / 2 + 4)}" text-anchor="middle"{weight}>{escape(node.title)}</text>')
@@ -175,11 +186,15 @@ def _badge(text: str, right: float, top: float) -> list[str]:
 
 def _svg_frame(group: Group) -> list[str]:
     stroke, fill, dash = _FRAMES[group.kind]
+    width = "1.2"
+    if group.error:
+        stroke, width = ERROR_STROKE, "2.4"
     dashed = f' stroke-dasharray="{dash}"' if dash else ""
-    out = [f'<g class="frame {group.kind}" {_attr(id=group.id, data_path=group.path)}>']
+    kind = group.kind + (" error" if group.error else "")
+    out = [f'<g class="frame {kind}" {_attr(id=group.id, data_path=group.path)}>']
     out.append(
         f'<rect x="{_f(group.x)}" y="{_f(group.y)}" width="{_f(group.w)}" height="{_f(group.h)}" rx="8" '
-        f'fill="{fill}" stroke="{stroke}" stroke-width="1.2"{dashed}/>'
+        f'fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dashed}/>'
     )
     out.append(f'<text class="title" x="{_f(group.x + group._axis + TITLE_OFFSET)}" y="{_f(group.y + 16)}">{escape(group.title)}</text>')
     if group.badge:

@@ -10,11 +10,14 @@ Each list is laid out on its own, inner lists first:
 
 from __future__ import annotations
 
+import math
+
 from .draw_model import IN, OUT, Diagram, Group, Node, _Link
 
 # geometry, in px
 TITLE_SIZE, DETAIL_SIZE, FRAME_SIZE = 12, 11, 11
 NODE_H, PILL_H = 38, 28
+LINE_H = 14  # one more line of detail in a box
 NODE_PAD, MIN_NODE_W = 10, 96
 H_GAP, V_GAP = 18, 26  # between items of a row, between rows
 FRAME_PAD, FRAME_TOP, FRAME_BOTTOM = 10, 22, 8  # inside a frame: sides, title band, below the last row
@@ -32,13 +35,15 @@ def _measure_node(node: Node) -> None:
     if node.is_port:
         node.w = node.h = 2 * PORT_R
         return
-    width = max(_text_width(node.title, TITLE_SIZE, bold=True), _text_width(node.detail, DETAIL_SIZE))
+    width = max(
+        _text_width(node.title, TITLE_SIZE, bold=True), _text_width(node.detail, DETAIL_SIZE), _text_width(node.operation, DETAIL_SIZE)
+    )
     if node.badge:
         width += _text_width(node.badge, DETAIL_SIZE, bold=True) + 14
     if node.frozen:
         width += 16  # the lock
     node.w = max(MIN_NODE_W if node.kind == "layer" else 60, round(width + 2 * NODE_PAD))
-    node.h = NODE_H if node.detail else PILL_H
+    node.h = (NODE_H + LINE_H if node.operation else NODE_H) if node.detail else PILL_H
 
 
 def _rows(group: Group) -> list[int]:
@@ -166,6 +171,10 @@ def _place(group: Group, x: float, y: float) -> None:
     _route(group)
 
 
+def _row_of(index: int, layer_of: dict[int, int]) -> int:
+    return -1 if index == IN else layer_of[index]
+
+
 def _route(group: Group) -> None:
     rows = group._rows
     count = len(rows)
@@ -173,8 +182,16 @@ def _route(group: Group) -> None:
     long_links = sorted(
         (link for link in group.links if _span(link, layer_of, count) > 1), key=lambda link: _span(link, layer_of, count)
     )
-    lane_of = {id(link): number for number, link in enumerate(long_links)}
-    lane_x0 = group.x + group._content_right + LANE_GAP / 2
+    lane_of: dict[int, int] = {}
+    lanes_used: dict[int, int] = {}  # per column: the root's columns each have their own lanes
+    for link in long_links:
+        column = group._column_of_row.get(_row_of(link.a, layer_of), 0)
+        lane_of[id(link)] = lanes_used.get(column, 0)
+        lanes_used[column] = lane_of[id(link)] + 1
+
+    def lane_x0(link: _Link) -> float:
+        return group.x + group._lane_base.get(_row_of(link.a, layer_of), group._content_right) + LANE_GAP / 2
+
     # several edges into one box meet its top side side by side, in the order they come from
     arrivals: dict[int, list[_Link]] = {}
     for link in group.links:
@@ -238,7 +255,7 @@ def _route(group: Group) -> None:
                 edge.points = [start, end]
             continue
         lane = lane_of[id(link)]
-        x_lane = lane_x0 + LANE_GAP * (lane + 1)
+        x_lane = lane_x0(link) + LANE_GAP * (lane + 1)
         nudge = (lane % 3) * 3  # edges that share a gap do not share a line
         if link.a == IN:
             y_out = group.y + group._row_top[0] - V_GAP * 0.3 + nudge
@@ -252,18 +269,179 @@ def _route(group: Group) -> None:
         edge.curved = False
 
 
+COLUMN_GAP = 40  # between the root's columns, where the connectors run
+TARGET_RATIO = 1.0  # height over width a wrapped diagram aims at
+CONNECTOR_SPACE = V_GAP  # above and below the columns, for the connectors' horizontal runs
+PROBLEM_LINE = 15
+
+
+def _column_plan(root: Group, count: int, allowed: list[bool]) -> list[list[int]]:
+    """Rows of the root in at most `count` columns, the tallest as short as it can be, cut only where `allowed`.
+
+    The linear partition problem, by dynamic programming over (rows placed, columns used).
+    """
+    heights = [root._row_bottom[r] - root._row_top[r] + V_GAP for r in range(len(root._rows))]
+    n = len(heights)
+    prefix = [0.0]
+    for height in heights:
+        prefix.append(prefix[-1] + height)
+    infinity = float("inf")
+    # best[k][i]: the tallest column when rows [0, i) fill k columns; a column may end before row i only if allowed
+    best = [[infinity] * (n + 1) for _ in range(count + 1)]
+    choice = [[0] * (n + 1) for _ in range(count + 1)]
+    best[0][0] = 0.0
+    for k in range(1, count + 1):
+        for i in range(1, n + 1):
+            for j in range(i):  # the column holds rows [j, i)
+                if best[k - 1][j] == infinity or (j > 0 and not allowed[j - 1]):
+                    continue
+                tallest = max(best[k - 1][j], prefix[i] - prefix[j])
+                if tallest < best[k][i]:
+                    best[k][i], choice[k][i] = tallest, j
+    k = min(range(1, count + 1), key=lambda c: (best[c][n], c))  # fewest columns among the shortest
+    columns, i = [], n
+    while k > 0 and i > 0:
+        j = choice[k][i]
+        columns.append(list(range(j, i)))
+        i, k = j, k - 1
+    return columns[::-1]
+
+
+def _column_extent(root: Group, rows: list[int], lanes: int) -> tuple[float, float, float]:
+    """(left, right, height) of a column's items, relative to the root; right includes its skip lanes."""
+    items = [root.items[i] for r in rows for i in root._rows[r]]
+    left = min(item.x for item in items)
+    right = max(item.x + item.w for item in items)
+    if lanes:
+        right += lanes * LANE_GAP + LANE_GAP / 2
+    height = root._row_bottom[rows[-1]] - root._row_top[rows[0]]
+    return left, right, height
+
+
+def _wrap_columns(result: Diagram) -> None:
+    """Lay the root's rows out in columns, left to right: a long chain wrapped so the picture's ratio is sane.
+
+    A cut goes only between two rows joined by one edge between neighbouring rows (no skip crosses
+    it); that edge becomes a connector, routed down, across the gap and into the next column's top.
+    "TB" picks the number of columns whose height over width is nearest TARGET_RATIO; "LR" cuts
+    wherever it may, so the top level reads left to right.
+    """
+    root = result.root
+    rows = root._rows
+    if len(rows) < 2:
+        return
+    layer_of = {i: r for r, row in enumerate(rows) for i in row}
+    count = len(rows)
+    allowed = []
+    for cut in range(count - 1):
+        crossing = [l for l in root.links if layer_of[l.a] <= cut < layer_of[l.b]]
+        allowed.append(len(crossing) == 1 and _span(crossing[0], layer_of, count) == 1)
+    long_links = [l for l in root.links if _span(l, layer_of, count) > 1]
+
+    def shape(columns: list[list[int]]) -> tuple[float, float, list[tuple[float, float, float]]]:
+        extents = []
+        for column in columns:
+            inside = set(column)
+            lanes = sum(1 for l in long_links if layer_of[l.a] in inside)
+            extents.append(_column_extent(root, column, lanes))
+        width = sum(right - left for left, right, _ in extents) + COLUMN_GAP * (len(columns) - 1)
+        height = max(h for _, _, h in extents)
+        return width, height, extents
+
+    if result.direction == "LR":
+        best = _column_plan(root, count, allowed)
+    else:
+        best, best_score = [list(range(count))], None
+        for wanted in range(1, count + 1):
+            columns = _column_plan(root, wanted, allowed)
+            width, height, _ = shape(columns)
+            score = abs(math.log(max(height, 1.0) / max(width, 1.0) / TARGET_RATIO))
+            if best_score is None or score < best_score - 1e-9:
+                best, best_score = columns, score
+    if len(best) < 2:
+        return
+    width, height, extents = shape(best)
+    top0 = root._row_top[0]
+    x = 0.0
+    for number, (column, (left, right, _)) in enumerate(zip(best, extents)):
+        dx = x - left
+        dy = CONNECTOR_SPACE - (root._row_top[column[0]] - top0)
+        for row in column:
+            for index in rows[row]:
+                root.items[index].x += dx
+                root.items[index].y += dy
+            root._row_top[row] += dy
+            root._row_bottom[row] += dy
+            root._column_of_row[row] = number
+        lanes = sum(1 for l in long_links if layer_of[l.a] in set(column))
+        for row in column:
+            root._lane_base[row] = x + (right - left) - (lanes * LANE_GAP + LANE_GAP / 2 if lanes else 0.0)
+        root._column_right.append(x + right - left)
+        x += right - left + COLUMN_GAP
+    root._connectors = [l for l in root.links if root._column_of_row[layer_of[l.a]] != root._column_of_row[layer_of[l.b]]]
+    root._content_right = width
+    root.w = width
+    root.h = height + 2 * CONNECTOR_SPACE
+    result.columns = best
+
+
+def _route_connectors(root: Group) -> None:
+    """Edges from a column's last row to the next column's first: down, across the gap, up, across, down."""
+    for link in root._connectors:
+        a, b = root.items[link.a], root.items[link.b]
+        start = (a.x + _anchor(a), a.y + a.h)
+        end = (b.x + _anchor(b), b.y)
+        row = next(number for number, items in enumerate(root._rows) if link.a in items)
+        gap_x = root.x + root._column_right[root._column_of_row[row]] + COLUMN_GAP / 2
+        below = start[1] + CONNECTOR_SPACE / 2  # a column's last row: nothing below it
+        above = root.y + CONNECTOR_SPACE / 2
+        link.edge.points = [start, (start[0], below), (gap_x, below), (gap_x, above), (end[0], above), end]
+        link.edge.curved = False
+        link.edge.to_port = isinstance(b, Group)
+
+
+def _hide_plain_ports(group: Group) -> None:
+    """A port no edge branches at draws no dot (its lines meet there and pass on): dots never stack."""
+    if group.in_port is not None:
+        group.in_port.hidden = sum(1 for link in group.links if link.a == IN) == 1
+        group.out_port.hidden = sum(1 for link in group.links if link.b == OUT) == 1
+    for item in group.items:
+        if isinstance(item, Group):
+            _hide_plain_ports(item)
+
+
+def wrap_text(text: str, width: float, size: float = DETAIL_SIZE) -> list[str]:
+    """`text` in lines of at most `width` px (estimated as `_text_width` does), broken at spaces."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if line and _text_width(candidate, size) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    return [*lines, line] if line else lines
+
+
 def layout(result: Diagram) -> None:
     """Sizes and positions of every item of `result`, its edges' routes, and its width and height (px)."""
     root = result.root
     _measure_group(root)
+    _wrap_columns(result)
+    _hide_plain_ports(root)
     header = 44
     title_w = max(_text_width(result.title, 16, bold=True), _text_width(result.subtitle, DETAIL_SIZE)) + 2 * MARGIN
     result.width = round(max(root.w + 2 * MARGIN, title_w, 480))
     _place(root, (result.width - root.w) / 2, MARGIN + header)  # centred under the header
+    _route_connectors(root)
     result.legend_top = MARGIN + header + root.h + 24
     rows = len(_legend_rows(result, result.width - 2 * MARGIN))
-    result.height = round(result.legend_top + rows * LEGEND_ROW + MARGIN)
-
+    result.problems_top = result.legend_top + rows * LEGEND_ROW + (8 if rows else 0)
+    result.problem_lines = []
+    for problem in result.problems:
+        result.problem_lines.append(wrap_text(problem, result.width - 2 * MARGIN - 12))
+    listed = sum(len(lines) for lines in result.problem_lines) + (1 if result.problems else 0)
+    result.height = round(result.problems_top + listed * PROBLEM_LINE + MARGIN)
 
 
 LEGEND_ROW = 22

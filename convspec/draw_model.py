@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .draw_labels import layer_path, operation, sample_shape as _shape
 from .plans import FixedPlan
-from .geometry import format_shape as _shape
 from .shapes import LayerReport, Report
 
 COLLAPSE_FROM = 40  # boxes (layers and residual adds); beyond this, identical repeat copies are drawn once
@@ -35,6 +35,9 @@ class Node:
     frozen: bool = False
     badge: str = ""
     tooltip: str = ""
+    operation: str = ""  # what it computes: "3x3/2 · bn · relu" (`draw_labels.operation`)
+    error: bool = False  # a layer the checker found wrong
+    hidden: bool = False  # a port no edge branches at: its edges pass straight through, no dot
     # layout: top-left corner and size
     x: float = 0.0
     y: float = 0.0
@@ -74,6 +77,7 @@ class Group:
     title: str = ""
     path: str = ""
     badge: str = ""
+    error: bool = False  # a group the checker found wrong
     items: list[Node | Group] = field(default_factory=list)
     links: list[_Link] = field(default_factory=list)
     sinks: set[int] = field(default_factory=set)  # items drawn on the last row (the outputs)
@@ -89,6 +93,10 @@ class Group:
     _axis: float = 0.0
     _content_right: float = 0.0
     _lanes: int = 0
+    _lane_base: dict[int, float] = field(default_factory=dict)  # row -> right edge of its column's content (the root's columns)
+    _column_of_row: dict[int, int] = field(default_factory=dict)
+    _column_right: list[float] = field(default_factory=list)  # each column's right edge, lanes included
+    _connectors: list[_Link] = field(default_factory=list)  # links from one column to the next
 
     def link(self, a: int, b: int, src: str, dst: str, label: str = "") -> None:
         self.links.append(_Link(Edge(src, dst, label), a, b))
@@ -102,9 +110,14 @@ class Diagram:
     subtitle: str
     root: Group
     collapsed: bool
+    problems: list[str] = field(default_factory=list)  # the checker's findings, one line each, for an invalid spec
+    direction: str = "TB"  # "TB": top to bottom, long chains wrapped into columns; "LR": the top level left to right
+    columns: list[list[int]] = field(default_factory=list)  # root rows per column, once laid out
     width: float = 0.0
     height: float = 0.0
     legend_top: float = 0.0
+    problems_top: float = 0.0
+    problem_lines: list[list[str]] = field(default_factory=list)  # each problem wrapped to the width
 
     def groups(self) -> list[Group]:
         """Every framed group, outer ones first."""
@@ -206,9 +219,16 @@ def _detail(report: LayerReport) -> str:
 
 
 class _Builder:
-    def __init__(self, collapse: bool):
+    def __init__(self, collapse: bool, templates: dict[tuple, str], wrong: set[tuple]):
         self.collapse = collapse
+        self.templates = templates  # data path -> the block template written there (`use`)
+        self.wrong = wrong  # data paths of layers with problems
         self.count = 0
+
+    def kind_text(self, report: LayerReport, kind: str) -> str:
+        """'residual', or 'basic (residual)' for a layer made from the block template `basic`."""
+        template = self.templates.get(tuple(report.path)) if report.role == "layer" else None
+        return f"{template} ({kind})" if template else kind
 
     def new_id(self, prefix: str) -> str:
         self.count += 1
@@ -232,10 +252,11 @@ class _Builder:
                 if source in produced:
                     a, src = produced[source]
                     group.link(a, index, src, inlet)
-                else:  # a split's part, NAME.i: an edge from the split, labelled with the part
+                elif source.partition(".")[0] in produced:  # a split's part, NAME.i: an edge from the split, labelled
                     base, _, part = source.partition(".")
                     a, src = produced[base]
                     group.link(a, index, src, inlet, part)
+                # else: a name an invalid spec reads but never makes; its problem is listed
             produced[report.name] = last = (index, outlet)
         return last, produced
 
@@ -247,7 +268,7 @@ class _Builder:
         path = prefix + report.name
         lead = f"{label} " if label else ""
         if report.type == "block":
-            group = self.group("block", f"{lead}{report.name} · block", path)
+            group = self.group("block", f"{lead}{report.name} · {self.kind_text(report, 'block')}", path)
             self.close(group, self.wire_list(group, report.children, path + ".", (IN, group.in_port.id))[0])
         elif report.type == "residual":
             group = self.residual(report, path, lead)
@@ -255,17 +276,19 @@ class _Builder:
             group = self.repeat(report, path, lead)
         else:
             node = Node(
-                self.new_id("n"), "layer", f"{report.name} · {report.type}", _detail(report), report.name, path,
-                report.type, is_frozen(report), badge, _tooltip(report, path),
+                self.new_id("n"), "layer", f"{report.name} · {self.kind_text(report, report.type)}", _detail(report), report.name,
+                path, report.type, is_frozen(report), badge, _tooltip(report, path), operation(report),
+                error=tuple(report.path) in self.wrong,
             )
             if label:
                 node.title = f"{label} {node.title}"
             return node, node.id, node.id
         group.badge = badge
+        group.error = tuple(report.path) in self.wrong and report.role == "layer"
         return group, group.in_port.id, group.out_port.id
 
     def residual(self, report: LayerReport, path: str, lead: str) -> Group:
-        group = self.group("residual", f"{lead}{report.name} · residual", path)
+        group = self.group("residual", f"{lead}{report.name} · {self.kind_text(report, 'residual')}", path)
         main = [c for c in report.children if c.role != "shortcut"]
         shortcut = next((c for c in report.children if c.role == "shortcut"), None)
         last, _ = self.wire_list(group, main, path + ".", (IN, group.in_port.id))
@@ -295,7 +318,7 @@ class _Builder:
 
     def repeat(self, report: LayerReport, path: str, lead: str) -> Group:
         times = len(report.children)
-        group = self.group("repeat", f"{lead}{report.name} · repeat ×{times}", path)
+        group = self.group("repeat", f"{lead}{report.name} · {self.kind_text(report, f'repeat ×{times}')}", path)
         previous: tuple[int, str] = (IN, group.in_port.id)
         for run in copy_runs(report.children, self.collapse):
             first = run[0]
@@ -318,28 +341,41 @@ class _Builder:
 
 
 
-def tree(report: Report, collapse: bool | None = None) -> Diagram:
-    """The report as a laid-out diagram. `collapse`: None draws identical repeat copies once beyond COLLAPSE_FROM boxes."""
+def tree(report: Report, collapse: bool | None = None, direction: str = "TB") -> Diagram:
+    """The report as a tree of groups and boxes, not yet placed (`draw_layout.layout` places it).
+
+    `collapse`: None draws identical repeat copies once beyond COLLAPSE_FROM boxes. A report
+    with errors (the partial report of an invalid spec) is drawn too: the layers its problems
+    name are marked, and the problems listed.
+    """
     if collapse is None:
         collapse = count_boxes(report.layers) > COLLAPSE_FROM
-    builder = _Builder(collapse)
+    spec = report.spec
+    wrong = {path for path in (layer_path(p.layer) for p in report.errors) if path is not None}
+    builder = _Builder(collapse, dict(getattr(spec.source, "templates", {}) or {}), wrong)
     root = Group("root", "root")
     source = Node("n_input", "input", f"input · {_shape(report.input_shape)}", tooltip=f"input {_shape(report.input_shape)}")
     root.items.append(source)
     _, produced = builder.wire_list(root, report.layers, "", (0, source.id))
     for number, (name, shape) in enumerate(report.outputs.items()):
+        if name not in produced:  # an output an invalid spec names but does not make
+            continue
         node = Node(f"n_output{number}", "output", f"output · {name} · {_shape(shape)}", name=name, tooltip=f"output {name} {_shape(shape)}")
         index = len(root.items)
         root.items.append(node)
         root.sinks.add(index)
         a, src = produced[name]
         root.link(a, index, src, node.id)
-    spec = report.spec
     frozen = report.total_params - report.trainable_params
+    batch = report.input_shape[0] if report.input_shape else 1
+    axes = {3: "C×L", 4: "C×H×W", 5: "C×D×H×W"}.get(len(report.input_shape or ()), "C×…")
     subtitle = (
-        f"input {_shape(report.input_shape)} · {report.total_params:,} parameters"
+        f"batch {batch} · shapes {axes} · {report.total_params:,} parameters"
         + (f" ({frozen:,} frozen)" if frozen else "")
         + f" · {report.total_macs:,} MACs"
     )
+    problems = [str(problem) for problem in report.errors]
+    if problems:
+        subtitle = f"invalid: {len(problems)} problem{'s' if len(problems) != 1 else ''}, listed below · " + subtitle
     title = spec.name or (Path(spec.source.file).stem if not str(spec.source.file).startswith("<") else "network")
-    return Diagram(title, subtitle, root, collapse)
+    return Diagram(title, subtitle, root, collapse, problems, direction)
