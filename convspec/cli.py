@@ -393,30 +393,40 @@ MERMAID_SUFFIXES = (".mmd", ".mermaid")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--collapse/--no-collapse", default=None, help="Draw identical repeat copies once with a ×N badge (default: beyond 40 boxes).")
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape for the shapes shown (when the spec has no input.size, sizes are ?).")
+@click.option(
+    "--direction", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB", show_default=True,
+    help="TB: top to bottom, a long chain wrapped into columns; LR: the top level left to right.",
+)
 @_handles_errors
-def draw(spec: str, output: str, fmt: str | None, force: bool, collapse: bool | None, input_text: str | None) -> None:
-    """Draw SPEC's network: every layer with its shape, the wiring, groups and frozen layers (SVG or Mermaid)."""
+def draw(spec: str, output: str, fmt: str | None, force: bool, collapse: bool | None, input_text: str | None, direction: str) -> None:
+    """Draw SPEC's network: every layer with its shape, the wiring, groups and frozen layers (SVG or Mermaid).
+
+    An invalid spec is drawn too, its wrong layers in red and its problems listed; the exit status is then 1.
+    """
     from pathlib import Path
 
     from .draw import diagram, to_mermaid, to_svg
+    from .errors import SpecError
     from .fileio import atomic_write_text, check_writable
-    from .trace import load_and_check
+    from .trace import load_for_drawing
 
     to_stdout = output == "-"
     if not to_stdout:
         check_writable(output, force, protect=spec)
     if fmt is None:
         fmt = "mermaid" if Path(output).suffix.lower() in MERMAID_SUFFIXES else "svg"
-    report = load_and_check(spec, _input_shape(input_text), require_size=False)
-    report.raise_for_errors()
-    picture = diagram(report, collapse)
+    report = load_for_drawing(spec, _input_shape(input_text))
+    picture = diagram(report, collapse, direction.upper())
     text = to_svg(picture) if fmt == "svg" else to_mermaid(picture)
     if to_stdout:
         click.echo(text, nl=False)
-        return
-    atomic_write_text(output, text, force=force)
-    folded = "; identical repeat copies drawn once" if picture.collapsed else ""
-    click.echo(f"wrote {output} ({fmt}: {len(picture.layers())} layers, {len(picture.edges())} edges{folded})")
+    else:
+        atomic_write_text(output, text, force=force)
+        folded = "; identical repeat copies drawn once" if picture.collapsed else ""
+        marked = f"; {len(report.errors)} problems marked" if report.errors else ""
+        click.echo(f"wrote {output} ({fmt}: {len(picture.layers())} layers, {len(picture.edges())} edges{folded}{marked})")
+    if report.errors:  # the picture is written, the spec is still invalid
+        raise SpecError(report.errors)
 
 
 # ---------------------------------------------------------------- filters

@@ -30,7 +30,7 @@ from __future__ import annotations
 from xml.sax.saxutils import escape, quoteattr
 
 from .draw_layout import (
-    DETAIL_SIZE, LEGEND_ROW, LINE_H, MARGIN, PORT_R, TITLE_OFFSET, _SYMBOL_W, _legend_rows, _text_width, layout,
+    DETAIL_SIZE, LEGEND_ROW, LINE_H, MARGIN, PROBLEM_LINE, PORT_R, TITLE_OFFSET, _SYMBOL_W, _legend_rows, _text_width, layout,
 )  # fmt: skip
 from .draw_model import COLLAPSE_FROM, Diagram, Edge, Group, Node, copy_runs, count_boxes, is_frozen, tree
 from .kinds import PLAIN_COLOURS, registry
@@ -59,9 +59,17 @@ _FRAMES: dict[str, tuple[str, str, str]] = {  # kind: (stroke, fill, dash)
 }
 
 
-def diagram(report: Report, collapse: bool | None = None) -> Diagram:
-    """The report as a laid-out diagram. `collapse`: None draws identical repeat copies once beyond COLLAPSE_FROM boxes."""
-    result = tree(report, collapse)
+def diagram(report: Report, collapse: bool | None = None, direction: str = "TB") -> Diagram:
+    """The report as a laid-out diagram (sizes in px).
+
+    `collapse`: None draws identical repeat copies once beyond COLLAPSE_FROM boxes. `direction`:
+    "TB" wraps a long top-level chain into columns whose height over width is near 1; "LR" lays
+    the top level out left to right. A report with errors (`trace.load_for_drawing`) is drawn with
+    the layers its problems name in red and the problems listed below the picture.
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {direction!r}; use one of: {', '.join(DIRECTIONS)}")
+    result = tree(report, collapse, direction)
     layout(result)
     return result
 
@@ -225,9 +233,27 @@ def _legend(result: Diagram, top: float) -> list[str]:
                 )
             elif kind == "badge":
                 out.extend(_badge("×N", x + 26, y))
+            elif kind == "error":
+                out.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="26" height="16" rx="3" fill="{ERROR_FILL}" stroke="{ERROR_STROKE}" stroke-width="2"/>')
             x += _SYMBOL_W[kind]
             out.append(f'<text x="{_f(x)}" y="{_f(y + 12)}">{escape(text)}</text>')
             x += _text_width(text, DETAIL_SIZE) + 22
+    out.append("</g>")
+    return out
+
+
+def _problems(result: Diagram) -> list[str]:
+    """The checker's findings under the picture, one per paragraph, wrapped to its width."""
+    if not result.problems:
+        return []
+    y = result.problems_top + PROBLEM_LINE
+    count = len(result.problems)
+    out = ['<g class="problems">', f'<text class="heading" x="{MARGIN}" y="{_f(y)}">{count} problem{"s" if count != 1 else ""}:</text>']
+    for lines in result.problem_lines:
+        for number, line in enumerate(lines):
+            y += PROBLEM_LINE
+            x = MARGIN + (12 if number else 0)  # a wrapped line indented under its first
+            out.append(f'<text x="{x}" y="{_f(y)}">{escape(line)}</text>')
     out.append("</g>")
     return out
 
@@ -269,6 +295,7 @@ def to_svg(result: Diagram) -> str:
         out.extend(_svg_node(node))
     out.append("</g>")
     out.extend(_legend(result, result.legend_top))
+    out.extend(_problems(result))
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -282,10 +309,14 @@ def _mermaid_text(text: str) -> str:
 
 
 def to_mermaid(result: Diagram) -> str:
-    """The diagram as a Mermaid `flowchart TD`: the same nodes, groups (subgraphs) and edges as the SVG."""
-    out = [f"%% {_mermaid_text(result.title)}: {_mermaid_text(result.subtitle)}", "flowchart TD"]
+    """The diagram as a Mermaid flowchart (`TD`, or `LR` for direction LR): the same nodes, labels, groups
+    (subgraphs) and edges as the SVG; the layers with problems in red, the problems as comments at the top."""
+    out = [f"%% {_mermaid_text(result.title)}: {_mermaid_text(result.subtitle)}"]
+    out.extend(f"%% {_mermaid_text(problem)}" for problem in result.problems)
+    out.append("flowchart LR" if result.direction == "LR" else "flowchart TD")
     frozen: list[str] = []
     ports: list[str] = []
+    wrong: list[str] = []
 
     def node_line(node: Node, indent: str) -> str:
         if node.is_port:
@@ -297,7 +328,10 @@ def to_mermaid(result: Diagram) -> str:
         if node.frozen:
             frozen.append(node.id)
             title = "🔒 " + title
-        label = f"<b>{title}</b>" + (f"<br/>{_mermaid_text(node.detail)}" if node.detail else "")
+        if node.error:
+            wrong.append(node.id)
+        lines = [node.operation] if node.operation else []
+        label = f"<b>{title}</b>" + "".join(f"<br/>{_mermaid_text(line)}" for line in [*lines, node.detail] if line)
         if node.kind in ("input", "output"):
             return f'{indent}{node.id}(["{label}"])'
         if node.kind == "add":
@@ -315,6 +349,8 @@ def to_mermaid(result: Diagram) -> str:
                 visit(item, depth + 1)
                 out.append(node_line(item.out_port, indent + "  "))
                 out.append(f"{indent}end")
+                if item.error:
+                    out.append(f"{indent}style {item.id} stroke:{ERROR_STROKE},stroke-width:3px")
             else:
                 out.append(node_line(item, indent))
 
@@ -326,6 +362,9 @@ def to_mermaid(result: Diagram) -> str:
     out.append("  classDef port fill:#6e7781,stroke:#6e7781,color:#6e7781")
     if frozen:
         out.append(f"  class {','.join(frozen)} frozen")
+    if wrong:
+        out.append(f"  classDef error fill:{ERROR_FILL},stroke:{ERROR_STROKE},stroke-width:3px")
+        out.append(f"  class {','.join(wrong)} error")
     if ports:
         for start in range(0, len(ports), 40):  # keep lines short
             out.append(f"  class {','.join(ports[start:start + 40])} port")
@@ -334,16 +373,16 @@ def to_mermaid(result: Diagram) -> str:
 # ---------------------------------------------------------------- entry points
 
 
-def render(report: Report, fmt: str = "svg", collapse: bool | None = None) -> str:
-    """A valid report as an SVG document or a Mermaid flowchart."""
+def render(report: Report, fmt: str = "svg", collapse: bool | None = None, direction: str = "TB") -> str:
+    """A valid report as an SVG document or a Mermaid flowchart (SpecError for a report with errors)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown diagram format {fmt!r}; use one of: {', '.join(FORMATS)}")
     report.raise_for_errors()
-    result = diagram(report, collapse)
+    result = diagram(report, collapse, direction)
     return to_svg(result) if fmt == "svg" else to_mermaid(result)
 
 
 __all__ = [
-    "COLLAPSE_FROM", "FORMATS", "Diagram", "Edge", "Group", "Node", "copy_runs", "count_boxes", "diagram", "is_frozen",
+    "COLLAPSE_FROM", "DIRECTIONS", "FORMATS", "Diagram", "Edge", "Group", "Node", "copy_runs", "count_boxes", "diagram", "is_frozen",
     "render", "to_mermaid", "to_svg",
 ]  # fmt: skip

@@ -336,6 +336,7 @@ def _wrap_columns(result: Diagram) -> None:
     for cut in range(count - 1):
         crossing = [l for l in root.links if layer_of[l.a] <= cut < layer_of[l.b]]
         allowed.append(len(crossing) == 1 and _span(crossing[0], layer_of, count) == 1)
+    allowed[0] = allowed[-1] = False  # the input starts a column, the outputs end one: never a column of their own
     long_links = [l for l in root.links if _span(l, layer_of, count) > 1]
 
     def shape(columns: list[list[int]]) -> tuple[float, float, list[tuple[float, float, float]]]:
@@ -397,6 +398,7 @@ def _route_connectors(root: Group) -> None:
         above = root.y + CONNECTOR_SPACE / 2
         link.edge.points = [start, (start[0], below), (gap_x, below), (gap_x, above), (end[0], above), end]
         link.edge.curved = False
+        link.edge.connector = True
         link.edge.to_port = isinstance(b, Group)
 
 
@@ -450,21 +452,23 @@ LEGEND_ROW = 22
 def _legend_entries(result: Diagram) -> list[tuple[str, str]]:
     """(symbol, text) for what this diagram shows."""
     entries: list[tuple[str, str]] = []
+    if any(n.error for n in result.layers()) or any(g.error for g in result.groups()):
+        entries.append(("error", "a layer with a problem (listed below)"))
     if any(n.frozen for n in result.layers()):
         entries.append(("frozen", "frozen: not trained (fixed filter or trainable: false)"))
     groups = result.groups()
     if any(g.kind == "residual" for g in groups):
         entries.append(("add", "residual: main path + shortcut, added"))
-    if groups:
-        entries.append(("port", "group entry / exit"))
-    if any(not edge.curved for edge in result.edges()):
+    if any(n.is_port and not n.hidden for n in result.nodes()):
+        entries.append(("port", "edges part or meet at a group's entry / exit"))
+    if any(not edge.curved and not edge.connector for edge in result.edges()):
         entries.append(("lane", "skip connection"))
     if any(g.badge for g in groups) or any(n.badge for n in result.layers()):
         entries.append(("badge", "identical repeat copies, drawn once"))
     return entries
 
 
-_SYMBOL_W = {"frozen": 32, "add": 32, "port": 14, "lane": 30, "badge": 32}
+_SYMBOL_W = {"error": 32, "frozen": 32, "add": 32, "port": 14, "lane": 30, "badge": 32}
 
 
 def _legend_rows(result: Diagram, width: float) -> list[list[tuple[str, str]]]:

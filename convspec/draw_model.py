@@ -57,6 +57,7 @@ class Edge:
     points: list[tuple[float, float]] = field(default_factory=list)
     curved: bool = True
     to_port: bool = False
+    connector: bool = False  # from one column of the root to the next
 
 
 @dataclass
@@ -376,6 +377,6 @@ def tree(report: Report, collapse: bool | None = None, direction: str = "TB") ->
     )
     problems = [str(problem) for problem in report.errors]
     if problems:
-        subtitle = f"invalid: {len(problems)} problem{'s' if len(problems) != 1 else ''}, listed below · " + subtitle
+        subtitle = f"invalid: {len(problems)} problem{'s' if len(problems) != 1 else ''} · " + subtitle
     title = spec.name or (Path(spec.source.file).stem if not str(spec.source.file).startswith("<") else "network")
     return Diagram(title, subtitle, root, collapse, problems, direction)
