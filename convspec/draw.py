@@ -145,8 +145,8 @@ def _lock(x: float, y: float) -> str:
 
 def _svg_node(node: Node) -> list[str]:
     if node.is_port:
-        if node.hidden:  # no edge branches here: the line passes through
-            return []
+        if node.hidden:  # no edge branches here: the line passes through, no dot (the id stays, for the edges' ends)
+            return [f'<circle class="port hidden" id="{node.id}" cx="{_f(node.x + PORT_R)}" cy="{_f(node.y + PORT_R)}" r="0" fill="none"/>']
         cx, cy = node.x + PORT_R, node.y + PORT_R
         return [f'<circle class="port" id="{node.id}" cx="{_f(cx)}" cy="{_f(cy)}" r="{PORT_R}" fill="#6e7781"/>']
     classes = ["node", node.kind] + (["frozen"] if node.frozen else []) + (["error"] if node.error else [])
