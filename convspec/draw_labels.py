@@ -77,7 +77,7 @@ def operation(report: LayerReport) -> str:
     if isinstance(plan, FixedPlan):
         name = getattr(report.layer, "filter", None)
         label = name if isinstance(name, str) else "literal"
-        return f"{label} {_geometry(plan.geometry)}"
+        return f"{label} {_geometry(plan.geometry, depthwise=True)}"  # per channel or not, the title says fixed
     if isinstance(plan, PoolPlan):
         return f"{plan.op} {_window(plan.kernel_size, plan.stride)}"
     if isinstance(plan, AdaptivePoolPlan):
