@@ -193,3 +193,19 @@ def test_an_invalid_spec_is_drawn_with_its_wrong_layers_red_and_its_problems_lis
 def test_a_spec_nothing_can_be_traced_from_still_raises():
     with pytest.raises(convspec.SpecError):
         load_for_drawing("input: {channels: 0, size: [8, 8]}\nlayers: [{type: conv, out: 4, kernel: 3}]\n")
+
+
+# ---------------------------------------------------------------- a real renderer reads the pictures
+
+
+@pytest.mark.parametrize("name", ["resnet34", "mobilenet_v2", "nine_kinds"])
+def test_a_renderer_draws_the_svg_at_its_stated_size(name):
+    cairosvg = pytest.importorskip("cairosvg", reason="cairosvg renders the SVG to PNG")
+    import io
+    import struct
+
+    picture = diagram(convspec.check(spec_path(name)))
+    png = cairosvg.svg2png(bytestring=to_svg(picture).encode("utf-8"))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", io.BytesIO(png).getvalue()[16:24])  # the IHDR chunk
+    assert (width, height) == (round(picture.width), round(picture.height))
