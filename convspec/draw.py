@@ -22,7 +22,15 @@ group of its own: the layer is drawn in its place, labelled with the copy.
 At the top level, `input` is a node and each output gets an output node.
 
 Long networks (more than COLLAPSE_FROM boxes) draw each run of identical
-consecutive repeat copies once, with a "×N" badge.
+consecutive repeat copies once, with a "×N" badge. A long top-level chain is
+wrapped into columns (direction "TB") or laid out left to right ("LR"). A port
+no edge branches at draws no dot. Boxes say what a layer computes
+(`draw_labels`: "3x3/2 · bn · relu") and its shape without the batch. A report
+with errors is drawn too: the layers its problems name in red, the problems
+listed below.
+
+Modules: `draw_model` (the tree from a report), `draw_labels` (the words),
+`draw_layout` (sizes, positions, routes), this one (SVG and Mermaid).
 """
 
 from __future__ import annotations

@@ -275,36 +275,44 @@ CONNECTOR_SPACE = V_GAP  # above and below the columns, for the connectors' hori
 PROBLEM_LINE = 15
 
 
-def _column_plan(root: Group, count: int, allowed: list[bool]) -> list[list[int]]:
-    """Rows of the root in at most `count` columns, the tallest as short as it can be, cut only where `allowed`.
+MAX_COLUMNS = 16  # tried for "TB": more would be a strip across instead of down
 
-    The linear partition problem, by dynamic programming over (rows placed, columns used).
-    """
+
+def _pack(heights: list[float], allowed: list[bool], limit: float) -> list[list[int]] | None:
+    """Rows in as few columns of at most `limit` as the allowed cuts permit, or None if a run of rows
+    that cannot be cut is taller. Greedy: each column is cut at the last allowed place that keeps it
+    within `limit`, which never needs more columns than any other choice (an exchange argument)."""
+    columns: list[list[int]] = []
+    start = 0
+    while start < len(heights):
+        used, cut = 0.0, None
+        for row in range(start, len(heights)):
+            used += heights[row]
+            if used > limit + 1e-6:
+                break
+            if row == len(heights) - 1 or allowed[row]:
+                cut = row
+        if cut is None:
+            return None
+        columns.append(list(range(start, cut + 1)))
+        start = cut + 1
+    return columns
+
+
+def _column_plan(root: Group, count: int, allowed: list[bool]) -> list[list[int]]:
+    """Rows of the root in at most `count` columns, the tallest as short as it can be (within a pixel),
+    cut only where `allowed`: the linear partition problem, by bisection on the tallest column's height."""
     heights = [root._row_bottom[r] - root._row_top[r] + V_GAP for r in range(len(root._rows))]
-    n = len(heights)
-    prefix = [0.0]
-    for height in heights:
-        prefix.append(prefix[-1] + height)
-    infinity = float("inf")
-    # best[k][i]: the tallest column when rows [0, i) fill k columns; a column may end before row i only if allowed
-    best = [[infinity] * (n + 1) for _ in range(count + 1)]
-    choice = [[0] * (n + 1) for _ in range(count + 1)]
-    best[0][0] = 0.0
-    for k in range(1, count + 1):
-        for i in range(1, n + 1):
-            for j in range(i):  # the column holds rows [j, i)
-                if best[k - 1][j] == infinity or (j > 0 and not allowed[j - 1]):
-                    continue
-                tallest = max(best[k - 1][j], prefix[i] - prefix[j])
-                if tallest < best[k][i]:
-                    best[k][i], choice[k][i] = tallest, j
-    k = min(range(1, count + 1), key=lambda c: (best[c][n], c))  # fewest columns among the shortest
-    columns, i = [], n
-    while k > 0 and i > 0:
-        j = choice[k][i]
-        columns.append(list(range(j, i)))
-        i, k = j, k - 1
-    return columns[::-1]
+    low, high = max(heights), sum(heights)
+    best = _pack(heights, allowed, high)
+    while high - low > 1.0:
+        middle = (low + high) / 2
+        packed = _pack(heights, allowed, middle)
+        if packed is not None and len(packed) <= count:
+            best, high = packed, middle
+        else:
+            low = middle
+    return best
 
 
 def _column_extent(root: Group, rows: list[int], lanes: int) -> tuple[float, float, float]:
@@ -353,7 +361,7 @@ def _wrap_columns(result: Diagram) -> None:
         best = _column_plan(root, count, allowed)
     else:
         best, best_score = [list(range(count))], None
-        for wanted in range(1, count + 1):
+        for wanted in range(1, min(count, MAX_COLUMNS) + 1):
             columns = _column_plan(root, wanted, allowed)
             width, height, _ = shape(columns)
             score = abs(math.log(max(height, 1.0) / max(width, 1.0) / TARGET_RATIO))
@@ -388,12 +396,12 @@ def _wrap_columns(result: Diagram) -> None:
 
 def _route_connectors(root: Group) -> None:
     """Edges from a column's last row to the next column's first: down, across the gap, up, across, down."""
+    row_of = {i: r for r, row in enumerate(root._rows) for i in row}
     for link in root._connectors:
         a, b = root.items[link.a], root.items[link.b]
         start = (a.x + _anchor(a), a.y + a.h)
         end = (b.x + _anchor(b), b.y)
-        row = next(number for number, items in enumerate(root._rows) if link.a in items)
-        gap_x = root.x + root._column_right[root._column_of_row[row]] + COLUMN_GAP / 2
+        gap_x = root.x + root._column_right[root._column_of_row[row_of[link.a]]] + COLUMN_GAP / 2
         below = start[1] + CONNECTOR_SPACE / 2  # a column's last row: nothing below it
         above = root.y + CONNECTOR_SPACE / 2
         link.edge.points = [start, (start[0], below), (gap_x, below), (gap_x, above), (end[0], above), end]
