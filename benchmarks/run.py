@@ -92,7 +92,9 @@ def section_ort(quick: bool) -> list[dict]:
     if quick:
         names = ["small_cnn", "resnet_small"]
     for name in names:
-        result = bench(spec_path(name), batches=(1,) if quick else (1, 8), rounds=3 if quick else 7, threads=2)
+        batches = (1,) if quick else (1, 8)
+        # 1.4 s per batch and engine: 7 rounds of blocks of about 0.2 s
+        result = bench(spec_path(name), batches=batches, rounds=3 if quick else 7, threads=2, seconds=1.4 * 3 * len(batches))
         for batch in sorted({t.batch for t in result.timings}):
             ms = {t.engine: t.median_ms for t in result.timings if t.batch == batch}
             best = min(ms["eager"], ms.get("eager channels_last", ms["eager"]))

@@ -2,22 +2,30 @@
 
 Each engine is timed in its own block of calls; blocks are interleaved over rounds
 (engine A, B, C, then A, B, C again ...) so a noisy machine hurts every engine alike,
-and the median per engine is reported with the ratios against eager NCHW.
+and the median per engine is reported with the ratios against eager NCHW, the spread
+of the rounds (quartiles, min, max) and the machine's load average before and after.
+
+The timing has a budget, `seconds`, shared equally by every (batch, engine) pair:
+each pair's calibration (several calls) and its rounds fit in its share, so a slow
+model gets fewer rounds or calls, never a longer run. `per_layer` adds the time of
+each top-level spec layer in both engines (`bench_layers.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .bench_layers import LayerTiming, eager_layer_times, onnxruntime_layer_times
 from .budget import enforce_budget
 from .export import _example_shape, export_onnx
 from .limits import batches_argument, number_argument, seed_argument, whole_argument
@@ -27,17 +35,45 @@ from .trace import check_spec, checked_report
 
 MAX_THREADS = 256
 MAX_ROUNDS = 100
+DEFAULT_SECONDS = 5.0  # the timing budget of a whole run (seconds); export and verification come on top
+MAX_SECONDS = 3600.0
+CALIBRATION_SHARE = 0.1  # of a pair's budget, at most, spent finding the time of one call
+CALIBRATION_CALLS = 5  # timed calls for the calibration, at most (at least 2, after one warm-up call)
+MAX_CALLS = 1000  # calls in one timed block
+NOISY_SPREAD = 0.25  # interquartile range over median beyond which a figure is flagged
+OVERRUN = 1.5  # a batch's rounds stop once they take this many times their share (the machine slowed down)
 
 
 @dataclass
 class EngineTiming:
+    """One engine at one batch: the median time of one call (ms) and how it was measured."""
+
     engine: str
     batch: int
     median_ms: float
     ratio: float  # median / eager NCHW median at the same batch
     gmacs_per_s: float
-    rounds: int
+    rounds: int  # rounds timed (fewer than asked when the budget could not pay for them)
     calls_per_round: int
+    calibration_ms: float  # the median of the calibration calls: what the rounds and calls were planned from
+    q1_ms: float  # quartiles of the rounds' times per call (the median when there is one round)
+    q3_ms: float
+    min_ms: float
+    max_ms: float
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range over median: 0.1 means the middle half of the rounds lie within 10% of the median."""
+        return (self.q3_ms - self.q1_ms) / self.median_ms if self.median_ms else 0.0
+
+
+@dataclass
+class Load:
+    """The machine's load average over 1 minute (runnable processes), from `os.getloadavg`, and its cores."""
+
+    before: float | None
+    after: float | None
+    cores: int
 
 
 @dataclass
@@ -47,11 +83,18 @@ class BenchResult:
     threads: int
     macs_per_sample: int
     timings: list[EngineTiming]
+    seconds: float = DEFAULT_SECONDS  # the timing budget the run kept to
+    load: Load | None = None
+    warnings: list[str] = field(default_factory=list)
+    layers: list[LayerTiming] = field(default_factory=list)  # with `per_layer` only
 
     def to_dict(self) -> dict:
         return {
             "spec": self.spec, "input_shape": list(self.input_shape), "threads": self.threads,
-            "macs_per_sample": self.macs_per_sample, "timings": [asdict(t) for t in self.timings],
+            "macs_per_sample": self.macs_per_sample, "seconds": self.seconds,
+            "load": asdict(self.load) if self.load is not None else None, "warnings": list(self.warnings),
+            "timings": [{**asdict(t), "spread": round(t.spread, 4)} for t in self.timings],
+            "layers": [asdict(layer) for layer in self.layers],
         }  # fmt: skip
 
 
@@ -65,16 +108,101 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _calls_for(fn: Callable[[], Any], target_seconds: float) -> int:
-    """How many calls make one timed block last about `target_seconds` (after a warm-up call)."""
+def plan_rounds(once: float, share: float, rounds: int, block_seconds: float) -> tuple[int, int]:
+    """(rounds, calls per round) whose timed calls take about `share` seconds at `once` seconds a call.
+
+    At most `rounds` rounds and MAX_CALLS calls a block; a block lasts at most about `block_seconds`;
+    `rounds * calls * once` stays within `share` unless a single call already exceeds it (then one call).
+    """
+    once = max(once, 1e-9)
+    affordable = max(1, int(share / once))  # calls the share pays for
+    rounds = max(1, min(rounds, affordable))
+    calls = max(1, min(MAX_CALLS, affordable // rounds, int(block_seconds / once)))
+    return rounds, calls
+
+
+def _calibrate(fn: Callable[[], Any], budget: float) -> tuple[float, float]:
+    """(median seconds of one call, seconds spent): one warm-up call, then 2 to CALIBRATION_CALLS timed calls within `budget`."""
+    started = time.perf_counter()
     fn()
-    durations = []
-    for _ in range(3):
-        started = time.perf_counter()
+    durations: list[float] = []
+    while len(durations) < CALIBRATION_CALLS:
+        began = time.perf_counter()
         fn()
-        durations.append(time.perf_counter() - started)
-    once = max(statistics.median(durations), 1e-6)
-    return max(1, min(1000, int(target_seconds / once)))
+        durations.append(time.perf_counter() - began)
+        if len(durations) >= 2 and time.perf_counter() - started >= budget:
+            break
+    return statistics.median(durations), time.perf_counter() - started
+
+
+def _quartiles(samples: list[float]) -> tuple[float, float]:
+    if len(samples) < 2:
+        return samples[0], samples[0]
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q3
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # not every system keeps one
+        return None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def load_warnings(load: Load, threads: int, timings: list[EngineTiming]) -> list[str]:
+    """Why the figures may not hold: other work on the cores the run used, or rounds that disagree.
+
+    The 1-minute load average counts runnable processes; before the run, more than
+    `cores - threads` of them means the run's threads had to share cores. After the run
+    the average includes the run's own threads, so it is compared with `cores`.
+    """
+    found = []
+    if load.before is not None and load.before > load.cores - threads + 0.5:
+        found.append(
+            f"load average {load.before:.2f} before the run on {load.cores} cores with {threads} thread{'s' if threads != 1 else ''}: "
+            "other work shared the cores, so the figures (eager's in particular) may be far from an idle machine's"
+        )
+    elif load.after is not None and load.after > load.cores + 0.5:
+        found.append(f"load average {load.after:.2f} after the run on {load.cores} cores: other work started during it")
+    noisy = [t for t in timings if t.spread > NOISY_SPREAD]
+    if noisy:
+        names = ", ".join(f"{t.engine} at batch {t.batch} ({t.spread:.0%})" for t in noisy)
+        found.append(f"the rounds disagree (interquartile range over median above {NOISY_SPREAD:.0%}): {names}")
+    return found
+
+
+def timed_rounds(
+    engines: dict[str, Callable[[], Any]], plans: dict[str, tuple[int, int]], limit: float
+) -> tuple[dict[str, list[float]], int]:
+    """(each engine's seconds per call, one per round; the rounds run), engines interleaved round by round.
+
+    `plans` gives each engine's (rounds, calls per round). Calibrated on a machine that may slow down
+    later (a busy core can make torch's threads wait 100x longer), the rounds stop once `limit`
+    seconds have passed, after a whole round: every engine has had the same rounds (or its own fewer).
+    """
+    deadline = time.perf_counter() + limit
+    samples: dict[str, list[float]] = {name: [] for name in engines}
+    done = 0
+    for number in range(max(r for r, _ in plans.values())):
+        if number and time.perf_counter() > deadline:
+            break
+        for name, fn in engines.items():
+            planned_rounds, calls = plans[name]
+            if number >= planned_rounds:
+                continue
+            started = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            samples[name].append((time.perf_counter() - started) / calls)
+        done = number + 1
+    return samples, done
 
 
 def bench(
@@ -83,17 +211,23 @@ def bench(
     batches: tuple[int, ...] = (1, 8),
     threads: int | None = None,
     rounds: int = 7,
+    seconds: float = DEFAULT_SECONDS,
     block_seconds: float = 0.2,
     input_shape: tuple[int, ...] | None = None,
     seed: int = 0,
     report: Report | None = None,
+    per_layer: bool = False,
 ) -> BenchResult:
     """Latency of the built model in eager (NCHW, channels_last) and of its ONNX in onnxruntime.
 
+    Times are per call, in ms, medians over the rounds, with quartiles, min and max.
+    `seconds` caps the timing (calibration and rounds) of all batches and engines together,
+    shared equally; the export, verification and `per_layer` profiling come on top.
     `report`, the spec's checked report where the caller has one, saves loading and tracing it again.
     `batches` are 1 to 2**31 - 1, `threads` 1 to 256 (None: torch's count), `rounds` 1 to 100,
-    `block_seconds` above 0 and at most 60, `seed` 0 to 2**64 - 1; else InputError, before any
-    work. The largest batch's activations must fit the default memory budget (BudgetError).
+    `seconds` above 0 and at most 3600, `block_seconds` above 0 and at most 60, `seed` 0 to 2**64 - 1;
+    else InputError, before any work. The largest batch's activations must fit the default memory
+    budget (BudgetError).
     """
     from .builder import build_from_report, to_memory_format
 
@@ -101,6 +235,7 @@ def bench(
     if threads is not None:
         whole_argument("threads", threads, 1, MAX_THREADS)
     whole_argument("rounds", rounds, 1, MAX_ROUNDS)
+    number_argument("seconds", seconds, 0, MAX_SECONDS, above=True)
     number_argument("block_seconds", block_seconds, 0, 60, above=True)
     seed_argument(seed)
     report, input_shape = checked_report(spec, input_shape, report)
@@ -115,6 +250,9 @@ def bench(
         per_sample = check_spec(parsed, (1, *example[1:])).total_macs
     model = build_from_report(report, seed=seed, memory_format="contiguous").eval()  # the baseline: NCHW
     timings: list[EngineTiming] = []
+    layers: list[LayerTiming] = []
+    stopped: list[str] = []  # batches whose rounds met the deadline
+    load_before = _load_average()
     with tempfile.TemporaryDirectory() as folder, _torch_threads(threads), torch.inference_mode():
         onnx_path = Path(folder) / "model.onnx"
         with torch.inference_mode(False):
@@ -134,6 +272,8 @@ def bench(
         if memory_format is not None:
             to_memory_format(channels_last_model, memory_format, len(example))
             channels_last_model._memory_format = memory_format
+        engine_count = 3 if memory_format is not None else 2
+        share = seconds / (len(batches) * engine_count)  # each (batch, engine) pair's part of the budget
         for batch in batches:
             x = torch.randn((batch, *example[1:]), generator=torch.Generator().manual_seed(seed))
             x_numpy = x.numpy()
@@ -144,23 +284,34 @@ def bench(
             if memory_format is not None:
                 x_last = x.contiguous(memory_format=memory_format)
                 engines["eager channels_last"] = lambda: channels_last_model(x_last)
-            calls = {name: _calls_for(fn, block_seconds) for name, fn in engines.items()}
-            samples: dict[str, list[float]] = {name: [] for name in engines}
-            for _ in range(rounds):
-                for name, fn in engines.items():
-                    started = time.perf_counter()
-                    for _ in range(calls[name]):
-                        fn()
-                    samples[name].append((time.perf_counter() - started) / calls[name])
+            plans: dict[str, tuple[int, int]] = {}
+            once: dict[str, float] = {}
+            for name, fn in engines.items():
+                once[name], spent = _calibrate(fn, share * CALIBRATION_SHARE)
+                plans[name] = plan_rounds(once[name], max(share - spent, 0.0), rounds, block_seconds)
+            samples, done = timed_rounds(engines, plans, OVERRUN * share * len(engines))
+            if done < max(r for r, _ in plans.values()):
+                stopped.append(f"batch {batch}: stopped after {done} round{'s' if done != 1 else ''}, the calls took longer than calibrated")
             baseline = statistics.median(samples["eager"])
             for name in ("eager", "eager channels_last", "onnxruntime"):
                 if name not in samples:
                     continue
                 median = statistics.median(samples[name])
-                timings.append(
-                    EngineTiming(name, batch, median * 1e3, median / baseline, per_sample * batch / median / 1e9, rounds, calls[name])
-                )
-    return BenchResult(parsed.source.file or parsed.name or "spec", tuple(example[1:]), threads, per_sample, timings)
+                q1, q3 = _quartiles(samples[name])
+                timings.append(EngineTiming(
+                    name, batch, median * 1e3, median / baseline, per_sample * batch / median / 1e9, len(samples[name]),
+                    plans[name][1], once[name] * 1e3, q1 * 1e3, q3 * 1e3, min(samples[name]) * 1e3, max(samples[name]) * 1e3,
+                ))  # fmt: skip
+            if per_layer:
+                calls = max(1, min(rounds, plans["eager"][0] * plans["eager"][1]))
+                layers.extend(eager_layer_times(model, report, x, batch, calls))
+                layers.extend(onnxruntime_layer_times(onnx_path, threads, report, x_numpy, batch, calls, Path(folder)))
+    load = Load(load_before, _load_average(), _cores())
+    result = BenchResult(
+        parsed.source.file or parsed.name or "spec", tuple(example[1:]), threads, per_sample, timings, seconds, load,
+        load_warnings(load, threads, timings) + stopped, layers,
+    )  # fmt: skip
+    return result
 
 
-__all__ = ["bench", "BenchResult", "EngineTiming"]
+__all__ = ["bench", "BenchResult", "EngineTiming", "LayerTiming", "Load", "plan_rounds", "timed_rounds", "load_warnings"]

@@ -337,14 +337,19 @@ def _batches(value: str) -> tuple[int, ...]:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--batch", "batch_text", default="1,8", show_default=True, help="Comma-separated batch sizes.")
 @click.option("--threads", type=click.IntRange(1, 256), help="Threads for both engines (default: torch's).")
-@click.option("--rounds", type=click.IntRange(1, 100), default=7, show_default=True, help="Timed rounds per engine; medians are reported.")
+@click.option("--rounds", type=click.IntRange(1, 100), default=7, show_default=True, help="Timed rounds per engine (at most); medians are reported.")
+@click.option(
+    "--seconds", type=click.FloatRange(0, 3600, min_open=True), default=5.0, show_default=True,
+    help="Time budget of the timing, all batches and engines together (export and verification come on top).",
+)
+@click.option("--per-layer", is_flag=True, help="Also time each top-level layer (PyTorch hooks, onnxruntime's profiler).")
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape (when the spec has no input.size).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_spec_options
 @_handles_errors
 def bench_command(
-    spec: str, batch_text: str, threads: int | None, rounds: int, input_text: str | None, fmt: str, scale: str | None,
-    overrides: tuple[str, ...],
+    spec: str, batch_text: str, threads: int | None, rounds: int, seconds: float, per_layer: bool, input_text: str | None,
+    fmt: str, scale: str | None, overrides: tuple[str, ...],
 ) -> None:
     """Latency of SPEC's model in PyTorch eager (NCHW, channels_last) and in onnxruntime, side by side."""
     from rich.console import Console
@@ -357,21 +362,18 @@ def bench_command(
     with Console(stderr=True).status("benchmarking...", spinner="dots"):
         from .bench import bench
 
-        result = bench(spec, batches=batches, threads=threads, rounds=rounds, input_shape=input_shape, report=report)
+        result = bench(
+            spec, batches=batches, threads=threads, rounds=rounds, seconds=seconds, input_shape=input_shape, report=report,
+            per_layer=per_layer,
+        )  # fmt: skip
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    from rich.table import Table
+    from .bench_view import print_bench
 
-    shape = "x".join(map(str, result.input_shape))
-    threads_text = f"{result.threads} thread{'s' if result.threads != 1 else ''}"
-    click.echo(f"{result.spec}: input Bx{shape}, {threads_text}, medians of {rounds} rounds")
-    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
-    for heading in ("batch", "engine", "latency", "vs eager", "GMAC/s"):
-        table.add_column(heading, justify="left" if heading == "engine" else "right")
-    for t in result.timings:
-        table.add_row(str(t.batch), t.engine, f"{t.median_ms:.3f} ms", f"{t.ratio:.2f}x", f"{t.gmacs_per_s:.1f}")
-    Console(width=120).print(table)
+    print_bench(result)
 
 
 # ---------------------------------------------------------------- resolve
@@ -423,34 +425,44 @@ MERMAID_SUFFIXES = (".mmd", ".mermaid")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--collapse/--no-collapse", default=None, help="Draw identical repeat copies once with a ×N badge (default: beyond 40 boxes).")
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape for the shapes shown (when the spec has no input.size, sizes are ?).")
+@click.option(
+    "--direction", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB", show_default=True,
+    help="TB: top to bottom, a long chain wrapped into columns; LR: the top level left to right.",
+)
 @_spec_options
 @_handles_errors
 def draw(
-    spec: str, output: str, fmt: str | None, force: bool, collapse: bool | None, input_text: str | None, scale: str | None,
-    overrides: tuple[str, ...],
+    spec: str, output: str, fmt: str | None, force: bool, collapse: bool | None, input_text: str | None, direction: str,
+    scale: str | None, overrides: tuple[str, ...],
 ) -> None:
-    """Draw SPEC's network: every layer with its shape, the wiring, groups and frozen layers (SVG or Mermaid)."""
+    """Draw SPEC's network: every layer with its shape, the wiring, groups and frozen layers (SVG or Mermaid).
+
+    An invalid spec is drawn too, its wrong layers in red and its problems listed; the exit status is then 1.
+    """
     from pathlib import Path
 
     from .draw import diagram, to_mermaid, to_svg
+    from .errors import SpecError
     from .fileio import atomic_write_text, check_writable
-    from .trace import load_and_check
+    from .trace import load_for_drawing
 
     to_stdout = output == "-"
     if not to_stdout:
         check_writable(output, force, protect=spec)
     if fmt is None:
         fmt = "mermaid" if Path(output).suffix.lower() in MERMAID_SUFFIXES else "svg"
-    report = load_and_check(spec, _input_shape(input_text), require_size=False, scale=scale, overrides=list(overrides))
-    report.raise_for_errors()
-    picture = diagram(report, collapse)
+    report = load_for_drawing(spec, _input_shape(input_text), scale=scale, overrides=list(overrides))
+    picture = diagram(report, collapse, direction.upper())
     text = to_svg(picture) if fmt == "svg" else to_mermaid(picture)
     if to_stdout:
         click.echo(text, nl=False)
-        return
-    atomic_write_text(output, text, force=force)
-    folded = "; identical repeat copies drawn once" if picture.collapsed else ""
-    click.echo(f"wrote {output} ({fmt}: {len(picture.layers())} layers, {len(picture.edges())} edges{folded})")
+    else:
+        atomic_write_text(output, text, force=force)
+        folded = "; identical repeat copies drawn once" if picture.collapsed else ""
+        marked = f"; {len(report.errors)} problems marked" if report.errors else ""
+        click.echo(f"wrote {output} ({fmt}: {len(picture.layers())} layers, {len(picture.edges())} edges{folded}{marked})")
+    if report.errors:  # the picture is written, the spec is still invalid
+        raise SpecError(report.errors)
 
 
 # ---------------------------------------------------------------- filters

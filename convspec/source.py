@@ -54,6 +54,7 @@ class Source:
     data: Any = None  # the parsed plain data, before validation
     key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     value_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    templates: dict[Path_, str] = field(default_factory=dict)  # block template of each `use` layer, by its expanded path
 
     def at(self, pos: tuple | None) -> Location:
         """A recorded position as a Location: `(line, column)` in this file, or `(line, column, file)`

@@ -299,6 +299,7 @@ class _Expander:
                 if made is None:
                     self.broken.add(item_path)
                     break
+                self.source.templates.setdefault(item_path, made[1][-1])  # the block the spec names here
                 item, inner_stack = made
                 node.value[index] = item
             if item_path not in self.broken:

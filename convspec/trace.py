@@ -296,6 +296,16 @@ def load_and_check(
 
 
 def _load_and_check(spec: Any, input_shape: tuple[int, ...] | None, require_size: bool, scale: str | None = None, overrides: Any = None) -> Report:
+    report, schema_failed = _checked(spec, input_shape, require_size, scale, overrides)
+    if schema_failed:
+        raise SpecError(report.errors) from None
+    return report
+
+
+def _checked(
+    spec: Any, input_shape: tuple[int, ...] | None, require_size: bool, scale: str | None = None, overrides: Any = None
+) -> tuple[Report, bool]:
+    """(the report, whether the schema rejected layers): then the report is the partial spec's, every problem in it."""
     from .schema import load
 
     try:
@@ -304,13 +314,24 @@ def _load_and_check(spec: Any, input_shape: tuple[int, ...] | None, require_size
         if err.partial is None:
             raise
         try:
-            shape_problems = check_spec(err.partial, input_shape, require_size).errors
+            report = check_spec(err.partial, input_shape, require_size)
         except SpecError:
             raise err from None
         known = set(err.problems)
-        problems = list(err.problems) + [p for p in shape_problems if p not in known]
-        raise SpecError(in_order(problems)) from None
-    return check_spec(parsed, input_shape, require_size)
+        report.errors = in_order(list(err.problems) + [p for p in report.errors if p not in known])
+        return report, True
+    return check_spec(parsed, input_shape, require_size), False
+
+
+def load_for_drawing(spec: Any, input_shape: tuple[int, ...] | None = None, *, scale: str | None = None, overrides: Any = None) -> Report:
+    """The report of a spec, its errors in `errors`, even when the schema rejects some layers (then the
+    report is the partial spec's: wrong layers kept without their wrong keys, or as placeholders).
+
+    Raises SpecError only when nothing can be traced (bad YAML, a bad `input`, ...); sizes may stay dynamic.
+    """
+    if input_shape is not None:
+        input_shape = parse_input_shape(input_shape)
+    return _checked(spec, input_shape, False, scale, overrides)[0]
 
 
 def checked_report(spec: Any, input_shape: Any, report: Report | None) -> tuple[Report, tuple[int, ...] | None]:

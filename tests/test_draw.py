@@ -79,6 +79,12 @@ def is_shortcut(layer: LayerReport) -> bool:
     return layer.name == "shortcut" and layer.layer is None
 
 
+def title_of(report: Report, layer: LayerReport) -> str:
+    """How a box or frame is titled: 'conv1 · conv', or 'block · basic (residual' for an instance of the block template `basic`."""
+    template = report.spec.source.templates.get(tuple(layer.path)) if layer.role == "layer" else None
+    return f"{layer.name} · {template} ({layer.type}" if template else f"{layer.name} · {layer.type}"
+
+
 def shape_of(layer: LayerReport) -> tuple:
     return (
         layer.name, layer.type, tuple(layer.sources), layer.output_shape, layer.params, layer.trainable_params,
@@ -229,10 +235,10 @@ def test_svg_is_valid_and_complete(drawn):
     assert Counter(g.get("data-path") for g in layers) == Counter(path for path, _ in expected)
     text = svg_text(root)
     for path, layer in expected:
-        assert f"{layer.name} · {layer.type}" in text, path
+        assert title_of(report, layer) in text, path
     for layer in report.walk():
         if layer.type in GROUP_KINDS and layer.layer is not None:  # not a repeat's copy or a shortcut
-            assert f"{layer.name} · {layer.type}" in text, layer.name
+            assert title_of(report, layer) in text, layer.name
     assert text.count("input · ") == 1
     assert len([g for g in nodes if "output" in classes(g)]) == len(report.outputs)
     for name in report.outputs:
@@ -276,7 +282,7 @@ def test_mermaid_has_the_same_nodes_and_edges(drawn):
     frozen_ids = {g.get("id") for g in svg_nodes(root) if "frozen" in classes(g)}
     assert chart["classes"].get("frozen", set()) == frozen_ids
     for path, layer in leaf_paths(report.layers):
-        assert f"{layer.name} · {layer.type}" in to_mermaid(full), path
+        assert title_of(report, layer) in to_mermaid(full), path
 
 
 def test_layout_boxes_do_not_overlap_and_frames_nest(drawn):
@@ -329,14 +335,15 @@ def test_long_networks_draw_identical_copies_once(name):
     for layer_name in drawn_names:
         assert f"{layer_name} · " in text, layer_name
     _, _, width, height = map(float, root.get("viewBox").split())
-    assert height < 4000 and width < 1200  # about a page per stage, not a scroll of 60 blocks
+    assert height < 4000 and width < 4000  # about a page per stage, not a scroll of 60 blocks
 
 
 def test_resnet34_badges_count_the_copies():
     report = convspec.check(str(ROOT / "specs" / "resnet34.yaml"))
     text = to_svg(diagram(report))
     # layer1: 3 identical blocks; layer2..4 open with a downsampling block, then 3, 5 and 2 identical ones
-    assert "[0–2] block · residual" in text and "[1–3] block · residual" in text and "[1–5] block · residual" in text
+    assert "[0–2] block · basic (residual)" in text and "[1–3] block · basic (residual)" in text
+    assert "[1–5] block · basic (residual)" in text
     assert sorted(re.findall(r">×(\d+)<", text)) == ["2", "3", "3", "5"]
 
 
@@ -398,7 +405,7 @@ def test_unknown_sizes_draw_as_question_marks(tmp_path):
     from convspec.trace import load_and_check
 
     report = load_and_check(spec, require_size=False)
-    assert "1x4x?x?" in svg_text(svg_tree(render(report, "svg")))
+    assert "3→4 · 4x?x?" in svg_text(svg_tree(render(report, "svg")))  # the batch is said once, in the subtitle
 
 
 def test_render_refuses_an_invalid_report_and_a_wrong_format():
@@ -480,12 +487,22 @@ def test_draw_collapse_options(tmp_path):
     assert len([g for g in svg_nodes(full) if "layer" in classes(g)]) == len(leaf_paths(convspec.check(str(spec)).layers))
 
 
-def test_draw_invalid_spec_exits_1_and_writes_nothing(tmp_path):
+def test_draw_invalid_spec_exits_1_and_writes_the_picture_with_its_problems(tmp_path):
     spec = tmp_path / "bad.yaml"
     spec.write_text(BAD_SPEC)
     result = run("draw", spec, "-o", tmp_path / "bad.svg")
     assert result.exit_code == 1
-    assert "groups=4 does not divide" in result.output
+    assert "groups=4 does not divide" in result.output and "problems marked" in result.output
+    root = svg_tree((tmp_path / "bad.svg").read_text())
+    assert "groups=4 does not divide" in svg_text(root)
+    assert any("error" in classes(g) for g in svg_nodes(root))
+
+
+def test_draw_spec_that_cannot_be_traced_exits_1_and_writes_nothing(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("input: {channels: 3, size: [8, 8]\nlayers: [")  # not YAML: nothing to draw
+    result = run("draw", spec, "-o", tmp_path / "bad.svg")
+    assert result.exit_code == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
 
 
