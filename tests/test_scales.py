@@ -220,7 +220,7 @@ def test_bad_preset_values_are_located():
 def test_draw_export_and_verify_take_the_scale(tmp_path):
     child = ROOT / "specs" / "yolo_backbone_10.yaml"
     drawn = run("draw", child, "--scale", "n", "-o", "-", "--format", "mermaid")
-    assert drawn.exit_code == 0 and "1x16x32x32" in drawn.output  # the stem at 64x64, scaled
+    assert drawn.exit_code == 0 and "16x32x32" in drawn.output  # the stem at 64x64, scaled (C×H×W, batch said once)
     onnx_file = tmp_path / "n.onnx"
     exported = run("export", child, "--scale", "n", "-o", onnx_file)
     assert exported.exit_code == 0, exported.output
