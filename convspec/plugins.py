@@ -32,7 +32,7 @@ from fractions import Fraction
 from importlib import metadata
 from typing import Any
 
-from .errors import ConvspecError, Problem, SpecError, first_line, listing, quote
+from .errors import ConvspecError, Problem, SpecError, first_line, in_order, listing, quote
 from .kinds import PLAIN_COLOURS, ExportTarget, Kind, KindRegistry, registry
 from .schema import NAME_PATTERN, LayerBase
 from .shapes import LayerFailed, LayerReport, Traced, TracedLayer, Value, _merge_rf, _spread, _whole_input
@@ -396,7 +396,7 @@ def find_kinds(data: Any, source: Any, target: KindRegistry = registry) -> None:
         for kind, paths in still.items()
         for path in paths
     ]
-    raise SpecError(problems) from failures[0].cause
+    raise SpecError(in_order(problems)) from failures[0].cause
 
 
 def kind_package(name: str, target: KindRegistry = registry) -> str | None:
