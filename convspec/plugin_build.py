@@ -2,7 +2,7 @@
 
 convspec makes its own modules on the meta device and initialises them in one pass (`builder.py`).
 A user module keeps the initialisation its authors wrote instead: it is built on the CPU (in a
-seeded build, under `torch.random.fork_rng` seeded from the build's seed and the layer's path, so
+seeded build, under `torch.random.fork_rng` seeded from the build's seed and the module's place in the build, so
 the same seed gives the same weights and torch's global random state is restored afterwards), its
 values are kept, the default initialisation passes over it, and the values are put back once the
 network has memory. Right after it is built, it runs once on an input of the shapes the rule saw
@@ -25,9 +25,10 @@ from .plugins import UserKind, UserPlan, resolve
 from .shapes import LayerReport
 
 
-def layer_seed(seed: int, path: tuple) -> int:
-    """The seed of one user layer in a build seeded with `seed`: distinct per layer path, the same in every build."""
-    digest = hashlib.blake2b(f"{seed}:{path!r}".encode(), digest_size=8).digest()
+def layer_seed(seed: int, index: int) -> int:
+    """The seed of the `index`-th user module (in build order) of a build seeded with `seed`: distinct per
+    module (the copies of a `repeat` too), the same in every build of the spec."""
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
@@ -44,13 +45,13 @@ def _fault(report: LayerReport, ctx: Any, message: str) -> SpecError:
 
 
 @contextmanager
-def _rng(seed: int | None, path: tuple) -> Iterator[None]:
+def _rng(seed: int | None, index: int) -> Iterator[None]:
     """Torch's global RNG, forked and seeded for one layer in a seeded build; untouched otherwise (as torch modules draw)."""
     if seed is None:
         yield
         return
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(layer_seed(seed, path))
+        torch.manual_seed(layer_seed(seed, index))
         yield
 
 
@@ -78,7 +79,7 @@ def build_user_module(user: UserKind, name: str, origin: str, plan: UserPlan, re
     nn.Module, or makes a module whose output shape is not the rule's.
     """
     who = f"kind {name!r} (package {origin})"
-    with torch.device("cpu"), _rng(ctx.seed, report.path):
+    with torch.device("cpu"), _rng(ctx.seed, len(ctx.own_init)):
         try:
             module = resolve(user.build)(plan.layer, plan.input_shapes)
         except Exception as err:  # the plugin's code

@@ -138,6 +138,15 @@ def test_a_plugin_kind_builds_with_its_names_and_its_own_initialisation(plugins)
     assert weight.abs().max() <= 1 / (2 * 49) ** 0.5 and weight.abs().sum() > 0
 
 
+def test_each_copy_of_a_repeated_plugin_kind_gets_its_own_weights(plugins):
+    plugins("demo")
+    text = "input: {channels: 8, size: [8, 8]}\nlayers:\n  - {type: repeat, name: stage, times: 2, layers: [{type: cbam, name: att, reduction: 2}]}\n"
+    first, second = convspec.build(text, seed=5).state_dict(), convspec.build(text, seed=5).state_dict()
+    key = "stage.{}.att.spatial.conv.weight"
+    assert not torch.equal(first[key.format(0)], first[key.format(1)])
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
 def test_a_seeded_build_with_a_plugin_kind_leaves_the_global_rng_as_it_was(plugins):
     plugins("demo")
     torch.manual_seed(99)
@@ -245,6 +254,10 @@ def test_the_plugin_works_from_the_command_line_of_a_fresh_process(spec_file):
     )
     assert run.returncode == 0, run.stderr
     assert [layer.get("package") for layer in json.loads(run.stdout)["layers"]] == [None, "convspec-demo-kinds", None, "convspec-demo-kinds"]
+    # checking a spec of plugin kinds stays torch-free when the plugin names its builders as "module:function"
+    probe = f"import sys, convspec; assert convspec.check({str(spec_file(SR_SPEC))!r}).valid; print('torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "False", run.stderr
 
 
 # ---------------------------------------------------------------- kinds registered in Python
@@ -375,3 +388,24 @@ def test_the_docs_show_the_demo_plugin_as_it_is():
     page = (ROOT / "docs" / "custom-kinds.md").read_text(encoding="utf-8")
     for path in ("convspec_demo_kinds/__init__.py", "convspec_demo_kinds/modules.py", "convspec_demo_kinds-0.1.0.dist-info/entry_points.txt"):
         assert (PLUGINS / "demo" / path).read_text(encoding="utf-8") in page, f"docs/custom-kinds.md: {path} differs from tests/plugins/demo/{path}"
+
+
+class BlurPoolLayer(convspec.LayerBase):
+    """A fixed 3x3 window at stride 2 (a blur pool): the receptive field grows as a 3x3 conv's at stride 2."""
+
+    type: Literal["blur_pool"]
+
+
+def blur_pool_rule(layer, inputs):
+    batch, channels, *spatial = inputs[0]
+    out = tuple(None if size is None else (size - 1) // 2 + 1 for size in spatial)
+    return convspec.Figures((batch, channels, *out), kernel_size=3, stride=2)
+
+
+def test_a_user_kinds_window_counts_in_the_receptive_field_like_a_convs():
+    text = "input: {channels: 3, size: [16, 16]}\nlayers:\n  - {type: conv, out: 4, kernel: 3, stride: 2}\n  - {type: LAYER}\n"
+    with registry.isolated():
+        convspec.register_kind(model=BlurPoolLayer, rule=blur_pool_rule, build="torch.nn:Identity")
+        user = convspec.check(text.replace("LAYER", "blur_pool")).layers[1]
+    conv = convspec.check(text.replace("LAYER", "conv, out: 4, kernel: 3, stride: 2, padding: 1")).layers[1]
+    assert (user.receptive_field, user.stride) == (conv.receptive_field, conv.stride) == ((7, 7), (4, 4))
