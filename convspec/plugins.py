@@ -204,7 +204,7 @@ def _plugin_problem(layer: TracedLayer, message: str, cause: BaseException) -> N
     _, label = layer_label(ctx.data, layer.path)
     problem = PluginProblem(message, ctx.spec.source.locate(layer.path + ("type",)), label, cause)
     layer.failed = True
-    if problem not in ctx._seen:
+    if problem not in ctx._seen:  # as TraceContext.problem records one, keeping the exception
         ctx._seen.add(problem)
         ctx.problems.append(problem)
 
@@ -246,7 +246,10 @@ def to_kind(user: UserKind, package: str | None = None) -> Kind:
         return build_user_module(user, name, origin, plan, report, ctx)
 
     def export_limit(report: LayerReport, target: ExportTarget) -> tuple[str, str] | None:
-        reason = user.export_limit(report.plan.layer, report.plan.input_shapes, target)
+        try:
+            reason = user.export_limit(report.plan.layer, report.plan.input_shapes, target)
+        except Exception as err:  # the plugin's fault: refuse the export, naming it
+            reason = f"the export_limit of kind {name!r} raised {type(err).__name__}: {first_line(err, 200)}; a fault of {origin}"
         return None if reason is None else ("type", f"{reason} (kind {name!r}, package {origin})")
 
     return Kind(

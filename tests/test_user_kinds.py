@@ -409,3 +409,13 @@ def test_a_user_kinds_window_counts_in_the_receptive_field_like_a_convs():
         user = convspec.check(text.replace("LAYER", "blur_pool")).layers[1]
     conv = convspec.check(text.replace("LAYER", "conv, out: 4, kernel: 3, stride: 2, padding: 1")).layers[1]
     assert (user.receptive_field, user.stride) == (conv.receptive_field, conv.stride) == ((7, 7), (4, 4))
+
+
+def test_an_export_limit_that_raises_refuses_the_export_naming_the_package():
+    def limit(layer, inputs, target):
+        raise KeyError("opset")
+
+    with registry.isolated():
+        convspec.register_kind(model=GateLayer, rule=gate_rule, build="torch.nn:Identity", export_limit=limit, package="shaky")
+        errors = [str(p) for p in convspec.check(GATE_SPEC, target="onnx").errors]
+    assert len(errors) == 1 and "the export_limit of kind 'gate' raised KeyError" in errors[0] and "package shaky" in errors[0], errors
