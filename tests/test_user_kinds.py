@@ -419,3 +419,11 @@ def test_an_export_limit_that_raises_refuses_the_export_naming_the_package():
         convspec.register_kind(model=GateLayer, rule=gate_rule, build="torch.nn:Identity", export_limit=limit, package="shaky")
         errors = [str(p) for p in convspec.check(GATE_SPEC, target="onnx").errors]
     assert len(errors) == 1 and "the export_limit of kind 'gate' raised KeyError" in errors[0] and "package shaky" in errors[0], errors
+
+
+def test_a_checkpoint_of_a_plugin_kind_loads_back(plugins, tmp_path):
+    plugins("demo")
+    model = convspec.build(SR_SPEC, seed=2)
+    path = convspec.save_checkpoint(model, SR_SPEC, tmp_path / "sr.pt")
+    loaded = convspec.load_checkpoint(path).state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
