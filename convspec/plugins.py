@@ -32,7 +32,7 @@ from fractions import Fraction
 from importlib import metadata
 from typing import Any
 
-from .errors import ConvspecError, Problem, SpecError, first_line, in_order, listing, quote
+from .errors import ConvspecError, Location, Problem, SpecError, first_line, in_order, listing, quote
 from .kinds import PLAIN_COLOURS, ExportTarget, Kind, KindRegistry, registry
 from .schema import NAME_PATTERN, LayerBase
 from .shapes import LayerFailed, LayerReport, Traced, TracedLayer, Value, _merge_rf, _spread, _whole_input
@@ -215,7 +215,7 @@ def to_kind(user: UserKind, package: str | None = None) -> Kind:
     TypeError when `user` is not a well-formed UserKind (its model, rule or builder).
     """
     if not isinstance(user, UserKind):
-        raise TypeError(f"a kind is declared as convspec.UserKind(model, rule, build), not {type(user).__name__}")
+        raise TypeError(f"a kind is declared as convspec.UserKind(model, rule, build), not {user!r:.80}")
     name = kind_name(user.model)
     if not callable(user.rule):
         raise TypeError(f"kind {name!r}: `rule` must be a function (layer, input shapes) -> Figures")
@@ -311,6 +311,30 @@ def _declarations(loaded: Any) -> list[UserKind]:
     return items
 
 
+def _use_entry_point(entry: metadata.EntryPoint, package: str, target: KindRegistry) -> tuple[str, ...] | PluginFailure:
+    """Load one entry point and register its kinds: their names, or why it cannot be used (nothing registered then)."""
+    text = f"{entry.name} = {entry.value}"
+    dist = getattr(entry, "dist", None)
+    try:
+        loaded = entry.load()
+    except Exception as err:  # importing someone else's code: any exception is theirs
+        return PluginFailure(text, package, f"failed to load: {type(err).__name__}: {first_line(err, 200)}", err)
+    try:
+        kinds = [to_kind(user, dist.name if dist is not None else None) for user in _declarations(loaded)]
+    except TypeError as err:
+        return PluginFailure(text, package, f"declares no usable kind: {first_line(err, 200)}", err)
+    taken = [kind.name for kind in kinds if kind.name in target]
+    if taken:
+        owners = {target[name].origin for name in taken}
+        whose = "built-in" if owners == {"convspec"} else f"registered by {', '.join(sorted(owners))}"
+        return PluginFailure(text, package, f"declares {listing(taken)}, which convspec has already ({whose}); rename its kinds")
+    try:
+        target.register(*kinds)
+    except ValueError as err:  # two kinds of one name within the plugin
+        return PluginFailure(text, package, f"cannot be registered: {err}", err)
+    return tuple(kind.name for kind in kinds)
+
+
 def discover(target: KindRegistry = registry) -> list[PluginFailure]:
     """Load every entry point of `convspec.kinds` not loaded yet and register its kinds; each loads a
     UserKind or a list of them. Returns the plugins that could not be used (now or before), never raises
@@ -321,30 +345,10 @@ def discover(target: KindRegistry = registry) -> list[PluginFailure]:
         dist = getattr(entry, "dist", None)
         package = f"{dist.name} {dist.version}" if dist is not None else entry.module
         key = f"{package}: {entry.name} = {entry.value}"
-        if key in target.plugins:
-            if isinstance(target.plugins[key], PluginFailure):
-                failures.append(target.plugins[key])
-            continue
-        text = f"{entry.name} = {entry.value}"
-        try:
-            kinds = [to_kind(user, dist.name if dist is not None else None) for user in _declarations(entry.load())]
-        except Exception as err:  # importing someone else's code: any exception is theirs
-            failure = PluginFailure(text, package, f"failed to load: {type(err).__name__}: {first_line(err, 200)}", err)
-        else:
-            taken = [kind.name for kind in kinds if kind.name in target]
-            if taken:
-                owners = {target[name].origin for name in taken}
-                whose = "built-in" if owners == {"convspec"} else f"registered by {', '.join(sorted(owners))}"
-                failure = PluginFailure(text, package, f"declares {listing(taken)}, which convspec has already ({whose}); rename its kinds")
-            else:
-                try:
-                    target.register(*kinds)
-                    failure = None
-                except ValueError as err:  # two kinds of the same name within the plugin
-                    failure = PluginFailure(text, package, f"cannot be registered: {err}", err)
-        target.plugins[key] = failure or tuple(kind.name for kind in kinds)
-        if failure is not None:
-            failures.append(failure)
+        if key not in target.plugins:
+            target.plugins[key] = _use_entry_point(entry, package, target)
+        if isinstance(target.plugins[key], PluginFailure):
+            failures.append(target.plugins[key])
     return failures
 
 
@@ -380,8 +384,8 @@ def _unknown_types(data: Any, known: Iterable[str]) -> dict[str, list[tuple]]:
 def find_kinds(data: Any, source: Any, target: KindRegistry = registry) -> None:
     """Before a spec is validated: if it names types no registered kind has, read the installed plugins.
 
-    Raises SpecError, located at each layer whose type is still unknown, when some plugin could not
-    be used (it may be the one that declares it); without failures, the unknown types are left to
+    Raises SpecError when some plugin could not be used (it may be the one that declares a type still
+    unknown): one problem per such plugin, naming it and why, and one at each layer of an unknown type; without failures, the unknown types are left to
     the schema's "unknown layer type" message and its hints.
     """
     unknown = _unknown_types(data, target)
@@ -393,9 +397,11 @@ def find_kinds(data: Any, source: Any, target: KindRegistry = registry) -> None:
         return
     from .source import layer_label
 
-    why = "; ".join(str(failure) for failure in failures)
-    problems = [
-        PluginProblem(f"unknown layer type {quote(kind)}, and {why}", source.locate(path + ("type",)), layer_label(data, path)[1], failures[0].cause)
+    suspects = listing(dict.fromkeys(f"{failure.entry_point.partition(' = ')[0]} ({failure.package})" for failure in failures))
+    problems: list[Problem] = [PluginProblem(str(failure), Location(source.file), cause=failure.cause) for failure in failures]
+    problems += [
+        Problem(f"unknown layer type {quote(kind)}; a plugin that could not be used may declare it: {suspects}",
+                source.locate(path + ("type",)), layer_label(data, path)[1])
         for kind, paths in still.items()
         for path in paths
     ]

@@ -5,7 +5,7 @@ tests/plugins/ holds three small packages, each a directory with a hand-written 
 them as if pip had installed them:
 
 - demo: `cbam` (attention) and `pixel_shuffle`, the worked example of docs/custom-kinds.md;
-- broken: a plugin that fails to import and one that declares `conv`;
+- broken: a plugin that fails to import, one that declares `conv` and one whose object is not a kind;
 - faulty: kinds that load but whose rule raises, whose module disagrees with its rule, or whose builder raises.
 """
 
@@ -208,6 +208,7 @@ def test_a_plugin_that_fails_to_import_or_clashes_is_named_with_exit_1_and_no_tr
     assert f"{path}:5:" in result.output and "unknown layer type 'cbam'" in result.output
     assert "'missing = convspec_broken_kinds.missing:KINDS' of package convspec-broken-kinds 0.1.0 failed to load" in result.output
     assert "ModuleNotFoundError" in result.output and "declares conv, which convspec has already (built-in)" in result.output
+    assert "'model = convspec_broken_kinds:Conv' of package convspec-broken-kinds 0.1.0 declares no usable kind: a kind is declared as convspec.UserKind" in result.output
     assert "Traceback" not in result.output
     debug = CliRunner().invoke(cli, ["--debug", "check", str(path)])
     assert debug.exit_code == 1 and "Traceback" in debug.output and "convspec_not_installed_anywhere" in debug.output
@@ -221,7 +222,7 @@ def test_a_plugin_that_fails_to_import_or_clashes_is_named_with_exit_1_and_no_tr
 def test_a_broken_plugin_does_not_stop_a_spec_that_needs_none_of_it(plugins):
     plugins("broken", "demo")
     assert convspec.check(SR_SPEC).valid
-    assert [failure.package for failure in discover()] == ["convspec-broken-kinds 0.1.0"] * 2
+    assert [failure.package for failure in discover()] == ["convspec-broken-kinds 0.1.0"] * 3
 
 
 def test_a_rule_that_raises_is_a_located_fault_of_its_package(plugins, spec_file):
