@@ -384,9 +384,10 @@ def _unknown_types(data: Any, known: Iterable[str]) -> dict[str, list[tuple]]:
 def find_kinds(data: Any, source: Any, target: KindRegistry = registry) -> None:
     """Before a spec is validated: if it names types no registered kind has, read the installed plugins.
 
-    Raises SpecError when some plugin could not be used (it may be the one that declares a type still
-    unknown): one problem per such plugin, naming it and why, and one at each layer of an unknown type; without failures, the unknown types are left to
-    the schema's "unknown layer type" message and its hints.
+    Raises SpecError when some plugin could not be used (it may be the one that declares a type
+    still unknown): one problem per such plugin, naming it and why, and one at each layer of an
+    unknown type. Without failures, unknown types are left to the schema's "unknown layer type"
+    message and its hints.
     """
     unknown = _unknown_types(data, target)
     if not unknown:

@@ -99,11 +99,13 @@ def test_entry_points_are_read_only_when_a_spec_names_a_type_convspec_lacks(plug
 
 def test_a_spec_alone_reaches_no_code():
     """Without the plugin installed, its kind is an unknown type: a spec cannot name a module to import."""
+    before = set(sys.modules)
     problems = _problems(SR_SPEC)
     assert any("<string>:5:" in p and "unknown layer type 'cbam'" in p for p in problems), problems
     bad = SR_SPEC.replace("type: cbam", "type: 'convspec_demo_kinds.modules:build_cbam'")
-    assert any("unknown layer type" in p for p in _problems(bad))
-    assert "convspec_demo_kinds.modules" not in sys.modules or "cbam" not in registry
+    assert any("unknown layer type 'convspec_demo_kinds.modules:build_cbam'" in p for p in _problems(bad))
+    assert not [name for name in set(sys.modules) - before if name.startswith("convspec_demo")]
+    assert "cbam" not in registry
 
 
 def test_check_json_names_each_plugin_kinds_package(plugins, spec_file):
