@@ -362,9 +362,28 @@ def discover_or_fail(target: KindRegistry = registry) -> None:
 _LIST_KEYS = ("layers", "shortcut", "first")  # where layer lists hang in a spec (as `source.layer_label` reads them)
 
 
+def _names_unknown(data: Any, known: set[str]) -> bool:
+    """Whether some layer of `data` has a `type` outside `known`."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        for key in _LIST_KEYS:
+            items = node.get(key)
+            if isinstance(items, list):
+                for item in items:
+                    if isinstance(item, dict) and isinstance(item.get("type"), str) and item["type"] not in known:
+                        return True
+                    stack.append(item)
+    return False
+
+
 def _unknown_types(data: Any, known: Iterable[str]) -> dict[str, list[tuple]]:
     """The layer types of `data` that `known` lacks, with the paths of the layers naming each."""
     known = set(known)
+    if not _names_unknown(data, known):  # the common case, without building a path per layer
+        return {}
     found: dict[str, list[tuple]] = {}
     stack: list[tuple[Any, tuple]] = [(data, ())]
     while stack:
