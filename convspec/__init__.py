@@ -20,6 +20,8 @@ from .resolved import resolve
 from .schema import Spec, json_schema, load
 from .shapes import Report
 from .trace import check
+from .plugins import Figures, LayerError, UserKind, register_kind
+from .schema import LayerBase
 
 if TYPE_CHECKING:  # torch is imported only when a model is built
     from .builder import build
@@ -46,6 +48,11 @@ __all__ = [
     "BudgetError",
     "InputError",
     "ExportError",
+    "register_kind",
+    "UserKind",
+    "Figures",
+    "LayerError",
+    "LayerBase",
 ]
 
 _LAZY = {

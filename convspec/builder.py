@@ -13,7 +13,7 @@ same in any thread and leaves torch's global random state alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,10 +122,23 @@ def apply_init(tensor: torch.Tensor, init: Init | None, dims: int, generator: to
         raise ValueError(f"unknown initialiser {init.kind!r}")
 
 
+def _modules_outside(model: nn.Module, kept: list[nn.Module]) -> Iterator[nn.Module]:
+    """`model.modules()` (depth first, each once) without the subtrees of `kept`."""
+    skip, seen, stack = {id(m) for m in kept}, set(), [model]
+    while stack:
+        module = stack.pop()
+        if id(module) in skip or id(module) in seen:
+            continue
+        seen.add(id(module))
+        yield module
+        stack.extend(reversed([child for child in module.children()]))
+
+
 @torch.no_grad()
-def _default_init(model: nn.Module, generator: torch.Generator | None) -> None:
-    """Every module's own initialisation, as torch's `reset_parameters`, drawing from `generator`."""
-    for module in model.modules():
+def _default_init(model: nn.Module, generator: torch.Generator | None, kept: list[nn.Module] | None = None) -> None:
+    """Every module's own initialisation, as torch's `reset_parameters`, drawing from `generator`;
+    the subtrees in `kept` (user kinds' modules, which keep their own) are passed over."""
+    for module in _modules_outside(model, kept) if kept else model.modules():
         if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
             # nn.ConvNd / nn.Linear.reset_parameters, with the generator passed through
             nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
@@ -147,6 +160,9 @@ class BuildContext:
 
     dims: int
     inits: list[Callable[[torch.Generator | None], None]] = field(default_factory=list)
+    seed: int | None = None  # the build's seed: user kinds' modules are built from seeds derived from it
+    spec: Any = None  # the Spec, to locate a fault of a user kind's module
+    own_init: list[nn.Module] = field(default_factory=list)  # user kinds' modules: the default initialisation passes over them
 
     def nodes(self, reports: list[LayerReport]) -> list[tuple[str, nn.Module, list[str]]]:
         """(name, module, sources) for each layer of a list, as `Graph` takes them."""
@@ -318,7 +334,7 @@ def build_from_report(
     spec = report.spec
     memory_format = memory_format or spec.memory_format
     layout = {4: torch.channels_last, 5: torch.channels_last_3d}.get(spec.dims + 2) if memory_format == "channels_last" else None
-    ctx = BuildContext(spec.dims)
+    ctx = BuildContext(spec.dims, seed=seed, spec=spec)
     with torch.device("meta"):  # structure first; memory and values below, in one pass
         model = Network(ctx.nodes(report.layers), spec.output_names, layout)
     try:
@@ -329,7 +345,7 @@ def build_from_report(
         # over a raised --max-memory, or the machine changed since the estimate
         raise BudgetError(f"the machine could not allocate the network's weights ({first_line(err, 200)}); lower the sizes in the spec") from None
     generator = None if seed is None else torch.Generator().manual_seed(seed)
-    _default_init(model, generator)
+    _default_init(model, generator, ctx.own_init)
     for init in ctx.inits:
         init(generator)
     if layout is not None:

@@ -30,7 +30,12 @@ class _State:
 
 
 def _print_problems(problems: list[Problem]) -> None:
+    state = click.get_current_context(silent=True)
+    debug = state is not None and (found := state.find_object(_State)) is not None and found.debug
     for problem in problems:
+        cause = getattr(problem, "cause", None)  # a plugin's exception (`plugins.PluginProblem`)
+        if debug and cause is not None:
+            traceback.print_exception(cause)
         click.echo(str(problem), err=True)
     if len(problems) > 1:
         click.echo(f"{len(problems)} problems", err=True)

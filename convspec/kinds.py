@@ -257,6 +257,9 @@ class KindRegistry:
     """The layer kinds by name. `register` / `unregister` keep the schema's validators in step."""
 
     kinds: dict[str, Kind] = field(default_factory=dict)
+    # entry points of `convspec.kinds` read so far ("package: name = module:attr"): the kind names
+    # each registered, or why it could not be used (`plugins.discover`), so each is loaded once
+    plugins: dict[str, Any] = field(default_factory=dict)
 
     def __contains__(self, name: object) -> bool:
         return name in self.kinds
@@ -301,6 +304,19 @@ class KindRegistry:
             yield
         finally:
             self.unregister(*(kind.name for kind in kinds))
+
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[None]:
+        """Whatever a `with` block registers or discovers (entry points included) is forgotten after it (tests)."""
+        kinds, plugins = dict(self.kinds), dict(self.plugins)
+        try:
+            yield
+        finally:
+            added = [name for name in self.kinds if name not in kinds]
+            self.plugins.clear()
+            self.plugins.update(plugins)
+            if added:
+                self.unregister(*added)
 
     def _rebuild(self) -> None:
         S.rebuild_layer_models([kind.model for kind in self.kinds.values() if kind.child_lists])

@@ -9,7 +9,20 @@ from .shapes import LayerReport, Report
 
 
 def report_json(report: Report) -> dict:
-    return report.to_dict()
+    """The report as `check --format json` prints it; a layer of a kind from outside convspec says which `package` declared it."""
+    data = report.to_dict()
+    _add_packages(report.layers, data["layers"])
+    return data
+
+
+def _add_packages(layers: list[LayerReport], entries: list[dict]) -> None:
+    from .plugins import kind_package
+
+    for layer, entry in zip(layers, entries):
+        package = kind_package(layer.type)
+        if package is not None:
+            entry["package"] = package
+        _add_packages(layer.children, entry["children"])
 
 
 def _figures(values: tuple) -> str:

@@ -1225,6 +1225,9 @@ def parse_spec(
     if factors is not None:
         data, scaling = scale_data(data, factors)
         source.data = data
+    from .plugins import find_kinds  # lazily (it reads the kind registry): installed plugins, for types convspec lacks
+
+    find_kinds(data, source)
     problems: list[Problem] = list(expansion.problems)
     broken: set[tuple] = set(expansion.broken)
     wrong_keys: dict[tuple, set] = {path: {None} for path in broken}  # None: the layer as a whole
@@ -1369,7 +1372,14 @@ def _replace_layers(
 
 
 def json_schema() -> dict:
-    """The JSON Schema of the format, for editors (yaml-language-server) and validators."""
+    """The JSON Schema of the format, for editors (yaml-language-server) and validators.
+
+    Includes the registered kinds and those of installed plugins (entry points `convspec.kinds`);
+    raises `plugins.PluginError` naming a plugin that cannot be used.
+    """
+    from .plugins import discover_or_fail
+
+    discover_or_fail()
     schema = Spec.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "convspec spec"
