@@ -701,13 +701,19 @@ def rule_fixed(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def _separable_macs(geometry: ConvGeometry, in_shape: tuple) -> int:
-    """MACs of one 1-D pass per dim: pass d shrinks dim d to its output size and costs k_d per output."""
+    """MACs of one 1-D pass per dim: pass d shrinks dim d to its output size and costs k_d per output.
+
+    As `FixedConv` runs them: where the conv pads itself (`conv_padding`), each pass pads only
+    its own dim, so the dims after it are still unpadded; otherwise the input is padded first.
+    """
     if any(s is None for s in in_shape):
         return 0
-    sizes = [s + lo + hi for s, (lo, hi) in zip(in_shape[2:], geometry.padding)]
+    own = geometry.conv_padding
+    sizes = list(in_shape[2:]) if own is not None else [s + lo + hi for s, (lo, hi) in zip(in_shape[2:], geometry.padding)]
     macs = 0
     for axis, (k, s, d) in enumerate(zip(geometry.kernel_size, geometry.stride, geometry.dilation)):
-        sizes[axis] = conv_output_size(sizes[axis], k, s, d, (0, 0))
+        pad = (own[axis], own[axis]) if own is not None else (0, 0)
+        sizes[axis] = conv_output_size(sizes[axis], k, s, d, pad)
         macs += in_shape[0] * geometry.out_channels * math.prod(sizes) * k
     return macs
 
