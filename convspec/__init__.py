@@ -8,6 +8,7 @@ The public API:
     convspec.export_onnx(model, spec, "net.onnx")   # verified ONNX
     convspec.verify_onnx("net.onnx", spec)          # re-verify a file (one another tool changed, say)
     convspec.resolve("specs/yolo_backbone.yaml", scale="n")  # the final spec as YAML text
+    state, table = convspec.map_weights(spec, torchvision_state_dict)  # foreign weights onto the spec
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # torch is imported only when a model is built
     from .checkpoint import load_checkpoint, save_checkpoint
     from .export import export_onnx
     from .verify import verify_onnx
+    from .weights import map_weights
 
 __all__ = [
     "__version__",
@@ -37,6 +39,7 @@ __all__ = [
     "build",
     "export_onnx",
     "verify_onnx",
+    "map_weights",
     "save_checkpoint",
     "load_checkpoint",
     "json_schema",
@@ -57,7 +60,7 @@ __all__ = [
 
 _LAZY = {
     "build": "builder", "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "export_onnx": "export",
-    "verify_onnx": "verify",
+    "verify_onnx": "verify", "map_weights": "weights",
 }  # fmt: skip
 
 

@@ -217,6 +217,7 @@ def bench(
     seed: int = 0,
     report: Report | None = None,
     per_layer: bool = False,
+    weights: str | Path | None = None,
 ) -> BenchResult:
     """Latency of the built model in eager (NCHW, channels_last) and of its ONNX in onnxruntime.
 
@@ -228,6 +229,7 @@ def bench(
     `seconds` above 0 and at most 3600, `block_seconds` above 0 and at most 60, `seed` 0 to 2**64 - 1;
     else InputError, before any work. The largest batch's activations must fit the default memory
     budget (BudgetError).
+    `weights` (a state_dict, `.safetensors` file or checkpoint) replace the seeded initial weights.
     """
     from .builder import build_from_report, to_memory_format
 
@@ -238,6 +240,11 @@ def bench(
     number_argument("seconds", seconds, 0, MAX_SECONDS, above=True)
     number_argument("block_seconds", block_seconds, 0, 60, above=True)
     seed_argument(seed)
+    if weights is not None:
+        from .fileio import check_readable
+        from .limits import path_argument
+
+        check_readable(path_argument("weights", weights))
     report, input_shape = checked_report(spec, input_shape, report)
     parsed = report.spec
     threads = threads or torch.get_num_threads()
@@ -249,6 +256,10 @@ def bench(
     else:
         per_sample = check_spec(parsed, (1, *example[1:])).total_macs
     model = build_from_report(report, seed=seed, memory_format="contiguous").eval()  # the baseline: NCHW
+    if weights is not None:
+        from .checkpoint import load_weights_file
+
+        load_weights_file(model, weights)
     timings: list[EngineTiming] = []
     layers: list[LayerTiming] = []
     stopped: list[str] = []  # batches whose rounds met the deadline

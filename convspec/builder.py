@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,7 +34,8 @@ from .plans import (
     ActPlan, AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, FixedPlan, GlobalPoolPlan, InitPlan, JoinPlan,
     LinearPlan, NormPlan, PoolPlan, SeparablePlan, ShufflePlan, SplitPlan, UpsamplePlan,
 )  # fmt: skip
-from .limits import choice_argument, seed_argument
+from .fileio import check_readable
+from .limits import choice_argument, path_argument, seed_argument
 from .schema import MEMORY_FORMATS, Init
 from .shapes import LayerReport, Report
 from .trace import load_and_check
@@ -372,6 +374,7 @@ def build(
     memory_format: str | None = None,
     scale: str | None = None,
     overrides: Any = None,
+    weights: str | Path | None = None,
 ) -> nn.Module:
     """Check a spec (path, YAML text, dict or Spec) and build its nn.Module.
 
@@ -384,13 +387,22 @@ def build(
     weights are the same on every call and in every thread (a local generator; torch's global
     RNG is left as it was). `input_shape` is NCHW-like, (1, 3, 64, 64) or "1x3x64x64".
     InputError for an argument of the wrong type or range, before the spec is read.
+    `weights` (a state_dict `.pt`, a `.safetensors` file, e.g. from `convspec weights`, or a
+    checkpoint) are loaded into the model; InputError when a key is missing, unexpected or mis-shaped.
     """
     seed_argument(seed)
+    if weights is not None:
+        check_readable(path_argument("weights", weights))  # before the build, not after it
     if memory_format is not None:
         choice_argument("memory_format", memory_format, MEMORY_FORMATS)
     memory_budget(max_memory)
     report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=overrides)
-    return build_from_report(report, seed, max_memory, memory_format)
+    model = build_from_report(report, seed, max_memory, memory_format)
+    if weights is not None:
+        from .checkpoint import load_weights_file  # checkpoint imports this module
+
+        load_weights_file(model, weights)
+    return model
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -5,6 +5,7 @@
   loading never runs code from the file. A checkpoint is data: each entry is checked for
   its type, and the embedded spec is parsed as text, never opened as a path.
 - `load_weights_file`: a bare state_dict or a checkpoint, into a built model (`--weights`).
+- `read_safetensors` / `save_safetensors`: `.safetensors` files (tensors only, nothing to unpickle).
 - `load_weights`: `load_state_dict` with every missing, unexpected or mis-shaped key listed.
 
 Checkpoints of format 1 (before conv layers became containers) had a conv's weight at
@@ -157,15 +158,52 @@ def load_checkpoint(path: str | Path) -> nn.Module:
     return model
 
 
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
+def _safetensors() -> Any:
+    try:
+        import safetensors.torch
+    except ImportError:
+        raise InputError("reading or writing .safetensors needs the safetensors package: pip install 'convspec[weights]'") from None
+    return safetensors.torch
+
+
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a `.safetensors` file (a format that holds only tensors and string metadata: nothing runs)."""
+    path = check_readable(path_argument("path", path))
+    load_file = _safetensors().load_file
+    try:
+        return dict(load_file(str(path), device="cpu"))
+    except Exception as err:  # safetensors raises its own error types for a malformed header
+        raise InputError(f"{path}: not a readable .safetensors file ({type(err).__name__}: {first_line(err, 200)})") from None
+
+
+def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | Path, *, force: bool = False, metadata: dict[str, str] | None = None) -> Path:
+    """Write a state_dict as `.safetensors`, atomically (each tensor made contiguous: the format stores no strides)."""
+    path = check_writable(path_argument("path", path), flag_argument("force", force))
+    data = _safetensors().save({k: v.detach().contiguous() for k, v in state_dict.items()}, metadata=metadata)
+    return atomic_write(path, lambda f: f.write(data), force=force)
+
+
+def read_tensors_file(path: str | Path) -> Any:
+    """What a weights file holds: a `.safetensors` file's tensors, or a torch.save file's contents (weights_only=True)."""
+    path = path_argument("path", path)
+    if path.suffix.lower() == SAFETENSORS_SUFFIX:
+        return read_safetensors(path)
+    return _torch_load(
+        path,
+        "cannot load weights safely; give a state_dict of tensors saved with torch.save, a .safetensors file, "
+        "or a checkpoint from `convspec build -o`",
+    )
+
+
 def load_weights_file(model: nn.Module, path: str | Path) -> None:
-    """Load a bare state_dict or a `convspec build -o` checkpoint into `model` (weights_only: no objects unpickled)."""
+    """Load a bare state_dict, a `.safetensors` file or a `convspec build -o` checkpoint into `model` (no objects unpickled)."""
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, not {type(model).__name__}")
     path = path_argument("path", path)
-    payload = _torch_load(
-        path,
-        "cannot load weights safely; give a state_dict of tensors saved with torch.save, or a checkpoint from `convspec build -o`",
-    )
+    payload = read_tensors_file(path)
     if isinstance(payload, dict) and "state_dict" in payload and "format" in payload:
         payload = _checked(payload, path)["state_dict"]
     load_weights(model, payload, str(path))
@@ -252,5 +290,6 @@ def load_weights(model: nn.Module, state_dict: dict, origin: str) -> None:
 
 __all__ = [
     "CHECKPOINT_FORMAT", "check_state_dict", "embedded_spec", "load_checkpoint", "load_weights", "load_weights_file",
-    "read_checkpoint", "save_checkpoint", "spec_text", "translate_keys",
+    "read_checkpoint", "read_safetensors", "read_tensors_file", "save_checkpoint", "save_safetensors", "spec_text",
+    "translate_keys",
 ]  # fmt: skip

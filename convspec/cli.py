@@ -190,19 +190,22 @@ def check(
 @click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
 @click.option("--memory-format", type=click.Choice(["contiguous", "channels_last"]), help="Override the spec's memory_format.")
 @_spec_options
+@click.option("--weights", type=click.Path(dir_okay=False), help="Load these weights (a state_dict, .safetensors or checkpoint).")
 @_handles_errors
 def build(
     spec: str, output: str | None, seed: int | None, input_text: str | None, force: bool, max_memory: str | None,
-    memory_format: str | None, scale: str | None, overrides: tuple[str, ...],
+    memory_format: str | None, scale: str | None, overrides: tuple[str, ...], weights: str | None,
 ) -> None:
     """Check SPEC, build its nn.Module, print it with the summary."""
-    from .fileio import check_writable
+    from .fileio import check_readable, check_writable
     from .report_view import render_table
     from .trace import load_and_check
 
     input_shape, budget, seed = _input_shape(input_text), _max_memory(max_memory), _seed(seed)
     if output:
         check_writable(output, force, protect=spec)  # before any work: a destination that cannot be written
+    if weights:
+        check_readable(weights)
     report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
     report.raise_for_errors()
     parsed = report.spec
@@ -210,6 +213,10 @@ def build(
     from .checkpoint import save_checkpoint
 
     model = build_from_report(report, seed=seed, max_memory=budget, memory_format=memory_format)
+    if weights:
+        from .checkpoint import load_weights_file
+
+        load_weights_file(model, weights)
     path = None
     if output:  # saved before anything is printed, so a failed write prints only its error
         path = save_checkpoint(model, parsed, output, force=force, input_shape=input_shape)
@@ -351,10 +358,11 @@ def _batches(value: str) -> tuple[int, ...]:
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape (when the spec has no input.size).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_spec_options
+@click.option("--weights", type=click.Path(dir_okay=False), help="Time with these weights (a state_dict, .safetensors or checkpoint).")
 @_handles_errors
 def bench_command(
     spec: str, batch_text: str, threads: int | None, rounds: int, seconds: float, per_layer: bool, input_text: str | None,
-    fmt: str, scale: str | None, overrides: tuple[str, ...],
+    fmt: str, scale: str | None, overrides: tuple[str, ...], weights: str | None,
 ) -> None:
     """Latency of SPEC's model in PyTorch eager (NCHW, channels_last) and in onnxruntime, side by side."""
     from rich.console import Console
@@ -362,6 +370,10 @@ def bench_command(
     from .trace import load_and_check
 
     batches, input_shape = _batches(batch_text), _input_shape(input_text)
+    if weights:
+        from .fileio import check_readable
+
+        check_readable(weights)
     report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
     report.raise_for_errors()  # fail fast, before torch loads
     with Console(stderr=True).status("benchmarking...", spinner="dots"):
@@ -369,7 +381,7 @@ def bench_command(
 
         result = bench(
             spec, batches=batches, threads=threads, rounds=rounds, seconds=seconds, input_shape=input_shape, report=report,
-            per_layer=per_layer,
+            per_layer=per_layer, weights=weights,
         )  # fmt: skip
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -393,6 +405,55 @@ def resolve(spec: str, scale: str | None, overrides: tuple[str, ...]) -> None:
     from .resolved import resolve as resolved_text
 
     click.echo(resolved_text(spec, scale=scale, overrides=list(overrides)), nl=False)
+
+
+# ---------------------------------------------------------------- weights
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--from", "source", required=True, type=click.Path(dir_okay=False), metavar="SOURCE",
+              help="The state_dict to map: .pt / .pth (a state_dict or a checkpoint holding one) or .safetensors.")  # fmt: skip
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the mapped weights: .safetensors, or a convspec checkpoint (.pt).")  # fmt: skip
+@click.option("--partial", is_flag=True, help="Write what maps; spec tensors without a source keep their initial weights (--seed).")
+@click.option("--adapt-input-conv", is_flag=True, help="Fit the first conv to the spec's input channels (timm's rule: sum for 1, repeat and scale for more).")
+@click.option("--reset-classifier", is_flag=True, help="Keep the spec's initial classifier when its class count differs from the source's.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights kept by --partial / --reset-classifier.")
+@click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape (when the spec has no input.size).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option("--quiet", is_flag=True, help="Print the summary only, not the table.")
+@_handles_errors
+def weights(
+    spec: str, source: str, output: str, partial: bool, adapt_input_conv: bool, reset_classifier: bool, seed: int,
+    input_text: str | None, force: bool, quiet: bool,
+) -> None:
+    """Map a foreign state_dict (torchvision, timm, ...) onto SPEC's model by order and shapes, and write it.
+
+    Exit status 0 mapped, 1 tensors unmatched or ambiguous (without --partial), 2 usage or I/O.
+    """
+    from .fileio import check_readable, check_writable
+    from .trace import load_and_check
+
+    input_shape, seed = _input_shape(input_text), _seed(seed)
+    check_writable(output, force, protect=spec)
+    check_readable(source)
+    report = load_and_check(spec, input_shape, require_size=False)
+    report.raise_for_errors()
+    from .weights import map_weights, read_source, save_weights
+
+    state = read_source(source)
+    mapped, table = map_weights(
+        report.spec, state, partial=partial, adapt_input_conv=adapt_input_conv, reset_classifier=reset_classifier,
+        seed=seed, report=report, origin=source,
+    )
+    path = save_weights(mapped, report, output, force=force, metadata={"spec": report.spec.name or "", "source": source})
+    if not quiet:
+        for line in table.lines():
+            click.echo(line)
+    if not table.complete:
+        _print_problems(table.problems(source))
+    click.echo(f"mapped {table.mapped}/{len(table.rows)} tensors from {source}; wrote {path} ({report.total_params:,} parameters)")
 
 
 # ---------------------------------------------------------------- schema
