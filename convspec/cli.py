@@ -445,7 +445,7 @@ def weights(
     state = read_source(source)
     mapped, table = map_weights(
         report.spec, state, partial=partial, adapt_input_conv=adapt_input_conv, reset_classifier=reset_classifier,
-        seed=seed, report=report, origin=source,
+        seed=seed, report=report, origin=source, registration_order=not source.lower().endswith(".safetensors"),
     )
     path = save_weights(mapped, report, output, force=force, metadata={"spec": report.spec.name or "", "source": source})
     if not quiet:

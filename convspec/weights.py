@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,8 @@ class MappingTable:
     unmatched_target: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], str, tuple[int, ...]]] = field(default_factory=list)
     ambiguous: list[tuple[str, str]] = field(default_factory=list)
+    # the first position where the two sequences differ: (index, source key and shape, target key and shape)
+    first_difference: tuple[int, str | None, tuple[int, ...] | None, str | None, tuple[int, ...] | None] | None = None
 
     @property
     def complete(self) -> bool:
@@ -91,14 +94,16 @@ class MappingTable:
         """The mismatch as messages, the first one first (its keys and shapes named)."""
         where = Location(origin)
         found = []
+        if self.first_difference is not None:
+            index, src, src_shape, dst, dst_shape = self.first_difference
+            source_text = f"{src} {list(src_shape)}" if src is not None else "nothing (the source ends)"
+            target_text = f"the spec's {dst} {list(dst_shape)}" if dst is not None else "nothing (the spec ends)"
+            hint = _hint(src_shape, dst_shape) if src_shape is not None and dst_shape is not None else ""
+            found.append(Problem(f"first mismatch, tensor {index + 1} in order: {source_text} against {target_text}{hint}", where))
         if self.mismatched:
-            src, src_shape, dst, dst_shape = self.mismatched[0]
-            found.append(Problem(f"first mismatch: {src} {list(src_shape)} against the spec's {dst} {list(dst_shape)}"
-                                 f"{_hint(src_shape, dst_shape)}", where))  # fmt: skip
-            if len(self.mismatched) > 1:
-                rest = "; ".join(f"{s} {list(a)} vs {t} {list(b)}" for s, a, t, b in self.mismatched[1:6])
-                more = " ..." if len(self.mismatched) > 6 else ""
-                found.append(Problem(f"{len(self.mismatched) - 1} more pair(s) differ in shape: {rest}{more}", where))
+            rest = "; ".join(f"{s} {list(a)} vs {t} {list(b)}" for s, a, t, b in self.mismatched[:5])
+            more = " ..." if len(self.mismatched) > 5 else ""
+            found.append(Problem(f"{len(self.mismatched)} aligned pair(s) differ in shape: {rest}{more}", where))
         if self.ambiguous:
             listed = ", ".join(f"{s} ~ {t}" for s, t in self.ambiguous[:5])
             found.append(Problem(f"ambiguous: {len(self.ambiguous)} tensor(s) fit the spec by name and shape but not in order "
@@ -170,7 +175,10 @@ def source_state_dict(payload: Any, origin: str) -> dict[str, torch.Tensor]:
 
 
 def read_source(path: str | Path) -> dict[str, torch.Tensor]:
-    """A foreign state_dict from a `.safetensors` file or a `.pt` / `.pth` file (read with weights_only=True)."""
+    """A foreign state_dict from a `.safetensors` file or a `.pt` / `.pth` file (read with weights_only=True).
+
+    A `.safetensors` file keeps no registration order: map it with `registration_order=False`.
+    """
     from .checkpoint import read_tensors_file
 
     path = path_argument("path", path)
@@ -193,15 +201,78 @@ def _signature(key: str, tensor: torch.Tensor) -> tuple[str, tuple[int, ...]]:
     return key.rsplit(".", 1)[-1], tuple(tensor.shape)
 
 
+# a module's own tensors come first in its state_dict, parameters before buffers, in torch's modules' order
+LEAF_ORDER = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3, "num_batches_tracked": 4}
+SEARCH_STEPS = 200_000  # beyond this, the names' natural order is taken as it is
+
+
+def _natural(name: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def restore_order(keys: list[str], signatures: dict[str, tuple[str, tuple[int, ...]]], target: list[tuple[str, tuple[int, ...]]]) -> list[str]:
+    """`keys` in registration order, for a source that lost it (a `.safetensors` file lists its tensors by name).
+
+    The keys form a module tree; a module's own tensors come first (LEAF_ORDER), then its children
+    in some order. The children's order is searched depth first, in the names' natural order
+    (`layer1.2` before `layer1.10`), for the one whose tensors line up with the spec's sequence of
+    (name, shape); then, if none does, with the shapes' ranks only (another input or class count).
+    Children whose tensors are alike keep their natural order, as code registers `conv1` before
+    `conv2`. Without any fit (another architecture), the natural order is returned.
+    """
+    tree: dict = {"": [], "children": {}}
+    for key in keys:
+        node = tree
+        for part in key.split(".")[:-1]:
+            node = node["children"].setdefault(part, {"": [], "children": {}})
+        node[""].append(key)
+
+    def natural_order(node: dict) -> list[str]:
+        own = sorted(node[""], key=lambda k: (LEAF_ORDER.get(k.rsplit(".", 1)[-1], 9), k))
+        return own + [k for name in sorted(node["children"], key=_natural) for k in natural_order(node["children"][name])]
+
+    for fits in (lambda a, b: a == b, lambda a, b: a[0] == b[0] and len(a[1]) == len(b[1])):
+        steps = [0]
+
+        def place(node: dict, pos: int) -> list[str] | None:
+            own = sorted(node[""], key=lambda k: (LEAF_ORDER.get(k.rsplit(".", 1)[-1], 9), k))
+            if any(pos + i >= len(target) or not fits(signatures[k], target[pos + i]) for i, k in enumerate(own)):
+                return None
+            return place_children(sorted(node["children"], key=_natural), node, pos + len(own), own)
+
+        def place_children(names: list[str], node: dict, pos: int, done: list[str]) -> list[str] | None:
+            if not names:
+                return done
+            if pos >= len(target):  # the source goes on past the spec: the rest as named
+                return done + [k for n in names for k in natural_order(node["children"][n])]
+            for name in names:
+                steps[0] += 1
+                if steps[0] > SEARCH_STEPS:
+                    return None
+                placed = place(node["children"][name], pos)
+                if placed is not None:
+                    rest = place_children([n for n in names if n != name], node, pos + len(placed), done + placed)
+                    if rest is not None:
+                        return rest
+            return None
+
+        found = place(tree, 0)
+        if found is not None:
+            return found
+    return natural_order(tree)
+
+
 def adapt_conv_in_channels(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     """A conv weight (out, in, *kernel) for `in_channels` inputs, by timm's `adapt_input_conv` rule.
 
     1 channel: the sum over the input channels (a grey image as the sum of R, G and B). More:
     the input channels repeated and cut to `in_channels`, scaled by in / in_channels so the
     response to an input spread over every channel keeps its size. timm states it for 3 source
-    channels; the same rule holds for any. The dtype is kept (the sum is taken in float32).
+    channels; the same rule holds for any. The dtype is kept (half precision is summed in float32).
     """
-    dtype, weight = weight.dtype, weight.float()
+    dtype = weight.dtype
+    if dtype not in (torch.float32, torch.float64):
+        weight = weight.float()
     source = weight.shape[1]
     if in_channels == 1:
         adapted = weight.sum(dim=1, keepdim=True)
@@ -230,6 +301,7 @@ def map_weights(
     input_shape: Any = None,
     report: Report | None = None,
     origin: str = "state_dict",
+    registration_order: bool = True,
 ) -> tuple[dict[str, torch.Tensor], MappingTable]:
     """Map a foreign state_dict onto the spec's model by order and shapes: `(state_dict, table)`.
 
@@ -244,6 +316,8 @@ def map_weights(
     `seed`, and source tensors without a place are left out; both stay listed in the table.
     `adapt_input_conv` and `reset_classifier` are timm's options (see the module's doc); a
     source tensor converted from another floating dtype is cast to the spec's.
+    `registration_order=False` says the state_dict's order is not its model's (a `.safetensors`
+    file lists tensors by name): the order is then recovered from its module tree (`restore_order`).
     Raises SpecError for an invalid spec and InputError for a `state_dict` that is not a
     mapping of names to dense CPU tensors.
     """
@@ -257,8 +331,10 @@ def map_weights(
     report, _ = checked_report(spec, input_shape, report)
     target = spec_tensors(report)
     source_keys, target_keys = list(state_dict), list(target)
-    source_sigs = [_signature(k, state_dict[k]) for k in source_keys]
     target_sigs = [_signature(k, target[k]) for k in target_keys]
+    if not registration_order:
+        source_keys = restore_order(source_keys, {k: _signature(k, state_dict[k]) for k in source_keys}, target_sigs)
+    source_sigs = [_signature(k, state_dict[k]) for k in source_keys]
 
     table = MappingTable()
     chosen: dict[str, str] = {}  # target key -> source key
@@ -294,6 +370,16 @@ def map_weights(
                     table.mismatched.append((s_key, s_shape, t_key, t_shape))
             table.unmatched_source += [(source_keys[i], source_sigs[i][1]) for i in range(s0, s1) if i not in paired_s]
             table.unmatched_target += [(target_keys[i], target_sigs[i][1]) for i in range(t0, t1) if i not in paired_t]
+        resolved = adapted | reset  # differences the options took care of
+        index = next(
+            (i for i, (a, b) in enumerate(zip(source_sigs, target_sigs)) if a != b and target_keys[i] not in resolved),
+            min(len(source_sigs), len(target_sigs)),
+        )
+        table.first_difference = (
+            index,
+            *((source_keys[index], source_sigs[index][1]) if index < len(source_keys) else (None, None)),
+            *((target_keys[index], target_sigs[index][1]) if index < len(target_keys) else (None, None)),
+        )
         leftover = {}
         for key, shape in table.unmatched_target:
             leftover.setdefault((key.rsplit(".", 1)[-1], shape), []).append(key)
@@ -369,5 +455,5 @@ def save_weights(
 
 __all__ = [
     "MappedTensor", "MappingTable", "WeightsError", "adapt_conv_in_channels", "map_weights", "read_source",
-    "save_weights", "source_state_dict", "spec_tensors",
+    "restore_order", "save_weights", "source_state_dict", "spec_tensors",
 ]  # fmt: skip
