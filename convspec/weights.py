@@ -101,7 +101,7 @@ class MappingTable:
             hint = _hint(src_shape, dst_shape) if src_shape is not None and dst_shape is not None else ""
             found.append(Problem(f"first mismatch, tensor {index + 1} in order: {source_text} against {target_text}{hint}", where))
         if self.mismatched:
-            rest = "; ".join(f"{s} {list(a)} vs {t} {list(b)}" for s, a, t, b in self.mismatched[:5])
+            rest = "; ".join(f"{s} {list(a)} vs {t} {list(b)}{_hint(a, b)}" for s, a, t, b in self.mismatched[:5])
             more = " ..." if len(self.mismatched) > 5 else ""
             found.append(Problem(f"{len(self.mismatched)} aligned pair(s) differ in shape: {rest}{more}", where))
         if self.ambiguous:
