@@ -339,6 +339,40 @@ def section_dynamic(quick: bool) -> list[dict]:
     return rows
 
 
+def section_weights(quick: bool) -> list[dict]:
+    """`map_weights` of torchvision-keyed state_dicts (tests/torchvision_models.py) onto the bundled specs.
+
+    The baseline is `load_state_dict` of the same tensors under the spec's own keys, into an already
+    built model; `by_name` maps a state_dict sorted by key, as a .safetensors file gives it back.
+    """
+    sys.path.insert(0, str(ROOT / "tests"))
+    from torchvision_models import REFERENCES
+
+    from convspec.weights import map_weights
+
+    rows = []
+    for name in ("resnet34",) if quick else ("resnet34", "efficientnet_b0"):
+        source = REFERENCES[name]().state_dict()
+        by_name = dict(sorted(source.items()))
+        spec = convspec.load(spec_path(name))
+        mapped, _ = map_weights(spec, source)
+        model = convspec.build(spec, seed=0)
+        times = interleaved(
+            {
+                "load_state_dict": lambda: model.load_state_dict(mapped),
+                "map": lambda: map_weights(spec, source),
+                "by_name": lambda: map_weights(spec, by_name, registration_order=False),
+            },
+            rounds=3 if quick else 7,
+        )
+        rows.append({
+            "spec": name, "tensors": len(source), "load_state_dict_ms": round(times["load_state_dict"] * 1e3, 1),
+            "map_ms": round(times["map"] * 1e3, 1), "by_name_ms": round(times["by_name"] * 1e3, 1),
+            "map_ratio": round(times["map"] / times["load_state_dict"], 2),
+        })  # fmt: skip
+    return rows
+
+
 SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
     "checker": section_checker,
     "scaling": section_scaling,
@@ -349,6 +383,7 @@ SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
     "export": section_export,
     "export_vs_bare": section_export_vs_bare,
     "ort": section_ort,
+    "weights": section_weights,
 }
 
 
