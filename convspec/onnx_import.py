@@ -1,0 +1,683 @@
+"""ONNX files into specs: `convspec import MODEL.onnx -o SPEC.yaml [--weights OUT]`.
+
+The graph is read node by node, in its (topological) order, and each node becomes a layer or
+joins the one before it: a Conv and the BatchNormalization and activation that alone read its
+output become one `conv` layer with `norm` and `act`, as convspec writes them; an Add followed
+by its activation one `add` with `act`. Tensors read by more than the next layer are wired with
+`from`. Names come from the module paths the exporters leave (the weight's initializer name,
+torch's `name_scopes` metadata, TorchScript's `/layer1/conv1/Conv` node names), made valid
+layer names; else `<type>_<index>`. Shapes come from ONNX shape inference.
+
+The import is proved, not trusted: the spec is checked, its parameter count must equal the
+file's (the elements of the weights its layers read), and the model built from it with the
+imported weights must give onnxruntime's outputs on the original file, within the
+verification tolerance of `verify.py`. A file convspec exported carries its spec in its
+metadata (`convspec.spec`): that text is given back exactly.
+
+Operators: Conv (-> conv, pointwise, depthwise, group), ConvTranspose, BatchNormalization,
+Relu, Clip (relu6, hardtanh), Sigmoid (and Sigmoid-Mul: silu), Tanh, HardSwish, HardSigmoid,
+LeakyRelu, Gelu, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean /
+ReduceMax over the spatial axes, Add, Mul, Concat, Flatten, Reshape to (N, features), Gemm,
+MatMul (+ Add), Resize, Pad (into the next conv or pool), Identity, Dropout. Any other
+operator is refused, naming the node and its type (UnsupportedModelError, exit status 1).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .errors import ConvspecError, ExportError, InputError, Location, Problem
+from .schema import layer_name_problem
+
+SUPPORTED_OPS = (
+    "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Dropout", "Flatten",
+    "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "MatMul",
+    "MaxPool", "Mul", "Pad", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Sigmoid", "Tanh", "Add",
+)  # fmt: skip
+SIMPLE_ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish", "Gelu": "gelu"}
+CONV_TYPES = ("conv", "pointwise", "depthwise", "group", "transposed")
+
+
+class UnsupportedModelError(ConvspecError):
+    """The graph holds an operator (or a use of one) that no spec layer expresses (exit status 1)."""
+
+    exit_code = 1
+
+
+@dataclass
+class ImportedModel:
+    """A spec made from an ONNX file: its YAML text, its data, its weights (spec keys -> numpy arrays)."""
+
+    spec_text: str
+    spec_data: dict | None
+    weights: dict[str, np.ndarray] | None
+    file_params: int | None
+    embedded: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Out:
+    """What a tensor of the graph is to the spec: the layer that makes it (`input` for the graph's input)."""
+
+    layer: str
+    spec_layer: dict | None = None
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _flat(values: list[int]) -> int | list[int]:
+    return values[0] if len(set(values)) == 1 else list(values)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _module_path(node: onnx.NodeProto, weight_name: str | None) -> str | None:
+    """The module path a node came from, as exporters leave it, or None."""
+    if weight_name and not weight_name.startswith("onnx::") and "." in weight_name:
+        return weight_name.rsplit(".", 1)[0]
+    props = {p.key: p.value for p in node.metadata_props}
+    scopes = props.get("pkg.torch.onnx.name_scopes")
+    if scopes:
+        try:
+            names = [s for s in ast.literal_eval(scopes) if s]
+        except (ValueError, SyntaxError):
+            names = []
+        try:
+            hierarchy = ast.literal_eval(props.get("pkg.torch.onnx.class_hierarchy", "[]"))
+        except (ValueError, SyntaxError):
+            hierarchy = []
+        modules, op = names[:-1], names[-1] if names else ""
+        # the call of a torch.nn module (ReLU, MaxPool2d) is named after the module; a function inside one after both
+        if modules and len(hierarchy) >= 2 and str(hierarchy[-2]).startswith("torch.nn.modules."):
+            return modules[-1]
+        if modules:
+            return f"{modules[-1]}.{op}"
+        if op:
+            return op
+    if node.name.startswith("/"):  # TorchScript: /layer2/downsample/downsample.0/Conv
+        parts = [p for p in node.name.split("/") if p]
+        path: list[str] = []
+        previous = ""
+        for part in parts[:-1]:
+            path.append(part[len(previous) + 1:] if previous and part.startswith(previous + ".") else part)
+            previous = part
+        op = parts[-1] if parts else ""
+        if not path:
+            return op.lower() or None
+        return ".".join(path) if op == node.op_type else ".".join([*path, op.lower()])
+    return None
+
+
+class _Reader:
+    """One pass over the graph, building the layers, the wiring and the weights."""
+
+    def __init__(self, proto: onnx.ModelProto, origin: str):
+        self.origin = origin
+        self.graph = proto.graph
+        inferred = onnx.shape_inference.infer_shapes(proto)
+        self.shapes: dict[str, list[int | None]] = {}
+        for info in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+            dims = info.type.tensor_type.shape.dim
+            self.shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        self.constants: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
+        for node in self.graph.node:
+            if node.op_type == "Constant":
+                value = _attrs(node)
+                if "value" in value:
+                    self.constants[node.output[0]] = numpy_helper.to_array(value["value"])
+                elif "value_float" in value or "value_int" in value:
+                    self.constants[node.output[0]] = np.array(value.get("value_float", value.get("value_int")))
+        self.consumers = Counter(name for node in self.graph.node for name in node.input if name)
+        self.consumers.update(o.name for o in self.graph.output)
+        self.graph_outputs = {o.name for o in self.graph.output}
+        inputs = [i for i in self.graph.input if i.name not in self.constants]
+        if len(inputs) != 1:
+            raise UnsupportedModelError([Problem(f"a spec has one input; the graph has {len(inputs)} ({', '.join(i.name for i in inputs)})", Location(origin))])
+        self.input = inputs[0].name
+        self.values: dict[str, _Out] = {self.input: _Out("input")}
+        self.layers: list[dict] = []
+        self.weights: dict[str, np.ndarray] = {}
+        self.file_params = 0
+        self.names: set[str] = set()
+        self.pads: dict[str, tuple[str, list[int]]] = {}  # a Pad's output -> (its input, pads)
+        self.skip: set[str] = set()  # nodes folded into an earlier layer
+        self.last_output = self.input
+
+    # ---------------------------------------------------------------- helpers
+
+    def refuse(self, node: onnx.NodeProto, why: str) -> UnsupportedModelError:
+        label = node.name or node.output[0]
+        return UnsupportedModelError([Problem(f"node {label!r} ({node.op_type}): {why}", Location(self.origin))])
+
+    def const(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray | None:
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        name = node.input[index]
+        if name not in self.constants:
+            raise self.refuse(node, f"its {what} ({name}) must be a constant (an initializer) for a spec layer")
+        return self.constants[name]
+
+    def value(self, node: onnx.NodeProto, name: str) -> _Out:
+        if name in self.pads:
+            raise self.refuse(node, "reads a Pad's output; a Pad must feed a Conv or a pool, which takes its padding")
+        if name not in self.values:
+            raise self.refuse(node, f"reads {name!r}, which no supported node makes")
+        return self.values[name]
+
+    def name_for(self, node: onnx.NodeProto, kind: str, weight: str | None = None) -> str:
+        path = _module_path(node, weight)
+        candidate = re.sub(r"\W", "_", path.replace(".", "_")) if path else ""
+        if candidate and candidate[0].isdigit():
+            candidate = f"{kind}_{candidate}"
+        if not candidate or layer_name_problem(candidate) is not None or candidate in self.names:
+            base = candidate if candidate and layer_name_problem(candidate) is None else f"{kind}_{len(self.layers)}"
+            candidate, n = base, 2
+            while candidate in self.names or layer_name_problem(candidate) is not None:
+                candidate, n = f"{base}_{n}", n + 1
+        self.names.add(candidate)
+        return candidate
+
+    def add_layer(self, node: onnx.NodeProto, layer: dict, sources: list[str], output: str) -> dict:
+        """Append `layer`, wired from the graph tensors `sources`; its output tensor is `output`."""
+        froms = [self.values[s].layer for s in sources]
+        if len(froms) > 1:
+            layer["from"] = froms
+        elif froms and sources[0] != self.last_output:
+            layer["from"] = froms[0]
+        self.layers.append(layer)
+        self.values[output] = _Out(layer["name"], layer)
+        self.last_output = output
+        return layer
+
+    def fusable(self, name: str, types: tuple[str, ...], free: tuple[str, ...]) -> dict | None:
+        """The layer making `name`, if the next node may join it: read by that node alone, and the layer's `free` keys unset."""
+        out = self.values.get(name)
+        if out is None or out.spec_layer is None or out.spec_layer["type"] not in types:
+            return None
+        if self.consumers[name] != 1 or name in self.graph_outputs or name != self.last_output:
+            return None
+        if any(key in out.spec_layer for key in free):
+            return None
+        return out.spec_layer
+
+    def alias(self, output: str, source: str) -> None:
+        self.values[output] = self.values[source]
+        if self.last_output == source:
+            self.last_output = output
+
+    def channels(self, name: str) -> int | None:
+        shape = self.shapes.get(name)
+        return shape[1] if shape and len(shape) > 1 else None
+
+    def weight(self, key: str, array: np.ndarray, parameter: bool = True) -> None:
+        self.weights[key] = np.ascontiguousarray(array)
+        if parameter:
+            self.file_params += int(array.size)
+
+    # ---------------------------------------------------------------- the walk
+
+    def read(self) -> dict:
+        nodes = list(self.graph.node)
+        for index, node in enumerate(nodes):
+            if node.op_type == "Constant" or id(node) in self.skip:
+                continue
+            handler = getattr(self, f"op_{node.op_type}", None)
+            if handler is None:
+                raise self.refuse(node, f"the operator {node.op_type} has no spec layer; supported: {', '.join(SUPPORTED_OPS)}")
+            handler(node, nodes[index + 1:])
+        return self.spec()
+
+    def spec(self) -> dict:
+        shape = self.shapes.get(self.input) or []
+        data: dict[str, Any] = {"convspec": 1}
+        inputs: dict[str, Any] = {"channels": shape[1] if len(shape) > 1 else None}
+        spatial = shape[2:]
+        if spatial and all(isinstance(d, int) and d > 0 for d in spatial):
+            inputs["size"] = list(spatial)
+        data["input"] = inputs
+        data["layers"] = self.layers
+        outputs = []
+        for out in self.graph.output:
+            if out.name not in self.values or self.values[out.name].layer == "input":
+                raise UnsupportedModelError([Problem(f"the graph output {out.name!r} is not made by a layer", Location(self.origin))])
+            outputs.append(self.values[out.name].layer)
+        if outputs != [self.layers[-1]["name"]]:
+            data["outputs"] = outputs
+        return data
+
+    # ---------------------------------------------------------------- convolutions
+
+    def _padding(self, node: onnx.NodeProto, attrs: dict, dims: int, extra: list[int] | None) -> Any:
+        auto = _text(attrs.get("auto_pad", "NOTSET"))
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            if extra:
+                raise self.refuse(node, "a Pad before a conv with auto_pad")
+            return auto.lower()
+        pads = list(attrs.get("pads", [0] * (2 * dims))) if auto in ("NOTSET", "") else [0] * (2 * dims)
+        if extra:
+            pads = [a + b for a, b in zip(pads, extra)]
+        before, after = pads[:dims], pads[dims:]
+        if before == after:
+            return _flat(before)
+        return [[b, a] for b, a in zip(before, after)]
+
+    def _input_and_pad(self, node: onnx.NodeProto, dims: int) -> tuple[str, list[int] | None]:
+        source = node.input[0]
+        if source in self.pads:
+            source, pads = self.pads.pop(source)
+            return source, pads
+        return source, None
+
+    def op_Pad(self, node: onnx.NodeProto, rest: list) -> None:
+        attrs = _attrs(node)
+        mode = _text(attrs.get("mode", "constant"))
+        pads = self.const(node, 1, "pads")
+        value = self.const(node, 2, "constant value")
+        if mode != "constant" or (value is not None and float(np.asarray(value).reshape(-1)[0]) != 0.0) or len(node.input) > 3 and node.input[3]:
+            raise self.refuse(node, "only zero padding of the spatial dims goes into a spec (a conv's or pool's padding)")
+        pads = [int(p) for p in pads.reshape(-1)]
+        rank = len(pads) // 2
+        if any(pads[:2]) or any(pads[rank:rank + 2]) or min(pads) < 0:
+            raise self.refuse(node, "pads the batch or channel dims, or crops")
+        spatial = pads[2:rank] + pads[rank + 2:]
+        if self.consumers[node.output[0]] != 1:
+            raise self.refuse(node, "its output is read by several nodes; a Pad must feed one conv or pool")
+        self.value(node, node.input[0])
+        self.pads[node.output[0]] = (node.input[0], spatial)
+
+    def op_Conv(self, node: onnx.NodeProto, rest: list) -> None:
+        attrs = _attrs(node)
+        w = self.const(node, 1, "weight")
+        b = self.const(node, 2, "bias")
+        dims = w.ndim - 2
+        source, extra = self._input_and_pad(node, dims)
+        self.value(node, source)
+        in_channels = self.channels(source)
+        groups = int(attrs.get("group", 1))
+        kernel = [int(k) for k in w.shape[2:]]
+        out = int(w.shape[0])
+        name = self.name_for(node, "conv", node.input[1])
+        layer: dict[str, Any] = {"name": name}
+        if groups == 1:
+            point = all(k == 1 for k in kernel)
+            layer["type"] = "pointwise" if point else "conv"
+            layer["out_channels"] = out
+            if not point:
+                layer["kernel_size"] = _flat(kernel)
+        elif in_channels is not None and groups == in_channels and out % in_channels == 0:
+            layer["type"] = "depthwise"
+            layer["kernel_size"] = _flat(kernel)
+            if out != in_channels:
+                layer["multiplier"] = out // in_channels
+        else:
+            layer.update(type="group", out_channels=out, kernel_size=_flat(kernel), groups=groups)
+        strides = [int(s) for s in attrs.get("strides", [1] * dims)]
+        dilations = [int(d) for d in attrs.get("dilations", [1] * dims)]
+        padding = self._padding(node, attrs, dims, extra)
+        if any(s != 1 for s in strides):
+            layer["stride"] = _flat(strides)
+        if padding != 0:
+            if layer["type"] == "pointwise" and padding != 0:
+                layer["type"], layer["kernel_size"] = "conv", _flat(kernel)
+            layer["padding"] = padding
+        if any(d != 1 for d in dilations):
+            layer["dilation"] = _flat(dilations)
+        if b is None:
+            layer["bias"] = False
+        self.add_layer(node, layer, [source], node.output[0])
+        self.weight(f"{name}.conv.weight", w)
+        if b is not None:
+            self.weight(f"{name}.conv.bias", b)
+
+    def op_ConvTranspose(self, node: onnx.NodeProto, rest: list) -> None:
+        attrs = _attrs(node)
+        w = self.const(node, 1, "weight")
+        b = self.const(node, 2, "bias")
+        dims = w.ndim - 2
+        source = node.input[0]
+        self.value(node, source)
+        if "output_shape" in attrs or _text(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", ""):
+            raise self.refuse(node, "output_shape and auto_pad have no spec form; export with explicit pads")
+        groups = int(attrs.get("group", 1))
+        pads = [int(p) for p in attrs.get("pads", [0] * (2 * dims))]
+        if pads[:dims] != pads[dims:]:
+            raise self.refuse(node, "unequal pads on a transposed conv")
+        name = self.name_for(node, "transposed", node.input[1])
+        layer: dict[str, Any] = {"name": name, "type": "transposed", "out_channels": int(w.shape[1]) * groups,
+                                 "kernel_size": _flat([int(k) for k in w.shape[2:]])}  # fmt: skip
+        for key, attr, default in (("stride", "strides", 1), ("dilation", "dilations", 1), ("output_padding", "output_padding", 0)):
+            values = [int(v) for v in attrs.get(attr, [default] * dims)]
+            if any(v != default for v in values):
+                layer[key] = _flat(values)
+        if any(pads[:dims]):
+            layer["padding"] = _flat(pads[:dims])
+        if groups != 1:
+            layer["groups"] = groups
+        if b is None:
+            layer["bias"] = False
+        self.add_layer(node, layer, [source], node.output[0])
+        self.weight(f"{name}.conv.weight", w)
+        if b is not None:
+            self.weight(f"{name}.conv.bias", b)
+
+    def op_BatchNormalization(self, node: onnx.NodeProto, rest: list) -> None:
+        attrs = _attrs(node)
+        if len(node.output) > 1 and any(node.output[1:]):
+            raise self.refuse(node, "training-mode BatchNormalization (running statistics as outputs)")
+        scale, bias, mean, var = (self.const(node, i, what) for i, what in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
+        eps = float(attrs.get("epsilon", 1e-5))
+        momentum = round(1.0 - float(attrs.get("momentum", 0.9)), 6)  # ONNX keeps the old value's share; PyTorch the new one's
+        source = node.input[0]
+        self.value(node, source)
+        settings = {k: v for k, v in (("eps", eps), ("momentum", momentum)) if not math.isclose(v, {"eps": 1e-5, "momentum": 0.1}[k], rel_tol=1e-6)}
+        conv = self.fusable(source, CONV_TYPES, ("norm", "act"))
+        if conv is not None:
+            if conv.pop("bias", True) is True:  # a conv with norm has no bias unless asked
+                conv["bias"] = True
+            conv["norm"] = "batch"
+            conv.update(settings)
+            prefix = f"{conv['name']}.norm"
+            self.alias(node.output[0], source)
+        else:
+            name = self.name_for(node, "norm", node.input[1])
+            self.add_layer(node, {"name": name, "type": "norm", "kind": "batch", **settings}, [source], node.output[0])
+            prefix = name
+        self.weight(f"{prefix}.weight", scale)
+        self.weight(f"{prefix}.bias", bias)
+        self.weight(f"{prefix}.running_mean", mean, parameter=False)
+        self.weight(f"{prefix}.running_var", var, parameter=False)
+        self.weight(f"{prefix}.num_batches_tracked", np.array(0, dtype=np.int64), parameter=False)
+
+    # ---------------------------------------------------------------- activations
+
+    def _act(self, node: onnx.NodeProto, fn: str, extra: dict | None = None) -> None:
+        source = node.input[0]
+        self.value(node, source)
+        target = None if extra else self.fusable(source, (*CONV_TYPES, "add"), ("act",))
+        if target is not None:
+            target["act"] = fn
+            self.alias(node.output[0], source)
+            return
+        name = self.name_for(node, "act")
+        self.add_layer(node, {"name": name, "type": "act", "fn": fn, **(extra or {})}, [source], node.output[0])
+
+    def op_Relu(self, node: onnx.NodeProto, rest: list) -> None:
+        self._act(node, "relu")
+
+    def op_Tanh(self, node: onnx.NodeProto, rest: list) -> None:
+        self._act(node, "tanh")
+
+    def op_HardSwish(self, node: onnx.NodeProto, rest: list) -> None:
+        self._act(node, "hardswish")
+
+    def op_Gelu(self, node: onnx.NodeProto, rest: list) -> None:
+        if _text(_attrs(node).get("approximate", "none")) != "none":
+            raise self.refuse(node, "the tanh approximation of GELU")
+        self._act(node, "gelu")
+
+    def op_HardSigmoid(self, node: onnx.NodeProto, rest: list) -> None:
+        attrs = _attrs(node)
+        if not (math.isclose(attrs.get("alpha", 0.2), 1 / 6, rel_tol=1e-5) and math.isclose(attrs.get("beta", 0.5), 0.5)):
+            raise self.refuse(node, "HardSigmoid other than PyTorch's (alpha 1/6, beta 0.5)")
+        self._act(node, "hardsigmoid")
+
+    def op_LeakyRelu(self, node: onnx.NodeProto, rest: list) -> None:
+        slope = float(_attrs(node).get("alpha", 0.01))
+        self._act(node, "leaky_relu", None if math.isclose(slope, 0.01) else {"negative_slope": slope})
+
+    def op_Clip(self, node: onnx.NodeProto, rest: list) -> None:
+        attrs = _attrs(node)
+        low = self.const(node, 1, "minimum")
+        high = self.const(node, 2, "maximum")
+        low = float(low) if low is not None else attrs.get("min")
+        high = float(high) if high is not None else attrs.get("max")
+        if low == 0.0 and high == 6.0:
+            self._act(node, "relu6")
+        elif low == -1.0 and high == 1.0:
+            self._act(node, "hardtanh")
+        else:
+            raise self.refuse(node, f"Clip to [{low}, {high}]: only [0, 6] (relu6) and [-1, 1] (hardtanh) are activations")
+
+    def op_Sigmoid(self, node: onnx.NodeProto, rest: list) -> None:
+        # x * sigmoid(x), as exporters write SiLU
+        out = node.output[0]
+        follower = next((n for n in rest if out in n.input), None)
+        if (follower is not None and follower.op_type == "Mul" and self.consumers[out] == 1
+                and set(follower.input) == {out, node.input[0]}):  # fmt: skip
+            self.skip.add(id(follower))
+            fake = onnx.helper.make_node("Sigmoid", [node.input[0]], [follower.output[0]], name=node.name)
+            fake.metadata_props.extend(node.metadata_props)
+            self.consumers[node.input[0]] -= 1  # the Mul's read of x is the same activation
+            self._act(fake, "silu")
+            return
+        self._act(node, "sigmoid")
+
+    # ---------------------------------------------------------------- pools, reshapes
+
+    def _pool(self, node: onnx.NodeProto, op: str) -> None:
+        attrs = _attrs(node)
+        kernel = [int(k) for k in attrs["kernel_shape"]]
+        dims = len(kernel)
+        source, extra = self._input_and_pad(node, dims)
+        self.value(node, source)
+        if any(int(d) != 1 for d in attrs.get("dilations", [1] * dims)):
+            raise self.refuse(node, "a dilated pool")
+        padding = self._padding(node, attrs, dims, extra)
+        if isinstance(padding, (str, list)) and not (isinstance(padding, list) and all(isinstance(p, int) for p in padding)):
+            raise self.refuse(node, "unequal or input-dependent pool padding")
+        if op == "avg" and padding != 0 and not (attrs.get("count_include_pad", 0) or extra):
+            raise self.refuse(node, "an average pool that leaves its padding out of the count (count_include_pad=0)")
+        layer = {"name": self.name_for(node, "pool"), "type": "pool", "op": op, "kernel_size": _flat(kernel),
+                 "stride": _flat([int(s) for s in attrs.get("strides", [1] * dims)])}  # fmt: skip
+        if padding != 0:
+            layer["padding"] = padding
+        if attrs.get("ceil_mode", 0):
+            layer["ceil_mode"] = True
+        self.add_layer(node, layer, [source], node.output[0])
+
+    def op_MaxPool(self, node: onnx.NodeProto, rest: list) -> None:
+        if len(node.output) > 1 and node.output[1]:
+            raise self.refuse(node, "MaxPool's indices output")
+        self._pool(node, "max")
+
+    def op_AveragePool(self, node: onnx.NodeProto, rest: list) -> None:
+        self._pool(node, "avg")
+
+    def _global(self, node: onnx.NodeProto, op: str) -> None:
+        self.value(node, node.input[0])
+        self.add_layer(node, {"name": self.name_for(node, "global_pool"), "type": "global_pool", "op": op}, [node.input[0]], node.output[0])
+
+    def op_GlobalAveragePool(self, node: onnx.NodeProto, rest: list) -> None:
+        self._global(node, "avg")
+
+    def op_GlobalMaxPool(self, node: onnx.NodeProto, rest: list) -> None:
+        self._global(node, "max")
+
+    def _reduce(self, node: onnx.NodeProto, op: str) -> None:
+        attrs = _attrs(node)
+        axes = attrs.get("axes")
+        if axes is None and len(node.input) > 1:
+            axes = self.const(node, 1, "axes").reshape(-1).tolist()
+        rank = len(self.shapes.get(node.input[0]) or [])
+        spatial = set(range(2, rank))
+        if not axes or {a % rank for a in axes} != spatial or not attrs.get("keepdims", 1):
+            raise self.refuse(node, "a reduction other than over every spatial dim with keepdims (a global pool)")
+        self._global(node, op)
+
+    def op_ReduceMean(self, node: onnx.NodeProto, rest: list) -> None:
+        self._reduce(node, "avg")
+
+    def op_ReduceMax(self, node: onnx.NodeProto, rest: list) -> None:
+        self._reduce(node, "max")
+
+    def _flatten(self, node: onnx.NodeProto) -> None:
+        self.value(node, node.input[0])
+        self.add_layer(node, {"name": self.name_for(node, "flatten"), "type": "flatten"}, [node.input[0]], node.output[0])
+
+    def op_Flatten(self, node: onnx.NodeProto, rest: list) -> None:
+        if int(_attrs(node).get("axis", 1)) != 1:
+            raise self.refuse(node, "Flatten at an axis other than 1")
+        self._flatten(node)
+
+    def op_Reshape(self, node: onnx.NodeProto, rest: list) -> None:
+        before, after = self.shapes.get(node.input[0]), self.shapes.get(node.output[0])
+        if not before or not after or len(after) != 2 or None in before[1:] or after[1] != math.prod(before[1:]):
+            raise self.refuse(node, "a Reshape other than to (batch, features), which is a flatten")
+        self._flatten(node)
+
+    def op_Identity(self, node: onnx.NodeProto, rest: list) -> None:
+        self.value(node, node.input[0])
+        self.alias(node.output[0], node.input[0])
+
+    op_Dropout = op_Identity
+
+    # ---------------------------------------------------------------- linear
+
+    def _linear(self, node: onnx.NodeProto, source: str, weight: np.ndarray, bias: np.ndarray | None, output: str, weight_name: str) -> None:
+        self.value(node, source)
+        name = self.name_for(node, "linear", weight_name)
+        layer: dict[str, Any] = {"name": name, "type": "linear", "out_features": int(weight.shape[0])}
+        if bias is None:
+            layer["bias"] = False
+        self.add_layer(node, layer, [source], output)
+        self.weight(f"{name}.weight", weight)
+        if bias is not None:
+            self.weight(f"{name}.bias", bias.reshape(-1))
+
+    def op_Gemm(self, node: onnx.NodeProto, rest: list) -> None:
+        attrs = _attrs(node)
+        if attrs.get("transA", 0) or float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0:
+            raise self.refuse(node, "Gemm with transA, alpha or beta; a linear layer is x @ W.T + b")
+        w = self.const(node, 1, "weight")
+        w = w if attrs.get("transB", 0) else w.T
+        self._linear(node, node.input[0], w, self.const(node, 2, "bias"), node.output[0], node.input[1])
+
+    def op_MatMul(self, node: onnx.NodeProto, rest: list) -> None:
+        w = self.const(node, 1, "weight")
+        if w.ndim != 2:
+            raise self.refuse(node, "MatMul with a weight that is not a matrix")
+        out = node.output[0]
+        follower = next((n for n in rest if out in n.input), None)
+        bias = None
+        output = out
+        if follower is not None and follower.op_type == "Add" and self.consumers[out] == 1:
+            other = [i for i in follower.input if i != out]
+            if len(other) == 1 and other[0] in self.constants and self.constants[other[0]].size == w.shape[1]:
+                bias, output = self.constants[other[0]], follower.output[0]
+                self.skip.add(id(follower))
+        self._linear(node, node.input[0], np.ascontiguousarray(w.T), bias, output, node.input[1])
+
+    # ---------------------------------------------------------------- joins, resize
+
+    def _join(self, node: onnx.NodeProto, kind: str) -> None:
+        if any(name in self.constants for name in node.input):
+            raise self.refuse(node, f"{node.op_type} with a constant; a spec's `{kind}` joins layers' outputs")
+        for name in node.input:
+            self.value(node, name)
+        layer = {"name": self.name_for(node, kind), "type": kind}
+        self.add_layer(node, layer, list(node.input), node.output[0])
+
+    def op_Add(self, node: onnx.NodeProto, rest: list) -> None:
+        self._join(node, "add")
+
+    def op_Mul(self, node: onnx.NodeProto, rest: list) -> None:
+        self._join(node, "mul")
+
+    def op_Concat(self, node: onnx.NodeProto, rest: list) -> None:
+        rank = len(self.shapes.get(node.output[0]) or [])
+        if int(_attrs(node).get("axis", 1)) % max(rank, 1) != 1:
+            raise self.refuse(node, "Concat along an axis other than the channels")
+        self._join(node, "concat")
+
+    def op_Resize(self, node: onnx.NodeProto, rest: list) -> None:
+        attrs = _attrs(node)
+        mode = _text(attrs.get("mode", "nearest"))
+        transform = _text(attrs.get("coordinate_transformation_mode", "half_pixel"))
+        source = node.input[0]
+        self.value(node, source)
+        before, after = self.shapes.get(source) or [], self.shapes.get(node.output[0]) or []
+        dims = len(before) - 2
+        layer: dict[str, Any] = {"name": self.name_for(node, "upsample"), "type": "upsample"}
+        if mode == "nearest":
+            if transform != "asymmetric" or _text(attrs.get("nearest_mode", "round_prefer_floor")) != "floor":
+                raise self.refuse(node, "nearest Resize other than PyTorch's (asymmetric, floor)")
+            layer["mode"] = "nearest"
+        elif mode == "linear" and dims in (1, 2, 3):
+            if transform not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+                raise self.refuse(node, f"linear Resize with coordinate_transformation_mode {transform}")
+            layer["mode"] = {1: "linear", 2: "bilinear", 3: "trilinear"}[dims]
+            if transform == "align_corners":
+                layer["align_corners"] = True
+        else:
+            raise self.refuse(node, f"Resize mode {mode}")
+        scales = self.constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if scales is not None and scales.size:
+            factors = [float(s) for s in scales.reshape(-1)[2:]]
+            layer["scale"] = _flat([int(f) if f.is_integer() else f for f in factors])
+        elif len(after) == len(before) and None not in after[2:]:
+            layer["size"] = _flat([int(d) for d in after[2:]])
+        else:
+            raise self.refuse(node, "Resize without constant scales or a known output size")
+        self.add_layer(node, layer, [source], node.output[0])
+
+
+def read_onnx_file(path: str | Path) -> onnx.ModelProto:
+    """The ModelProto of `path` (InputError for a missing or unreadable file)."""
+    from .verify import _read_model
+
+    return _read_model(Path(path))
+
+
+def embedded_spec_text(proto: onnx.ModelProto) -> str | None:
+    """The spec a convspec export stored in the file's metadata (`convspec.spec`), if any."""
+    return next((p.value for p in proto.metadata_props if p.key == "convspec.spec"), None)
+
+
+def graph_to_spec(proto: onnx.ModelProto, origin: str, name: str | None = None) -> ImportedModel:
+    """The graph as spec data and weights (no verification: see `import_onnx`). UnsupportedModelError for an unknown operator."""
+    reader = _Reader(proto, origin)
+    data = reader.read()
+    if name and layer_name_problem(name) is None:
+        data = {"convspec": 1, "name": name, **{k: v for k, v in data.items() if k != "convspec"}}
+    return ImportedModel(spec_to_yaml(data, origin), data, reader.weights, reader.file_params)
+
+
+def spec_to_yaml(data: dict, origin: str) -> str:
+    """Spec data as YAML: one flow-style line per layer, as the bundled specs are written."""
+    import yaml
+
+    def flow(value: Any) -> str:
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6).strip()
+
+    lines = [f"# imported from {Path(origin).name} by convspec import", f"convspec: {data.get('convspec', 1)}"]
+    if data.get("name"):
+        lines.append(f"name: {data['name']}")
+    lines.append(f"input: {flow(data['input'])}")
+    lines.append("layers:")
+    lines += [f"  - {flow(layer)}" for layer in data["layers"]]
+    if "outputs" in data:
+        lines.append(f"outputs: {flow(data['outputs'])}")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "ImportedModel", "SUPPORTED_OPS", "UnsupportedModelError", "embedded_spec_text", "graph_to_spec", "read_onnx_file",
+    "spec_to_yaml",
+]  # fmt: skip
+
+_ = (ExportError, InputError)
