@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # torch is imported only when a model is built
     from .checkpoint import load_checkpoint, save_checkpoint
     from .export import export_onnx
     from .verify import verify_onnx
+    from .importer import import_onnx
     from .weights import map_weights
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "export_onnx",
     "verify_onnx",
     "map_weights",
+    "import_onnx",
     "save_checkpoint",
     "load_checkpoint",
     "json_schema",
@@ -60,7 +62,7 @@ __all__ = [
 
 _LAZY = {
     "build": "builder", "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "export_onnx": "export",
-    "verify_onnx": "verify", "map_weights": "weights",
+    "verify_onnx": "verify", "map_weights": "weights", "import_onnx": "importer",
 }  # fmt: skip
 
 

@@ -456,6 +456,47 @@ def weights(
     click.echo(f"mapped {table.mapped}/{len(table.rows)} tensors from {source}; wrote {path} ({report.total_params:,} parameters)")
 
 
+# ---------------------------------------------------------------- import
+
+
+@cli.command(name="import")
+@click.argument("model_file", metavar="MODEL.onnx", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The spec to write (YAML).")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Also write the weights: .safetensors, or a convspec checkpoint (.pt).")
+@click.option("--from-graph", is_flag=True, help="Import the graph even when the file embeds a convspec spec.")
+@click.option("--force", is_flag=True, help="Replace existing output files.")
+@_handles_errors
+def import_command(model_file: str, output: str, weights: str | None, from_graph: bool, force: bool) -> None:
+    """Turn MODEL.onnx into a spec (and its weights), proved against onnxruntime on the file.
+
+    Exit status 0 imported, 1 an operator no spec layer expresses (or outputs that differ), 2 usage or I/O.
+    """
+    from rich.console import Console
+
+    from .fileio import check_readable, check_writable
+
+    check_writable(output, force, protect=model_file)
+    if weights:
+        check_writable(weights, force, protect=model_file)
+        if weights == output:
+            raise click.UsageError("-o and --weights must be different files")
+    check_readable(model_file)
+    with Console(stderr=True).status("importing...", spinner="dots"):
+        from .importer import import_onnx, save_import
+
+        result = import_onnx(model_file, from_graph=from_graph)
+        written = save_import(result, output, weights, force=force)
+    from .verify import ATOL, RTOL, summarize
+
+    layers = sum(1 for line in result.spec_text.splitlines() if line.startswith("  - "))
+    origin = "its embedded spec" if result.embedded else f"{layers} layers"
+    click.echo(f"read {model_file}: {origin}, {result.params:,} parameters")
+    for note in result.notes:
+        click.echo(note)
+    click.echo(f"verify {summarize(result.checks, RTOL, ATOL)}")
+    click.echo(f"wrote {', '.join(map(str, written))}")
+
+
 # ---------------------------------------------------------------- schema
 
 
