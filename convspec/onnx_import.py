@@ -225,7 +225,7 @@ class _Reader:
         return shape[1] if shape and len(shape) > 1 else None
 
     def weight(self, key: str, array: np.ndarray, parameter: bool = True) -> None:
-        self.weights[key] = np.ascontiguousarray(array)
+        self.weights[key] = np.array(array, order="C")  # a copy, C-ordered; 0-d stays 0-d (ascontiguousarray makes it 1-d)
         if parameter:
             self.file_params += int(array.size)
 
@@ -541,6 +541,9 @@ class _Reader:
         self._flatten(node)
 
     def op_Identity(self, node: onnx.NodeProto, rest: list) -> None:
+        if node.input[0] in self.constants:  # TorchScript copies a shared initializer this way
+            self.constants[node.output[0]] = self.constants[node.input[0]]
+            return
         self.value(node, node.input[0])
         self.alias(node.output[0], node.input[0])
 
