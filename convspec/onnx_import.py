@@ -256,6 +256,9 @@ class _Reader:
             if out.name not in self.values or self.values[out.name].layer == "input":
                 raise UnsupportedModelError([Problem(f"the graph output {out.name!r} is not made by a layer", Location(self.origin))])
             outputs.append(self.values[out.name].layer)
+        group_residuals(self.layers, self.weights, outputs)
+        names = {self.layers[-1]["name"]: self.layers[-1]["name"]}
+        outputs = [names.get(o, o) for o in outputs]
         if outputs != [self.layers[-1]["name"]]:
             data["outputs"] = outputs
         return data
@@ -684,3 +687,120 @@ __all__ = [
 ]  # fmt: skip
 
 _ = (ExportError, InputError)
+
+
+# ---------------------------------------------------------------- residual blocks
+
+
+def _inputs(layers: list[dict], index: int) -> list[str]:
+    """The names a flat layer reads (`input` for the list's input)."""
+    source = layers[index].get("from")
+    if source is None:
+        return [layers[index - 1]["name"] if index else "input"]
+    return list(source) if isinstance(source, list) else [source]
+
+
+def _chain(name: str, readers: Counter, position: dict[str, int], layers: list[dict]) -> tuple[list[int], str]:
+    """Walk back from `name` through single-input layers read only once: (their indices, first to last; the tensor they start from)."""
+    chain: list[int] = []
+    while name != "input" and readers[name] == 1 and layers[position[name]]["type"] not in ("add", "mul", "concat"):
+        index = position[name]
+        sources = _inputs(layers, index)
+        if len(sources) != 1:
+            return [], ""
+        chain.insert(0, index)
+        name = sources[0]
+    return chain, name
+
+
+def _strip(names: list[str]) -> tuple[str, list[str]] | None:
+    """The module-path prefix the names share ("layer1_"), and the names without it, when that leaves valid distinct names."""
+    if not names:
+        return None
+    prefix = names[0]
+    for n in names[1:]:
+        while not n.startswith(prefix):
+            prefix = prefix[:-1]
+    prefix = prefix[: prefix.rfind("_") + 1] if "_" in prefix else ""
+    while prefix:  # the longest prefix that leaves valid names ("features_1_" where "features_1_conv_" leaves "0_0")
+        short = [n[len(prefix):] for n in names]
+        if len(set(short)) == len(short) and not any(layer_name_problem(n) for n in short):
+            return prefix, short
+        prefix = prefix[: prefix[:-1].rfind("_") + 1]
+    return None
+
+
+def group_residuals(layers: list[dict], weights: dict[str, np.ndarray], outputs: list[str]) -> list[dict]:
+    """Every `add` of two branches from one tensor, with nothing else between, made a `residual` (weights renamed to match).
+
+    The longer branch becomes `layers`, the other `shortcut` (none for an identity); the add's
+    activation becomes the residual's `act`. Repeated until no add fits, so blocks in blocks group too.
+    """
+    changed = True
+    while changed:
+        changed = False
+        position = {layer["name"]: i for i, layer in enumerate(layers)}
+        readers = Counter(name for i in range(len(layers)) for name in _inputs(layers, i))
+        readers.update(outputs)
+        for i, add in enumerate(layers):
+            if add["type"] != "add" or len(_inputs(layers, i)) != 2:
+                continue
+            a, b = _inputs(layers, i)
+            chain_a, start_a = _chain(a, readers, position, layers)
+            chain_b, start_b = _chain(b, readers, position, layers)
+            if not chain_a and not chain_b:
+                continue
+            # an identity shortcut: one input is where the other branch starts
+            if not chain_b and b == start_a:
+                start_b = b
+            if not chain_a and a == start_b:
+                start_a = a
+            if start_a != start_b or not start_a:
+                continue
+            block = sorted(chain_a + chain_b)
+            first = position[start_a] + 1 if start_a != "input" else 0
+            if block != list(range(first, i)):
+                continue
+            main, shortcut = (chain_a, chain_b) if len(chain_a) >= len(chain_b) else (chain_b, chain_a)
+            layers[:] = _regrouped(layers, weights, add, main, shortcut, start_a, first, i)
+            changed = True
+            break
+    return layers
+
+
+def _regrouped(layers, weights, add, main, shortcut, entry, first, index) -> list[dict]:
+    inner = [layers[k] for k in main] + [layers[k] for k in shortcut]
+    stripped = _strip([layer["name"] for layer in inner])
+    name = add["name"]
+    renames = {layer["name"]: layer["name"] for layer in inner}
+    if stripped is not None:
+        prefix, short = stripped
+        candidate = prefix[:-1]
+        if candidate and layer_name_problem(candidate) is None and candidate not in {l["name"] for l in layers if l is not add}:
+            name = candidate
+        renames = {layer["name"]: s for layer, s in zip(inner, short)}
+    residual: dict[str, Any] = {"name": name, "type": "residual"}
+    if first and entry != layers[first - 1]["name"]:
+        residual["from"] = entry
+    body = []
+    for k in main:
+        body.append({**{key: v for key, v in layers[k].items() if key != "from"}, "name": renames[layers[k]["name"]]})
+    residual["layers"] = body
+    if shortcut:
+        residual["shortcut"] = [{**{key: v for key, v in layers[k].items() if key != "from"}, "name": renames[layers[k]["name"]]} for k in shortcut]
+    if "act" in add:
+        residual["act"] = add["act"]
+    # state_dict keys follow the scopes: NAME.<layer>.* and NAME.shortcut.<layer>.*
+    for group, scope in ((main, name), (shortcut, f"{name}.shortcut")):
+        for k in group:
+            old = layers[k]["name"]
+            for key in [key for key in weights if key.startswith(old + ".")]:
+                weights[f"{scope}.{renames[old]}{key[len(old):]}"] = weights.pop(key)
+    followers = layers[index + 1:]
+    for layer in followers:  # later layers read the add by its name; the residual may have taken another
+        source = layer.get("from")
+        if source == add["name"]:
+            layer["from"] = name
+        elif isinstance(source, list):
+            layer["from"] = [name if s == add["name"] else s for s in source]
+    return layers[:first] + [residual] + followers

@@ -69,13 +69,19 @@ def _folded(module: torch.nn.Module) -> int:
 def test_layer_kinds_wiring_and_names(exported):
     resnet = yaml.safe_load(import_onnx(exported["resnet", False][0]).spec_text)
     layers = {layer["name"]: layer for layer in resnet["layers"]}
+    assert list(layers) == ["conv1", "maxpool", "layer1", "layer2", "avgpool", "flatten", "fc"]
     assert layers["conv1"] == {"name": "conv1", "type": "conv", "out_channels": 16, "kernel_size": 3, "padding": 1, "act": "relu"}
-    assert layers["layer2_downsample_0"]["type"] == "pointwise" and layers["layer2_downsample_0"]["from"] == "layer1"
-    assert layers["layer2"] == {"name": "layer2", "type": "add", "from": ["layer2_conv2", "layer2_downsample_0"], "act": "relu"}
+    block = layers["layer2"]  # the BasicBlock with its downsample, as a residual
+    assert block["type"] == "residual" and block["act"] == "relu"
+    assert [layer["name"] for layer in block["layers"]] == ["conv1", "conv2"]
+    assert block["shortcut"] == [{"name": "downsample_0", "type": "pointwise", "out_channels": 32, "stride": 2}]
+    assert layers["layer1"]["type"] == "residual" and "shortcut" not in layers["layer1"]  # identity shortcut
     mobilenet = yaml.safe_load(import_onnx(exported["mobilenet", True][0]).spec_text)
     kinds = [layer["type"] for layer in mobilenet["layers"]]
-    assert "depthwise" in kinds and kinds[-3:] == ["global_pool", "flatten", "linear"]
-    assert {layer.get("act") for layer in mobilenet["layers"]} >= {"relu6"}
+    assert kinds.count("residual") == 2 and kinds[-3:] == ["global_pool", "flatten", "linear"]
+    first = next(layer for layer in mobilenet["layers"] if layer["type"] == "residual")
+    assert first["name"] == "features_1" and [layer["type"] for layer in first["layers"]] == ["depthwise", "pointwise"]
+    assert first["layers"][0]["act"] == "relu6"
     unet = yaml.safe_load(import_onnx(exported["unet", True][0]).spec_text)
     assert [layer["type"] for layer in unet["layers"]].count("concat") == 1
     assert any(layer["type"] == "transposed" and layer["stride"] == 2 for layer in unet["layers"])
