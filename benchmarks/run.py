@@ -373,6 +373,47 @@ def section_weights(quick: bool) -> list[dict]:
     return rows
 
 
+def section_import(quick: bool) -> list[dict]:
+    """`import_onnx` (read, spec, check, build, onnxruntime parity) of torchvision-structured networks exported by torch.
+
+    The baseline is what any use of the file costs: `onnx.load`, an onnxruntime session and one
+    run at the same input, on the same file.
+    """
+    import warnings
+
+    import numpy as np
+    import onnx
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from torchvision_models import REFERENCES
+
+    from convspec.importer import import_onnx
+    from convspec.verify import ort_session
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in ("resnet34",) if quick else ("resnet34", "efficientnet_b0"):
+            path = Path(folder) / f"{name}.onnx"
+            model = REFERENCES[name]().eval()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(path), dynamo=False, opset_version=17)
+            x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
+
+            def baseline(path=path, x=x):
+                onnx.load(str(path))
+                session = ort_session(path)
+                session.run(None, {session.get_inputs()[0].name: x})
+
+            times = interleaved({"load_and_run": baseline, "import": lambda path=path: import_onnx(path)}, rounds=3 if quick else 5)
+            rows.append({
+                "model": name, "params": sum(p.numel() for p in model.parameters()), "mb": round(path.stat().st_size / 2**20, 1),
+                "load_and_run_s": round(times["load_and_run"], 2), "import_s": round(times["import"], 2),
+                "ratio": round(times["import"] / times["load_and_run"], 2),
+            })  # fmt: skip
+    return rows
+
+
 SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
     "checker": section_checker,
     "scaling": section_scaling,
@@ -384,6 +425,7 @@ SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
     "export_vs_bare": section_export_vs_bare,
     "ort": section_ort,
     "weights": section_weights,
+    "import": section_import,
 }
 
 
