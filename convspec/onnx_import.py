@@ -14,7 +14,9 @@ imported weights must give onnxruntime's outputs on the original file, within th
 verification tolerance of `verify.py`. A file convspec exported carries its spec in its
 metadata (`convspec.spec`): that text is given back exactly.
 
-Operators: Conv (-> conv, pointwise, depthwise, group), ConvTranspose, BatchNormalization,
+A graph that computes shapes at run time (TorchScript writes a ZeroPad2d's padding as Shape,
+ConstantOfShape, Concat, ... nodes) is read again after onnxslim folds those constants, when
+onnxslim is installed. Operators: Conv (-> conv, pointwise, depthwise, group), ConvTranspose, BatchNormalization,
 Relu, Clip (relu6, hardtanh), Sigmoid (and Sigmoid-Mul: silu), Tanh, HardSwish, HardSigmoid,
 LeakyRelu, Gelu, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean /
 ReduceMax over the spatial axes, Add, Mul, Concat, Flatten, Reshape to (N, features), Gemm,
@@ -36,7 +38,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .errors import ConvspecError, ExportError, InputError, Location, Problem
+from .errors import ConvspecError, Location, Problem
+from .onnx_blocks import group_residuals
 from .schema import layer_name_problem
 
 SUPPORTED_OPS = (
@@ -75,7 +78,13 @@ class _Out:
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    # float attributes are float32: the shortest decimal that is the same float32 (0.2, not 0.20000000298023224)
+    return {a.name: _short(onnx.helper.get_attribute_value(a)) if a.type == onnx.AttributeProto.FLOAT else onnx.helper.get_attribute_value(a)
+            for a in node.attribute}  # fmt: skip
+
+
+def _short(value: float) -> float:
+    return float(str(np.float32(value)))
 
 
 def _flat(values: list[int]) -> int | list[int]:
@@ -649,6 +658,21 @@ def read_onnx_file(path: str | Path) -> onnx.ModelProto:
     return _read_model(Path(path))
 
 
+def _folded(proto: onnx.ModelProto) -> onnx.ModelProto | None:
+    """The graph with its constant subgraphs folded by onnxslim (when installed and it changes anything), else None."""
+    try:
+        import onnxslim
+    except ImportError:
+        return None
+    try:
+        folded = onnxslim.slim(onnx.ModelProto.FromString(proto.SerializeToString()), no_shape_infer=False)
+    except Exception:  # onnxslim refusing a graph leaves the first reading's refusal to stand
+        return None
+    if folded is None or len(folded.graph.node) == len(proto.graph.node):
+        return None
+    return folded
+
+
 def embedded_spec_text(proto: onnx.ModelProto) -> str | None:
     """The spec a convspec export stored in the file's metadata (`convspec.spec`), if any."""
     return next((p.value for p in proto.metadata_props if p.key == "convspec.spec"), None)
@@ -656,8 +680,15 @@ def embedded_spec_text(proto: onnx.ModelProto) -> str | None:
 
 def graph_to_spec(proto: onnx.ModelProto, origin: str, name: str | None = None) -> ImportedModel:
     """The graph as spec data and weights (no verification: see `import_onnx`). UnsupportedModelError for an unknown operator."""
-    reader = _Reader(proto, origin)
-    data = reader.read()
+    try:
+        reader = _Reader(proto, origin)
+        data = reader.read()
+    except UnsupportedModelError:
+        folded = _folded(proto)  # shapes computed in the graph (TorchScript's padding) folded to constants
+        if folded is None:
+            raise
+        reader = _Reader(folded, origin)
+        data = reader.read()
     if name and layer_name_problem(name) is None:
         data = {"convspec": 1, "name": name, **{k: v for k, v in data.items() if k != "convspec"}}
     return ImportedModel(spec_to_yaml(data, origin), data, reader.weights, reader.file_params)
@@ -686,121 +717,3 @@ __all__ = [
     "spec_to_yaml",
 ]  # fmt: skip
 
-_ = (ExportError, InputError)
-
-
-# ---------------------------------------------------------------- residual blocks
-
-
-def _inputs(layers: list[dict], index: int) -> list[str]:
-    """The names a flat layer reads (`input` for the list's input)."""
-    source = layers[index].get("from")
-    if source is None:
-        return [layers[index - 1]["name"] if index else "input"]
-    return list(source) if isinstance(source, list) else [source]
-
-
-def _chain(name: str, readers: Counter, position: dict[str, int], layers: list[dict]) -> tuple[list[int], str]:
-    """Walk back from `name` through single-input layers read only once: (their indices, first to last; the tensor they start from)."""
-    chain: list[int] = []
-    while name != "input" and readers[name] == 1 and layers[position[name]]["type"] not in ("add", "mul", "concat"):
-        index = position[name]
-        sources = _inputs(layers, index)
-        if len(sources) != 1:
-            return [], ""
-        chain.insert(0, index)
-        name = sources[0]
-    return chain, name
-
-
-def _strip(names: list[str]) -> tuple[str, list[str]] | None:
-    """The module-path prefix the names share ("layer1_"), and the names without it, when that leaves valid distinct names."""
-    if not names:
-        return None
-    prefix = names[0]
-    for n in names[1:]:
-        while not n.startswith(prefix):
-            prefix = prefix[:-1]
-    prefix = prefix[: prefix.rfind("_") + 1] if "_" in prefix else ""
-    while prefix:  # the longest prefix that leaves valid names ("features_1_" where "features_1_conv_" leaves "0_0")
-        short = [n[len(prefix):] for n in names]
-        if len(set(short)) == len(short) and not any(layer_name_problem(n) for n in short):
-            return prefix, short
-        prefix = prefix[: prefix[:-1].rfind("_") + 1]
-    return None
-
-
-def group_residuals(layers: list[dict], weights: dict[str, np.ndarray], outputs: list[str]) -> list[dict]:
-    """Every `add` of two branches from one tensor, with nothing else between, made a `residual` (weights renamed to match).
-
-    The longer branch becomes `layers`, the other `shortcut` (none for an identity); the add's
-    activation becomes the residual's `act`. Repeated until no add fits, so blocks in blocks group too.
-    """
-    changed = True
-    while changed:
-        changed = False
-        position = {layer["name"]: i for i, layer in enumerate(layers)}
-        readers = Counter(name for i in range(len(layers)) for name in _inputs(layers, i))
-        readers.update(outputs)
-        for i, add in enumerate(layers):
-            if add["type"] != "add" or len(_inputs(layers, i)) != 2:
-                continue
-            a, b = _inputs(layers, i)
-            chain_a, start_a = _chain(a, readers, position, layers)
-            chain_b, start_b = _chain(b, readers, position, layers)
-            if not chain_a and not chain_b:
-                continue
-            # an identity shortcut: one input is where the other branch starts
-            if not chain_b and b == start_a:
-                start_b = b
-            if not chain_a and a == start_b:
-                start_a = a
-            if start_a != start_b or not start_a:
-                continue
-            block = sorted(chain_a + chain_b)
-            first = position[start_a] + 1 if start_a != "input" else 0
-            if block != list(range(first, i)):
-                continue
-            main, shortcut = (chain_a, chain_b) if len(chain_a) >= len(chain_b) else (chain_b, chain_a)
-            layers[:] = _regrouped(layers, weights, add, main, shortcut, start_a, first, i)
-            changed = True
-            break
-    return layers
-
-
-def _regrouped(layers, weights, add, main, shortcut, entry, first, index) -> list[dict]:
-    inner = [layers[k] for k in main] + [layers[k] for k in shortcut]
-    stripped = _strip([layer["name"] for layer in inner])
-    name = add["name"]
-    renames = {layer["name"]: layer["name"] for layer in inner}
-    if stripped is not None:
-        prefix, short = stripped
-        candidate = prefix[:-1]
-        if candidate and layer_name_problem(candidate) is None and candidate not in {l["name"] for l in layers if l is not add}:
-            name = candidate
-        renames = {layer["name"]: s for layer, s in zip(inner, short)}
-    residual: dict[str, Any] = {"name": name, "type": "residual"}
-    if first and entry != layers[first - 1]["name"]:
-        residual["from"] = entry
-    body = []
-    for k in main:
-        body.append({**{key: v for key, v in layers[k].items() if key != "from"}, "name": renames[layers[k]["name"]]})
-    residual["layers"] = body
-    if shortcut:
-        residual["shortcut"] = [{**{key: v for key, v in layers[k].items() if key != "from"}, "name": renames[layers[k]["name"]]} for k in shortcut]
-    if "act" in add:
-        residual["act"] = add["act"]
-    # state_dict keys follow the scopes: NAME.<layer>.* and NAME.shortcut.<layer>.*
-    for group, scope in ((main, name), (shortcut, f"{name}.shortcut")):
-        for k in group:
-            old = layers[k]["name"]
-            for key in [key for key in weights if key.startswith(old + ".")]:
-                weights[f"{scope}.{renames[old]}{key[len(old):]}"] = weights.pop(key)
-    followers = layers[index + 1:]
-    for layer in followers:  # later layers read the add by its name; the residual may have taken another
-        source = layer.get("from")
-        if source == add["name"]:
-            layer["from"] = name
-        elif isinstance(source, list):
-            layer["from"] = [name if s == add["name"] else s for s in source]
-    return layers[:first] + [residual] + followers

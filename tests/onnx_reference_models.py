@@ -72,7 +72,49 @@ class TinyUNet(nn.Module):
         return self.head(d1)
 
 
-IMPORT_REFERENCES = {"resnet": TinyResNet, "mobilenet": TinyMobileNet, "unet": TinyUNet}
+class TinyEfficientNet(nn.Module):
+    """EfficientNet's MBConv blocks: SiLU, depthwise convs, squeeze-and-excitation (a broadcast multiply), a residual."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        from torchvision_models import MBConv
+
+        self.features = nn.Sequential(
+            Conv2dNormActivation(3, 16, stride=2, activation_layer=nn.SiLU),
+            MBConv(1, 3, 1, 16, 16, nn.BatchNorm2d),
+            MBConv(4, 5, 2, 16, 24, nn.BatchNorm2d),
+            MBConv(4, 3, 1, 24, 24, nn.BatchNorm2d),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(24, num_classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class Resampling(nn.Module):
+    """Zero padding before a conv, average pooling, nearest and bilinear upsampling, a leaky ReLU, a hardswish."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.ZeroPad2d((1, 0, 1, 0))
+        self.conv = nn.Conv2d(3, 8, 2)
+        self.act = nn.LeakyReLU(0.2)
+        self.pool = nn.AvgPool2d(2)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.swish = nn.Hardswish()
+        self.smooth = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+
+    def forward(self, x):
+        x = self.pool(self.act(self.conv(self.pad(x))))
+        return self.smooth(self.swish(self.conv2(self.up(x))))
+
+
+IMPORT_REFERENCES = {
+    "resnet": TinyResNet, "mobilenet": TinyMobileNet, "unet": TinyUNet, "efficientnet": TinyEfficientNet,
+    "resampling": Resampling,
+}  # fmt: skip
 
 
 def export_reference(name: str, path, dynamo: bool, size: int = 32) -> nn.Module:

@@ -53,6 +53,13 @@ def test_imported_spec_reproduces_the_file_and_the_module(exported, name, dynamo
     assert not result.embedded and result.checks and all(check.ok for check in result.checks)
     report = convspec.check(result.spec_text)
     assert report.total_params == result.params == sum(p.numel() for p in reference.parameters()) - _folded(reference)
+    if name == "efficientnet":  # squeeze-and-excitation inside a residual: the mul and its global pool stay in the block
+        blocks = [layer for layer in yaml.safe_load(result.spec_text)["layers"] if layer["type"] == "residual"]
+        assert len(blocks) == 2 and all(any(inner["type"] == "mul" for inner in block["layers"]) for block in blocks)
+    if name == "resampling":  # a ZeroPad2d joins the conv's padding; TorchScript's computed pads are folded first
+        layers = yaml.safe_load(result.spec_text)["layers"]
+        assert layers[0]["padding"] == [[1, 0], [1, 0]] and layers[1] == {"name": "act", "type": "act", "fn": "leaky_relu", "negative_slope": 0.2}
+        assert [layer.get("mode") for layer in layers if layer["type"] == "upsample"] == ["nearest", "bilinear"]
     model = convspec.build(result.spec_text)
     model.load_state_dict(result.state_dict)
     model.eval()

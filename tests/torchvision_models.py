@@ -8,8 +8,6 @@ order (registration order), which is what `convspec weights` has to map.
 
 from __future__ import annotations
 
-import copy
-import math
 from functools import partial
 
 import torch
@@ -270,5 +268,3 @@ def randomise_batchnorm(model: nn.Module, generator: torch.Generator) -> None:
                 module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
                 module.num_batches_tracked.fill_(int(torch.randint(1, 1000, (1,), generator=generator)))
 
-
-_ = (copy, math)
