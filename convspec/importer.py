@@ -49,16 +49,17 @@ def _spec_name(path: Path) -> str | None:
 
 def _parity(path: Path, model: nn.Module, report, proto, rtol: float, atol: float) -> list:
     """onnxruntime on the file against the built model, at the report's input and, when the batch is free, at batch 2."""
-    from .verify import example_shape, ort_session, run_parity
+    from .verify import example_shape, ort_session, run_parity, spatial_variants
 
     session = ort_session(path)
     inputs = session.get_inputs()
     base = tuple(report.input_shape)
-    if any(not isinstance(d, int) for d in base):  # no input.size: the example size export uses
-        base = example_shape(report.spec, None)
     shapes = [base]
-    if not isinstance(inputs[0].shape[0], int):
-        shapes.append((2, *base[1:]))
+    if any(not isinstance(d, int) for d in base):  # sizes free in the file: the export's example size, and two others
+        base = example_shape(report.spec, None)
+        shapes = [base, *spatial_variants(report.spec, base)]
+    if not isinstance(inputs[0].shape[0], int):  # a free batch: another one too
+        shapes.append((3 if base[0] == 2 else 2, *base[1:]))
     outputs = list(zip(report.outputs, [o.name for o in proto.graph.output]))  # both in the spec's order of outputs
     model.eval()
     return run_parity(session, model, shapes, inputs[0].name, outputs, rtol, atol)

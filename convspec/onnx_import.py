@@ -30,7 +30,7 @@ import ast
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +62,9 @@ class ImportedModel:
     """A spec made from an ONNX file: its YAML text, its data, its weights (spec keys -> numpy arrays)."""
 
     spec_text: str
-    spec_data: dict | None
-    weights: dict[str, np.ndarray] | None
-    file_params: int | None
-    embedded: bool = False
-    notes: list[str] = field(default_factory=list)
+    spec_data: dict
+    weights: dict[str, np.ndarray]
+    file_params: int
 
 
 @dataclass

@@ -163,3 +163,34 @@ def test_save_import_as_checkpoint(exported, tmp_path):
     save_import(result, spec, checkpoint)
     model = convspec.load_checkpoint(checkpoint)
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(model.state_dict().values(), result.state_dict.values()))
+
+
+def test_free_sizes_import_without_input_size_and_verify_at_several(tmp_path):
+    path = tmp_path / "unet_any_size.onnx"
+    model = IMPORT_REFERENCES["unet"]().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 3, 32, 32),), str(path), dynamo=False, opset_version=17, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}, "y": {0: "b", 2: "h", 3: "w"}})  # fmt: skip
+    result = import_onnx(path)
+    assert yaml.safe_load(result.spec_text)["input"] == {"channels": 3}
+    shapes = {check.input_shape for check in result.checks}
+    assert len({shape[0] for shape in shapes}) > 1 and len({shape[2:] for shape in shapes}) > 1
+
+
+def test_torchvisions_mobilenet_v3_large_imports(tmp_path, one_thread):
+    """A whole torchvision architecture (hardswish, hardsigmoid squeeze-and-excitation, residuals), from TorchScript."""
+    from torchvision_models import MOBILENET_V3_LARGE, MobileNetV3, randomise_batchnorm
+
+    model = MobileNetV3().eval()
+    randomise_batchnorm(model, torch.Generator().manual_seed(0))
+    path = tmp_path / "mobilenet_v3_large.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(path), dynamo=False, opset_version=17)
+    result = import_onnx(path)
+    assert all(check.ok for check in result.checks)
+    layers = yaml.safe_load(result.spec_text)["layers"]
+    expected = sum(row[6] == 1 and row[0] == row[3] for row in MOBILENET_V3_LARGE)  # stride 1, channels kept: a residual
+    assert expected == 10 and sum(layer["type"] == "residual" for layer in layers) == expected
+    assert result.params == sum(p.numel() for p in model.parameters()) - _folded(model)
