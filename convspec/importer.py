@@ -18,15 +18,17 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
 from .errors import ExportError, InputError, Location, Problem
 from .fileio import atomic_write_text, check_writable
 from .limits import flag_argument, number_argument, path_argument
-from .onnx_import import UnsupportedModelError, embedded_spec_text, graph_to_spec, read_onnx_file
+from .onnx_import import UnsupportedModelError, read_graph
 from .schema import layer_name_problem
 
 
@@ -40,6 +42,54 @@ class ImportResult:
     embedded: bool
     checks: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImportedModel:
+    """A spec read from an ONNX graph, not yet proved: its YAML text, its data, its weights (spec keys -> numpy arrays)."""
+
+    spec_text: str
+    spec_data: dict
+    weights: dict[str, np.ndarray]
+    file_params: int
+
+
+def read_onnx_file(path: str | Path) -> onnx.ModelProto:
+    """The ModelProto of `path` (InputError for a missing or unreadable file)."""
+    from .verify import _read_model
+
+    return _read_model(Path(path))
+
+
+def embedded_spec_text(proto: onnx.ModelProto) -> str | None:
+    """The spec a convspec export stored in the file's metadata (`convspec.spec`), if any."""
+    return next((p.value for p in proto.metadata_props if p.key == "convspec.spec"), None)
+
+
+def graph_to_spec(proto: onnx.ModelProto, origin: str, name: str | None = None) -> ImportedModel:
+    """The graph as spec text, data and weights (not proved: see `import_onnx`). UnsupportedModelError for an unknown operator."""
+    data, weights, file_params = read_graph(proto, origin)
+    if name and layer_name_problem(name) is None:
+        data = {"convspec": 1, "name": name, **{k: v for k, v in data.items() if k != "convspec"}}
+    return ImportedModel(spec_to_yaml(data, origin), data, weights, file_params)
+
+
+def spec_to_yaml(data: dict, origin: str) -> str:
+    """Spec data as YAML: one flow-style line per layer, as the bundled specs are written."""
+    import yaml
+
+    def flow(value: Any) -> str:
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6).strip()
+
+    lines = [f"# imported from {Path(origin).name} by convspec import", f"convspec: {data.get('convspec', 1)}"]
+    if data.get("name"):
+        lines.append(f"name: {data['name']}")
+    lines.append(f"input: {flow(data['input'])}")
+    lines.append("layers:")
+    lines += [f"  - {flow(layer)}" for layer in data["layers"]]
+    if "outputs" in data:
+        lines.append(f"outputs: {flow(data['outputs'])}")
+    return "\n".join(lines) + "\n"
 
 
 def _spec_name(path: Path) -> str | None:
@@ -163,4 +213,7 @@ def save_import(result: ImportResult, spec_path: str | Path, weights_path: str |
     return written
 
 
-__all__ = ["ImportResult", "UnsupportedModelError", "import_onnx", "save_import"]
+__all__ = [
+    "ImportResult", "ImportedModel", "UnsupportedModelError", "embedded_spec_text", "graph_to_spec", "import_onnx",
+    "read_onnx_file", "save_import", "spec_to_yaml",
+]  # fmt: skip

@@ -31,7 +31,6 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,16 +54,6 @@ class UnsupportedModelError(ConvspecError):
     """The graph holds an operator (or a use of one) that no spec layer expresses (exit status 1)."""
 
     exit_code = 1
-
-
-@dataclass
-class ImportedModel:
-    """A spec made from an ONNX file: its YAML text, its data, its weights (spec keys -> numpy arrays)."""
-
-    spec_text: str
-    spec_data: dict
-    weights: dict[str, np.ndarray]
-    file_params: int
 
 
 @dataclass
@@ -649,13 +638,6 @@ class _Reader:
         self.add_layer(node, layer, [source], node.output[0])
 
 
-def read_onnx_file(path: str | Path) -> onnx.ModelProto:
-    """The ModelProto of `path` (InputError for a missing or unreadable file)."""
-    from .verify import _read_model
-
-    return _read_model(Path(path))
-
-
 def _folded(proto: onnx.ModelProto) -> onnx.ModelProto | None:
     """The graph with its constant subgraphs folded by onnxslim (when installed and it changes anything), else None."""
     try:
@@ -671,47 +653,21 @@ def _folded(proto: onnx.ModelProto) -> onnx.ModelProto | None:
     return folded
 
 
-def embedded_spec_text(proto: onnx.ModelProto) -> str | None:
-    """The spec a convspec export stored in the file's metadata (`convspec.spec`), if any."""
-    return next((p.value for p in proto.metadata_props if p.key == "convspec.spec"), None)
+def read_graph(proto: onnx.ModelProto, origin: str) -> tuple[dict, dict[str, np.ndarray], int]:
+    """The graph as (spec data, weights under the spec's keys, the file's parameter count); not yet proved.
 
-
-def graph_to_spec(proto: onnx.ModelProto, origin: str, name: str | None = None) -> ImportedModel:
-    """The graph as spec data and weights (no verification: see `import_onnx`). UnsupportedModelError for an unknown operator."""
+    UnsupportedModelError naming the first node no spec layer expresses.
+    """
     try:
         reader = _Reader(proto, origin)
         data = reader.read()
     except UnsupportedModelError:
-        folded = _folded(proto)  # shapes computed in the graph (TorchScript's padding) folded to constants
+        folded = _folded(proto)  # sizes computed in the graph (TorchScript's padding) folded to constants
         if folded is None:
             raise
         reader = _Reader(folded, origin)
         data = reader.read()
-    if name and layer_name_problem(name) is None:
-        data = {"convspec": 1, "name": name, **{k: v for k, v in data.items() if k != "convspec"}}
-    return ImportedModel(spec_to_yaml(data, origin), data, reader.weights, reader.file_params)
+    return data, reader.weights, reader.file_params
 
 
-def spec_to_yaml(data: dict, origin: str) -> str:
-    """Spec data as YAML: one flow-style line per layer, as the bundled specs are written."""
-    import yaml
-
-    def flow(value: Any) -> str:
-        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6).strip()
-
-    lines = [f"# imported from {Path(origin).name} by convspec import", f"convspec: {data.get('convspec', 1)}"]
-    if data.get("name"):
-        lines.append(f"name: {data['name']}")
-    lines.append(f"input: {flow(data['input'])}")
-    lines.append("layers:")
-    lines += [f"  - {flow(layer)}" for layer in data["layers"]]
-    if "outputs" in data:
-        lines.append(f"outputs: {flow(data['outputs'])}")
-    return "\n".join(lines) + "\n"
-
-
-__all__ = [
-    "ImportedModel", "SUPPORTED_OPS", "UnsupportedModelError", "embedded_spec_text", "graph_to_spec", "read_onnx_file",
-    "spec_to_yaml",
-]  # fmt: skip
-
+__all__ = ["SUPPORTED_OPS", "UnsupportedModelError", "read_graph"]
