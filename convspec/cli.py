@@ -423,10 +423,11 @@ def resolve(spec: str, scale: str | None, overrides: tuple[str, ...]) -> None:
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Input shape (when the spec has no input.size).")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", is_flag=True, help="Print the summary only, not the table.")
+@_spec_options
 @_handles_errors
 def weights(
     spec: str, source: str, output: str, partial: bool, adapt_input_conv: bool, reset_classifier: bool, seed: int,
-    input_text: str | None, force: bool, quiet: bool,
+    input_text: str | None, force: bool, quiet: bool, scale: str | None, overrides: tuple[str, ...],
 ) -> None:
     """Map a foreign state_dict (torchvision, timm, ...) onto SPEC's model by order and shapes, and write it.
 
@@ -438,7 +439,7 @@ def weights(
     input_shape, seed = _input_shape(input_text), _seed(seed)
     check_writable(output, force, protect=spec)
     check_readable(source)
-    report = load_and_check(spec, input_shape, require_size=False)
+    report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
     report.raise_for_errors()
     from .weights import map_weights, read_source, save_weights
 

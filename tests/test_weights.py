@@ -290,3 +290,18 @@ def test_resnet34_through_the_command(tmp_path, one_thread):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref(x), rtol=1e-5, atol=1e-5)
+
+
+def test_cli_set_gives_timms_in_chans_and_num_classes(small_files, tmp_path):
+    spec, source, ref = small_files
+    out = tmp_path / "grey7.safetensors"
+    args = ["weights", spec, "--from", source, "-o", out, "--set", "input.channels=1", "--set", "fc.out_features=7"]
+    assert run(*args).exit_code == 1 and not out.exists()
+    result = run(*args, "--adapt-input-conv", "--reset-classifier")
+    assert result.exit_code == 0, result.output
+    assert "(adapted from 8x3x3x3)" in result.output and "(reset)" in result.output
+    from safetensors.torch import load_file
+
+    state = load_file(str(out))
+    assert state["stem.conv.weight"].shape == (8, 1, 3, 3) and state["fc.weight"].shape == (7, 8)
+    torch.testing.assert_close(state["stem.conv.weight"], ref.conv_a.weight.sum(1, keepdim=True))
