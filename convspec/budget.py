@@ -134,27 +134,36 @@ def human(size: float) -> str:
     return f"{size:.1f} TB"
 
 
-def enforce_budget(report: Report, max_memory: int | None = None) -> MemoryEstimate:
-    """Raise BudgetError, naming the biggest layers, when the estimate exceeds the budget.
+def enforce_budget(report: Report, max_memory: int | None = None, *, forward: bool = True) -> MemoryEstimate:
+    """Raise BudgetError, naming the biggest layers, when what the command allocates exceeds the budget.
 
-    `max_memory` is bytes or a size string (`memory_budget`); None means `default_budget()`.
+    A command that runs the model (export, verify, bench) needs the weights plus every layer's
+    output at the report's batch (`forward=True`); building alone allocates the weights
+    (parameters and buffers) only, so `build_from_report` passes `forward=False`. The message
+    says which was budgeted. `max_memory` is bytes or a size string (`memory_budget`); None means `default_budget()`.
     InputError for a `max_memory` of another kind.
     """
     budget, origin = memory_budget(max_memory), "as given"
     estimate = estimate_memory(report)
+    needed = estimate.total if forward else estimate.weight_bytes
     if budget is None:
         budget, origin = default_budget(), "half the memory available now; raise it with --max-memory"
-    if budget is None or estimate.total <= budget:
+    if budget is None or needed <= budget:
         return estimate
-    biggest = sorted(estimate.layers, key=lambda m: m.total, reverse=True)[:3]
+    if forward:
+        what = (
+            f"building and running this network needs about {human(estimate.total)} ({human(estimate.weight_bytes)} "
+            f"weights, {human(estimate.activation_bytes)} activations at batch {report.input_shape[0]})"
+        )
+    else:
+        what = f"building this network allocates about {human(estimate.weight_bytes)} of weights"
+    biggest = sorted(estimate.layers, key=lambda m: m.total if forward else m.weight_bytes, reverse=True)[:3]
     named = ", ".join(
-        f"{m.label} ({m.report.type}: {human(m.weight_bytes)} weights, {human(m.activation_bytes)} output)" for m in biggest
+        f"{m.label} ({m.report.type}: {human(m.weight_bytes)} weights"
+        + (f", {human(m.activation_bytes)} output)" if forward else ")")
+        for m in biggest
     )
-    message = (
-        f"building this network needs about {human(estimate.total)} ({human(estimate.weight_bytes)} weights, "
-        f"{human(estimate.activation_bytes)} activations at batch {report.input_shape[0]}), over the budget of "
-        f"{human(budget)} ({origin}); biggest layers: {named}"
-    )
+    message = f"{what}, over the budget of {human(budget)} ({origin}); biggest layers: {named}"
     source = report.spec.source
     if not biggest:
         raise BudgetError([Problem(message, source.locate(()))])

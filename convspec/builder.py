@@ -318,7 +318,7 @@ def build_block(plan: ContainerPlan, report: LayerReport, ctx: BuildContext) -> 
 def build_from_report(
     report: Report, seed: int | None = None, max_memory: int | None = None, memory_format: str | None = None
 ) -> nn.Module:
-    """The module for an already checked spec; refused (BudgetError) before allocation if it would not fit in memory.
+    """The module for an already checked spec; refused (BudgetError) before allocation if its weights would not fit.
 
     With `seed` (an int from 0 to 2**64 - 1), weights come from a local generator seeded with it: the
     same in every call and thread, and torch's global random state is left as it was. Without, from
@@ -332,7 +332,7 @@ def build_from_report(
     if memory_format is not None:
         memory_format = choice_argument("memory_format", memory_format, MEMORY_FORMATS)
     report.raise_for_errors()
-    enforce_budget(report, max_memory)
+    enforce_budget(report, max_memory, forward=False)  # building allocates the weights; a forward pass is its caller's
     spec = report.spec
     memory_format = memory_format or spec.memory_format
     layout = {4: torch.channels_last, 5: torch.channels_last_3d}.get(spec.dims + 2) if memory_format == "channels_last" else None
@@ -382,8 +382,9 @@ def build(
     (see `convspec.load`).
 
     Raises SpecError with every problem if the spec is invalid, and BudgetError if its
-    weights and activations (estimated by arithmetic) exceed `max_memory` (bytes, or a size
-    such as "8GB"; default: half the memory available). With `seed` (0 to 2**64 - 1), the
+    weights (parameters and buffers, float32, estimated by arithmetic: what building
+    allocates) exceed `max_memory` (bytes, or a size such as "8GB"; default: half the
+    memory available). With `seed` (0 to 2**64 - 1), the
     weights are the same on every call and in every thread (a local generator; torch's global
     RNG is left as it was). `input_shape` is NCHW-like, (1, 3, 64, 64) or "1x3x64x64".
     InputError for an argument of the wrong type or range, before the spec is read.

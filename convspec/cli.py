@@ -107,7 +107,10 @@ def _seed(value: int | None) -> int | None:
     return _usage(seed_argument, value, "--seed")
 
 
-_MAX_MEMORY_HELP = "Refuse to build beyond this much memory (e.g. 8GB); default: half of what is available."
+_MAX_MEMORY_HELP = (
+    "Refuse to go beyond this much memory (e.g. 8GB; build: the weights; commands that run the model: "
+    "weights and activations); default: half of what is available."
+)
 
 
 def _spec_options(command: Callable) -> Callable:
@@ -268,12 +271,14 @@ def export(
         return status.status(f"{name}...", spinner="dots")
 
     with running("build"):
+        from .budget import enforce_budget
         from .builder import build_from_report
         from .checkpoint import load_weights_file
         from .export import export_onnx
 
         if seed is None and not weights:
             seed = 0  # reproducible weights by default: `convspec verify` rebuilds them from the seed the file records
+        enforce_budget(report, budget)  # export runs the model: its activations count, not only its weights
         model = build_from_report(report, seed=seed, max_memory=budget)
         if weights:
             load_weights_file(model, weights)

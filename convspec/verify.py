@@ -388,6 +388,7 @@ def _reference_model(
     """The PyTorch model to compare with, and where its weights come from."""
     if model is not None:
         return model, "the given module"
+    from .budget import enforce_budget
     from .builder import build_from_report
 
     if weights is None and seed is None:
@@ -401,6 +402,7 @@ def _reference_model(
             seed = int(meta["convspec.seed"])
         except ValueError:
             raise InputError(f"the file's convspec.seed is not a seed ({meta['convspec.seed'][:40]!r}); give --weights or --seed") from None
+    enforce_budget(report, max_memory)  # the model runs: its activations count, not only its weights
     built = build_from_report(report, seed=seed if weights is None else 0, max_memory=max_memory)
     if weights is None:
         return built, f"the spec's initial weights, seed {seed}"

@@ -62,3 +62,21 @@ def test_weight_estimate_equals_the_built_tensors(name):
     real = sum(p.numel() for p in model.parameters())
     real += sum(b.numel() for n, b in model.named_buffers() if not n.endswith("num_batches_tracked") and n in model.state_dict())
     assert estimate_memory(report).weight_bytes == 4 * real
+
+
+def test_build_budgets_the_weights_and_running_commands_the_activations_too(tmp_path):
+    """A large batch makes large activations but no more weights: build allocates only the weights."""
+    big_batch = ["--input", "512x3x224x224", "--max-memory", "2GB"]
+    report = convspec.check("specs/resnet34.yaml", "512x3x224x224")
+    estimate = estimate_memory(report)
+    assert estimate.weight_bytes < parse_size("2GB") < estimate.total
+    built = CliRunner().invoke(cli, ["build", "specs/resnet34.yaml", *big_batch])
+    assert built.exit_code == 0, built.output
+    exported = CliRunner().invoke(cli, ["export", "specs/resnet34.yaml", "-o", str(tmp_path / "r.onnx"), *big_batch])
+    assert exported.exit_code == 1 and not (tmp_path / "r.onnx").exists()
+    assert "building and running this network needs about" in exported.output
+    assert "activations at batch 512" in exported.output
+    refused = CliRunner().invoke(cli, ["build", "specs/resnet34.yaml", *big_batch[:2], "--max-memory", "10MB"])
+    assert refused.exit_code == 1
+    assert "building this network allocates about 87.3 MB of weights, over the budget of 10.0 MB" in refused.output
+    assert "activations" not in refused.output
