@@ -69,6 +69,49 @@ def estimate_memory(report: Report) -> MemoryEstimate:
     return MemoryEstimate(sum(m.weight_bytes for m in leaves), sum(m.activation_bytes for m in leaves), tuple(leaves))
 
 
+# Values an optimizer keeps per trainable parameter, as torch.optim does: SGD with momentum one
+# (`momentum_buffer`), Adam two (`exp_avg`, `exp_avg_sq`).
+OPTIMIZER_STATES = {"sgd": 1, "adam": 2}
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    """Bytes one training step holds at the report's batch, float32 throughout.
+
+    The convention of ZeRO (Rajbhandari et al., 2020, section 3): model states are the
+    weights (parameters and buffers), one gradient per trainable parameter and the
+    optimizer's state (`OPTIMIZER_STATES` values per trainable parameter); the residual
+    states counted here are the activations kept for backward, every layer's output
+    (as `estimate_memory` counts them; in-place activations and recomputation would
+    keep fewer, the framework's workspace more).
+    """
+
+    optimizer: str
+    weight_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+    activation_bytes: int
+
+    @property
+    def total(self) -> int:
+        return self.weight_bytes + self.gradient_bytes + self.optimizer_bytes + self.activation_bytes
+
+
+def estimate_training_memory(report: Report, optimizer: str = "adam") -> TrainingMemory:
+    """The memory of one training step (`TrainingMemory`), `optimizer` "sgd" (with momentum) or "adam".
+
+    Raises InputError for another optimizer.
+    """
+    if optimizer not in OPTIMIZER_STATES:
+        raise InputError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, not {optimizer!r}")
+    inference = estimate_memory(report)
+    trainable_bytes = report.trainable_params * BYTES_PER_VALUE
+    return TrainingMemory(
+        optimizer, inference.weight_bytes, trainable_bytes, OPTIMIZER_STATES[optimizer] * trainable_bytes,
+        inference.activation_bytes,
+    )
+
+
 def available_memory() -> int | None:
     """Bytes the system can still give (MemAvailable on Linux), or None where unknown."""
     try:
@@ -171,4 +214,4 @@ def enforce_budget(report: Report, max_memory: int | None = None, *, forward: bo
     raise BudgetError([Problem(message, source.locate(biggest[0].report.path), label)])
 
 
-__all__ = ["estimate_memory", "enforce_budget", "default_budget", "memory_budget", "parse_size", "MemoryEstimate"]
+__all__ = ["estimate_memory", "estimate_training_memory", "TrainingMemory", "OPTIMIZER_STATES", "enforce_budget", "default_budget", "memory_budget", "parse_size", "MemoryEstimate"]

@@ -22,6 +22,7 @@ from ._version import __version__
 from .errors import ConvspecError, InputError, Problem
 
 EXIT_INTERNAL = 3
+CLI_FORCE = "--force"  # how this command line asks to replace a file (fileio's messages name it)
 
 
 class _State:
@@ -139,18 +140,26 @@ def _spec_options(command: Callable) -> Callable:
 )
 @click.option("--opset", type=int, help=f"With --target onnx: the opset to check for (default {DEFAULT_OPSET}).")
 @click.option("--dynamic-size", is_flag=True, help="With --target onnx: as exported with dynamic spatial sizes (always so without input.size).")
+@click.option("--flops", is_flag=True, help="Add FLOPs (2 per multiply-accumulate, as torch's FlopCounterMode counts).")
+@click.option("--train", is_flag=True, help="Add the memory of a training step: weights, gradients, optimizer state, activations.")
+@click.option(
+    "--optimizer", type=click.Choice(["sgd", "adam"]),
+    help="With --train: the optimizer whose state is counted (sgd: with momentum) [default: adam].",
+)
 @_spec_options
 @_handles_errors
 def check(
     spec: str, input_text: str | None, fmt: str, depth: int | None, target: str | None, opset: int | None, dynamic_size: bool,
-    scale: str | None, overrides: tuple[str, ...],
+    flops: bool, train: bool, optimizer: str | None, scale: str | None, overrides: tuple[str, ...],
 ) -> None:
     """Validate SPEC and print every layer's shape, parameters, MACs and receptive field."""
-    from .report_view import render_table, report_json
-    from .trace import check as check_spec_with_target
+    from .report_view import failed_json, render_table, report_json
+    from .trace import checked_with_target as check_spec_with_target
 
     if target is None and (opset is not None or dynamic_size):
         raise click.UsageError("--opset and --dynamic-size go with --target onnx")
+    if optimizer is not None and not train:
+        raise click.UsageError("--optimizer goes with --train")
 
     def load_and_check(spec: str, input_shape: tuple[int, ...] | None):
         return check_spec_with_target(
@@ -165,20 +174,15 @@ def check(
         except ConvspecError as err:
             if isinstance(err, InputError):
                 raise
-            failed = {
-                "spec": spec, "name": None, "valid": False, "input_shape": None, "layers": [], "outputs": {},
-                "total_params": 0, "trainable_params": 0, "total_macs": 0,
-                "errors": [p.to_dict() for p in err.problems],
-            }  # the same keys as a report, so scripts need no special case
-            click.echo(json.dumps(failed, indent=2))
+            click.echo(json.dumps(failed_json(spec, err), indent=2))  # a report's keys: scripts need no special case
             sys.exit(1)
-        click.echo(json.dumps(report_json(report), indent=2))
+        click.echo(json.dumps(report_json(report, flops), indent=2))
         sys.exit(0 if report.valid else 1)
     report = load_and_check(spec, input_shape)
     if not report.valid:
         _print_problems(report.errors)
         sys.exit(1)
-    render_table(report, depth=depth)
+    render_table(report, depth=depth, flops=flops, train=(optimizer or "adam") if train else None)
 
 
 # ---------------------------------------------------------------- build
@@ -206,7 +210,7 @@ def build(
 
     input_shape, budget, seed = _input_shape(input_text), _max_memory(max_memory), _seed(seed)
     if output:
-        check_writable(output, force, protect=spec)  # before any work: a destination that cannot be written
+        check_writable(output, force, protect=spec, force_hint=CLI_FORCE)  # before any work: a destination that cannot be written
     if weights:
         check_readable(weights)
     report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
@@ -260,7 +264,7 @@ def export(
     from .trace import load_and_check
 
     input_shape, budget, seed = _input_shape(input_text), _max_memory(max_memory), _seed(seed)
-    check_writable(output, force, protect=spec)
+    check_writable(output, force, protect=spec, force_hint=CLI_FORCE)
     if weights:
         check_readable(weights)  # before the build, not after it
     report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
@@ -517,7 +521,7 @@ def schema(output: str | None, force: bool) -> None:
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output:
-        atomic_write_text(output, text, force=force)
+        atomic_write_text(output, text, force=force, force_hint=CLI_FORCE)
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)
@@ -561,7 +565,7 @@ def draw(
 
     to_stdout = output == "-"
     if not to_stdout:
-        check_writable(output, force, protect=spec)
+        check_writable(output, force, protect=spec, force_hint=CLI_FORCE)
     if fmt is None:
         fmt = "mermaid" if Path(output).suffix.lower() in MERMAID_SUFFIXES else "svg"
     report = load_for_drawing(spec, _input_shape(input_text), scale=scale, overrides=list(overrides))
@@ -570,7 +574,7 @@ def draw(
     if to_stdout:
         click.echo(text, nl=False)
     else:
-        atomic_write_text(output, text, force=force)
+        atomic_write_text(output, text, force=force, force_hint=CLI_FORCE)
         folded = "; identical repeat copies drawn once" if picture.collapsed else ""
         marked = f"; {len(report.errors)} problems marked" if report.errors else ""
         click.echo(f"wrote {output} ({fmt}: {len(picture.layers())} layers, {len(picture.edges())} edges{folded}{marked})")

@@ -105,6 +105,7 @@ class SpecError(ConvspecError):
     """The spec is invalid: bad YAML, bad keys or values, or shapes that do not fit."""
 
     partial = None  # for schema errors: the spec with invalid layers stubbed out, to shape-check the rest
+    report = None  # for shape errors found by `convspec.check`: the traced (invalid) Report
 
 
 class BudgetError(SpecError):

@@ -29,31 +29,37 @@ except ImportError:  # pragma: no cover - Windows: no stale-staging cleanup
 from .errors import InputError
 
 
-def check_writable(path: str | Path, force: bool, protect: str | Path | None = None) -> Path:
+API_FORCE = "force=True"  # how a Python caller asks to replace a file; the CLI passes "--force"
+
+
+def check_writable(path: str | Path, force: bool, protect: str | Path | None = None, *, force_hint: str = API_FORCE) -> Path:
     """Refuse, before any work is done: replacing a file without `force`, writing over `protect`
     (the spec being read), a device or other special file, or into a missing directory or one
     that cannot be written (tried with a temporary file, which is how the write goes too:
-    permission bits alone do not tell, for root or on a read-only file system)."""
+    permission bits alone do not tell, for root or on a read-only file system).
+
+    The refusal to replace a file tells the caller to pass `force_hint` (`force=True` in
+    Python; the CLI passes `--force`). Raises InputError."""
     if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)) or not str(path) or "\0" in str(path):
         raise InputError(f"the output must be a file path (a str or a pathlib.Path), not {path!r:.60}")
     path = Path(path)
     try:
-        return _check_writable(path, force, protect)
+        return _check_writable(path, force, protect, force_hint)
     except OSError as err:  # a name too long, a loop of links, ...: what the system says, as an I/O error
         raise InputError(f"{str(path)[:200]}: cannot write: {err.strerror or err}") from None
 
 
-def _check_writable(path: Path, force: bool, protect: str | Path | None) -> Path:
+def _check_writable(path: Path, force: bool, protect: str | Path | None, force_hint: str) -> Path:
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file name")
     if protect is not None and path.exists() and Path(protect).exists() and path.resolve() == Path(protect).resolve():
         raise InputError(f"{path}: is the spec itself; convspec never writes over a spec, give another output name")
     if path.is_symlink() and not path.exists() and not force:  # a dangling link is a name in use all the same
-        raise InputError(f"{path}: is a symbolic link to {os.readlink(path)!r}, which is missing; pass --force to replace the link")
+        raise InputError(f"{path}: is a symbolic link to {os.readlink(path)!r}, which is missing; pass {force_hint} to replace the link")
     if path.exists() and not path.is_file():
         raise InputError(f"{path}: not a regular file; give a file name to write")
     if path.exists() and not force:
-        raise InputError(f"{path}: already exists; pass --force to replace it")
+        raise InputError(f"{path}: already exists; pass {force_hint} to replace it")
     if not path.parent.exists():
         raise InputError(f"{path.parent}: no such directory")
     if not path.parent.is_dir():
@@ -152,7 +158,7 @@ def _take_lock(folder: Path, create: bool) -> int | None:
     return fd
 
 
-def publish(staged: Path, destination: Path, force: bool) -> None:
+def publish(staged: Path, destination: Path, force: bool, force_hint: str = API_FORCE) -> None:
     """Move the finished file `staged` to `destination`, with the usual mode of a new file.
 
     With `force` an existing file is replaced (atomically). Without it the name is taken only
@@ -166,21 +172,21 @@ def publish(staged: Path, destination: Path, force: bool) -> None:
     try:
         os.link(staged, destination)
     except FileExistsError:
-        raise InputError(f"{destination}: already exists (written while this command ran); pass --force to replace it") from None
+        raise InputError(f"{destination}: already exists (written while this command ran); pass {force_hint} to replace it") from None
     except OSError as err:
         if err.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
             raise
-        _claim(destination)  # no hard links on this file system: claim the name, then move onto the claim
+        _claim(destination, force_hint)  # no hard links on this file system: claim the name, then move onto the claim
         os.replace(staged, destination)
         return
     os.unlink(staged)
 
 
-def _claim(destination: Path) -> None:
+def _claim(destination: Path, force_hint: str) -> None:
     try:
         os.close(os.open(destination, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
-        raise InputError(f"{destination}: already exists (written while this command ran); pass --force to replace it") from None
+        raise InputError(f"{destination}: already exists (written while this command ran); pass {force_hint} to replace it") from None
 
 
 def check_free_space(directory: Path, needed: int, what: str) -> None:
@@ -193,9 +199,11 @@ def check_free_space(directory: Path, needed: int, what: str) -> None:
         raise InputError(f"{directory}: {what} needs about {needed / 1e6:,.1f} MB, and only {free / 1e6:,.1f} MB are free")
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, force: bool = False) -> Path:
+def atomic_write(
+    path: str | Path, write: Callable[[BinaryIO], object], *, force: bool = False, force_hint: str = API_FORCE
+) -> Path:
     """Write through `write(file)` in a staging folder beside `path`, then publish it there (`publish`)."""
-    path = check_writable(path, force)
+    path = check_writable(path, force, force_hint=force_hint)
     try:
         with staging(path) as folder:
             partial = folder / "partial"
@@ -203,7 +211,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, force
                 write(file)
                 file.flush()
                 os.fsync(file.fileno())
-            publish(partial, path, force)
+            publish(partial, path, force, force_hint)
     except OSError as err:
         raise InputError(f"{path}: cannot write: {err.strerror or err}") from None
     return path
@@ -221,5 +229,5 @@ def _umask() -> int:
     return 0o022
 
 
-def atomic_write_text(path: str | Path, text: str, *, force: bool = False) -> Path:
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), force=force)
+def atomic_write_text(path: str | Path, text: str, *, force: bool = False, force_hint: str = API_FORCE) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), force=force, force_hint=force_hint)

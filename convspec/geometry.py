@@ -24,6 +24,11 @@ Pads = tuple[tuple[int, int], ...]
 PAD_MODES: dict[str, str] = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
 
+# One multiply-accumulate is two floating-point operations, a multiply and an add: the
+# convention of torch.utils.flop_counter.FlopCounterMode (fvcore and thop count MACs instead).
+FLOPS_PER_MAC = 2
+
+
 def format_shape(shape: tuple | None) -> str:
     """(1, 64, None, None) -> '1x64x?x?'; None (unknown) -> '?'."""
     if shape is None:

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .errors import ConvspecError, SpecError
+from .geometry import FLOPS_PER_MAC
 from .geometry import format_shape as _shape
+from .plans import ConvPlan, DynamicPlan, FixedPlan, PoolPlan, SeparablePlan
 from .shapes import LayerReport, Report
 
+if TYPE_CHECKING:  # input_sizes imports trace; the table only reads what it found
+    from .input_sizes import InputSizes
 
-def report_json(report: Report) -> dict:
-    """The report as `check --format json` prints it; a layer of a kind from outside convspec says which `package` declared it."""
+
+def report_json(report: Report, flops: bool = False) -> dict:
+    """The report as `check --format json` prints it; a layer of a kind from outside convspec says which
+    `package` declared it; with `flops`, each layer's `flops` and `total_flops` too."""
     data = report.to_dict()
     _add_packages(report.layers, data["layers"])
+    if flops:
+
+        def add(layers: list[dict]) -> None:
+            for layer in layers:
+                layer["flops"] = FLOPS_PER_MAC * layer["macs"]
+                add(layer["children"])
+
+        add(data["layers"])
+        data["total_flops"] = FLOPS_PER_MAC * data["total_macs"]
     return data
 
 
@@ -25,6 +45,30 @@ def _add_packages(layers: list[LayerReport], entries: list[dict]) -> None:
         _add_packages(layer.children, entry["children"])
 
 
+def failed_json(spec: str, error: SpecError) -> dict:
+    """The JSON of a spec that could not be traced: a report's keys, no layers, every problem.
+
+    `name` is the spec's `name` where the file gives one as text, else the file's stem (the
+    format's default), so scripts can tell which network failed.
+    """
+    return {
+        "spec": spec, "name": _declared_name(spec), "valid": False, "input_shape": None, "layers": [], "outputs": {},
+        "total_params": 0, "trainable_params": 0, "total_macs": 0,
+        "errors": [p.to_dict() for p in error.problems],
+    }  # fmt: skip
+
+
+def _declared_name(spec: str) -> str:
+    from .source import read_spec_file
+
+    try:
+        data, _ = read_spec_file(spec)
+    except ConvspecError:
+        data = None  # unreadable YAML: its problems are listed; the default name still says which file
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else Path(spec).stem
+
+
 def _figures(values: tuple) -> str:
     parts = []
     for v in values:
@@ -35,6 +79,26 @@ def _figures(values: tuple) -> str:
         else:
             parts.append(f"{float(v):.3g}")
     return "x".join(parts) if len(set(parts)) > 1 else (parts[0] if parts else "")
+
+
+def _ints(values: tuple[int, ...] | None) -> str:
+    """(3, 3) -> '3x3': every entry shown, as torchinfo's kernel column does; '' for none."""
+    return "x".join(map(str, values)) if values else ""
+
+
+def kernel_and_stride(layer: LayerReport) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+    """A layer's own kernel_size and stride (per spatial dim) as its module has them; None for a layer without.
+
+    A separable layer shows its depthwise stage's (the pointwise stage is 1x1, stride 1).
+    """
+    plan = layer.plan
+    if isinstance(plan, SeparablePlan):
+        plan = plan.depthwise
+    if isinstance(plan, (ConvPlan, DynamicPlan, FixedPlan)):
+        return plan.geometry.kernel_size, plan.geometry.stride
+    if isinstance(plan, PoolPlan):
+        return plan.kernel_size, plan.stride
+    return None, None
 
 
 FOLD_FROM = 60  # a longer table shows the top level and one level of nesting, unless a depth is asked for
@@ -82,58 +146,122 @@ def _requested(layer: LayerReport) -> str:
     return f" ({', '.join(notes)})" if notes else ""
 
 
-def render_table(report: Report, file=None, depth: int | None = None) -> None:
-    """Print the per-layer table with totals (rich when the output is a terminal, plain otherwise).
+def render_table(
+    report: Report, file=None, depth: int | None = None, *, flops: bool = False, train: str | None = None,
+    sizes: InputSizes | None = None,
+) -> None:
+    """Print the per-layer table with totals: rich's styling on a terminal, `table_text` otherwise."""
+    out = file or sys.stdout
+    if out.isatty():
+        from rich.console import Console
+
+        console = Console(file=out)
+        for item in _renderables(report, depth, flops, train, sizes):
+            console.print(item)
+    else:
+        out.write(table_text(report, depth, flops=flops, train=train, sizes=sizes))
+
+
+def table_text(
+    report: Report, depth: int | None = None, *, flops: bool = False, train: str | None = None,
+    sizes: InputSizes | None = None,
+) -> str:
+    """The table as plain text (what `convspec check` prints to a file or pipe), no trailing spaces.
 
     `depth` limits the nested rows shown (0: top level only); by default a table of more
     than FOLD_FROM rows shows the top level and one level of nesting. A folded layer
-    reads `name (+N)`, N being the rows folded under it, and a note counts them all.
+    reads `name (+N)`, N being the rows folded under it, and a note says so. `flops` adds
+    a FLOPs column (`FLOPS_PER_MAC` x MACs); `train` ("sgd" or "adam") adds the memory of a
+    training step with that optimizer (`budget.estimate_training_memory`); `sizes` (an
+    `input_sizes.InputSizes`) the input sizes the spec takes.
     """
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console(file=file or sys.stdout, width=140 if not (file or sys.stdout).isatty() else None)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=1000, no_color=True, highlight=False)  # wide: rows never wrap in a file
+    for item in _renderables(report, depth, flops, train, sizes):
+        console.print(item)
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def _renderables(report: Report, depth: int | None, flops: bool, train: str | None, sizes: InputSizes | None = None) -> list:
+    from rich.table import Table
+    from rich.text import Text
+
+    from .budget import estimate_memory, estimate_training_memory, human
+
     spec = report.spec
     title = f"{spec.name or spec.source.file}: input {_shape(report.input_shape)}"
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for heading, justify in (
-        ("layer", "left"), ("type", "left"), ("output", "left"), ("params", "right"),
-        ("MACs", "right"), ("RF", "right"), ("stride", "right"),
-    ):  # fmt: skip
+    columns = [
+        ("layer", "left"), ("type", "left"), ("output", "left"), ("kernel", "right"), ("stride", "right"),
+        ("params", "right"), ("MACs", "right"), ("FLOPs", "right"), ("RF", "right"), ("RF stride", "right"),
+    ]  # fmt: skip
+    if not flops:
+        columns.remove(("FLOPs", "right"))
+    for heading, justify in columns:
         table.add_column(heading, justify=justify, no_wrap=True)
     limit = table_depth(report, depth)
     folded = 0
     for level, layer in _rows(report.layers, limit=limit):
         hidden = _count(layer.children) if limit is not None and level == limit else 0
         folded += hidden
-        table.add_row(
-            "  " * level + layer.name + (f" (+{hidden})" if hidden else ""),
-            layer.type,
-            _shape(layer.output_shape) + _requested(layer),
-            _params(layer),
-            f"{layer.macs:,}",
-            _figures(layer.receptive_field),
-            _figures(layer.stride),
-        )
-    console.print(table)
+        kernel, stride = kernel_and_stride(layer)
+        cells = [
+            "  " * level + layer.name + (f" (+{hidden})" if hidden else ""), layer.type, _shape(layer.output_shape) + _requested(layer),
+            _ints(kernel), _ints(stride), _params(layer), f"{layer.macs:,}",
+        ]  # fmt: skip
+        if flops:
+            cells.append(f"{FLOPS_PER_MAC * layer.macs:,}")
+        table.add_row(*cells, _figures(layer.receptive_field), _figures(layer.stride))
+    lines = [table]
+
+    def note(text: str) -> None:
+        lines.append(Text(text))
+
     if folded:
-        console.print(
-            f"{folded:,} nested rows folded (+N: rows under a layer; showing depth {limit}); "
-            f"--depth {_deepest(report.layers)} shows every row",
-            highlight=False,
+        note(
+            f"{folded:,} nested rows folded (NAME (+N): N rows under that layer; showing depth {limit}); "
+            f"--depth {_deepest(report.layers)} shows every row"
         )
+    note("kernel, stride: the layer's own; RF, RF stride: receptive field and effective stride in input pixels")
     frozen = report.total_params - report.trainable_params
     outputs = ", ".join(f"{name} {_shape(shape)}" for name, shape in report.outputs.items())
-    from .budget import estimate_memory, human
-
-    memory = estimate_memory(report)
-    console.print(
+    flops_text = f", {FLOPS_PER_MAC * report.total_macs:,} FLOPs ({FLOPS_PER_MAC} per MAC)" if flops else ""
+    note(
         f"total: {report.total_params:,} parameters ({report.trainable_params:,} trainable"
-        f"{f', {frozen:,} frozen' if frozen else ''}), {report.total_macs:,} MACs; outputs: {outputs}",
-        highlight=False,
+        f"{f', {frozen:,} frozen' if frozen else ''}), {report.total_macs:,} MACs{flops_text}; outputs: {outputs}"
     )
-    console.print(
+    memory = estimate_memory(report)
+    note(
         f"memory: about {human(memory.weight_bytes)} of weights and {human(memory.activation_bytes)} of activations "
-        f"(float32, every output kept, batch {report.input_shape[0]})",
-        highlight=False,
+        f"(float32, every output kept, batch {report.input_shape[0]})"
     )
+    if train is not None:
+        step = estimate_training_memory(report, train)
+        note(
+            f"training ({train}): about {human(step.total)}: {human(step.weight_bytes)} weights, "
+            f"{human(step.gradient_bytes)} gradients, {human(step.optimizer_bytes)} optimizer state, "
+            f"{human(step.activation_bytes)} activations kept for backward (float32, batch {report.input_shape[0]})"
+        )
+    if sizes is not None:
+        note(f"input sizes: {sizes.describe()}")
+    return lines
+
+
+def sizes_json(sizes: InputSizes | None) -> dict | None:
+    """An `input_sizes.InputSizes` as JSON: each axis's smallest size and step (null where none was found)."""
+    if sizes is None:
+        return None
+    return {
+        "text": sizes.describe(),
+        "axes": [
+            {"axis": a.axis, "smallest": a.smallest, "step": a.step, "fixed": a.fixed, "searched_up_to": a.searched, "irregular": list(a.irregular) or None}
+            for a in sizes.axes
+        ],
+    }
+
+
+def to_json_text(report: Report, flops: bool = False) -> str:
+    """`report_json` as indented JSON text."""
+    return json.dumps(report_json(report, flops), indent=2)

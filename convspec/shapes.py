@@ -140,6 +140,26 @@ class Report:
         if self.errors:
             raise SpecError(self.errors)
 
+    def table(self, depth: int | None = None, *, flops: bool = False, train: str | None = None) -> str:
+        """The table `convspec check` prints, as text (`report_view.table_text`: `depth`, `flops`, `train`)."""
+        from .report_view import table_text
+
+        return table_text(self, depth, flops=flops, train=train)
+
+    def to_json(self, *, flops: bool = False) -> str:
+        """The JSON `convspec check --format json` prints (with `flops`, as `--flops` adds)."""
+        from .report_view import to_json_text
+
+        return to_json_text(self, flops)
+
+    def __str__(self) -> str:
+        return self.table().rstrip("\n") if self.valid else "\n".join(map(str, self.errors))
+
+    def __repr__(self) -> str:  # the dataclass's own would print every layer's plan
+        state = "valid" if self.valid else f"{len(self.errors)} problems"
+        name = self.spec.name or self.spec.source.file
+        return f"<Report {name}: {len(self.layers)} layers, {self.total_params:,} parameters, {self.total_macs:,} MACs, {state}>"
+
     def walk(self):
         """Every layer report, depth first."""
         stack = list(reversed(self.layers))

@@ -350,6 +350,35 @@ def checked_report(spec: Any, input_shape: Any, report: Report | None) -> tuple[
     return report, input_shape
 
 
+def checked_with_target(
+    spec: Any,
+    input_shape: tuple[int, ...] | str | None = None,
+    *,
+    target: str | None = None,
+    opset: int = DEFAULT_OPSET,
+    dynamic_size: bool | None = None,
+    scale: str | None = None,
+    overrides: Any = None,
+) -> Report:
+    """`check` without its last step: shape problems stay in `Report.errors` (the CLI prints them).
+
+    Schema problems raise SpecError (listing the shape problems of the valid layers too). With
+    `target="onnx"`, the layers that cannot be exported to ONNX `opset` are listed in
+    `Report.errors` too. `scale` and `overrides` are `convspec.load`'s: a preset of the spec's
+    `scales:`, and values set as `--set` does.
+    """
+    if target not in (None, "onnx"):
+        raise InputError(f"unknown target {target!r}; the one target is 'onnx'")
+    if target and (exact_int(opset) is None or not MIN_OPSET <= opset <= MAX_OPSET):
+        raise InputError(f"--opset {opset!r} is out of range; use {MIN_OPSET} to {MAX_OPSET}")
+    report = load_and_check(spec, input_shape, scale=scale, overrides=overrides)
+    if target == "onnx":
+        dynamic = report.spec.input.size is None if dynamic_size is None else dynamic_size
+        found = export_limit_problems(report, ExportTarget(opset, dynamic))
+        report.errors = sorted([*report.errors, *found], key=lambda p: (p.location.line or 0, p.location.column or 0))
+    return report
+
+
 def check(
     spec: Any,
     input_shape: tuple[int, ...] | str | None = None,
@@ -362,21 +391,20 @@ def check(
 ) -> Report:
     """Load (if needed) and check a spec: every layer's shape, parameters, MACs and receptive field.
 
-    Schema problems raise SpecError (listing the shape problems of the valid layers too);
-    shape problems of a valid spec are listed in `Report.errors`. With `target="onnx"`, the
-    layers that cannot be exported to ONNX `opset` (spatial sizes dynamic when the spec has
-    no `input.size`, or with `dynamic_size`) are listed there too, each located at the key
-    to change, as `convspec export` would refuse them. Raises InputError for an unknown
-    target or an opset out of range. `scale` and `overrides` are `convspec.load`'s: a preset
-    of the spec's `scales:`, and values set as `--set` does.
+    Returns the Report of a valid spec; any fault of the spec raises SpecError listing every
+    problem at once (keys and values, shapes, and with `target="onnx"` what ONNX `opset`
+    cannot express: spatial sizes dynamic when the spec has no `input.size`, or with
+    `dynamic_size`), each located at the key to change, as `convspec check` prints them.
+    When the spec could be traced, `SpecError.report` holds that (invalid) report.
+    Raises InputError for an unknown target, an opset out of range or a bad `input_shape`.
+    `scale` and `overrides` are `convspec.load`'s: a preset of the spec's `scales:`, and values
+    set as `--set` does.
     """
-    if target not in (None, "onnx"):
-        raise InputError(f"unknown target {target!r}; the one target is 'onnx'")
-    if target and (exact_int(opset) is None or not MIN_OPSET <= opset <= MAX_OPSET):
-        raise InputError(f"--opset {opset!r} is out of range; use {MIN_OPSET} to {MAX_OPSET}")
-    report = load_and_check(spec, input_shape, scale=scale, overrides=overrides)
-    if target == "onnx":
-        dynamic = report.spec.input.size is None if dynamic_size is None else dynamic_size
-        found = export_limit_problems(report, ExportTarget(opset, dynamic))
-        report.errors = sorted([*report.errors, *found], key=lambda p: (p.location.line or 0, p.location.column or 0))
+    report = checked_with_target(
+        spec, input_shape, target=target, opset=opset, dynamic_size=dynamic_size, scale=scale, overrides=overrides
+    )
+    if report.errors:
+        error = SpecError(report.errors)
+        error.report = report
+        raise error
     return report

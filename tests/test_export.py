@@ -198,7 +198,7 @@ def test_failed_verification_leaves_existing_file_untouched(tmp_path, monkeypatc
 def test_existing_file_needs_force(tmp_path):
     out = tmp_path / "m.onnx"
     out.write_bytes(b"x")
-    with pytest.raises(convspec.InputError, match="--force"):
+    with pytest.raises(convspec.InputError, match="pass force=True to replace it"):
         export_onnx(None, "specs/small_cnn.yaml", out)
     export_onnx(None, "specs/small_cnn.yaml", out, force=True)
     assert onnx.load(str(out)).graph.node
