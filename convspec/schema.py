@@ -1399,8 +1399,10 @@ def json_schema() -> dict:
                         definition.setdefault("allOf", []).append({"anyOf": [{"required": [long]}, {"required": [short]}]})
     template_json_schema(schema)  # `blocks:` templates and `use` layers, expanded before validation
     from .compose import extends_json_schema
+    from .editor_schema import for_editors
 
-    return extends_json_schema(schema)  # a spec with `extends` holds only changes to its base
+    # a spec with `extends` holds only changes to its base; then unions selected by `type`, filters named, repeated schemas shared
+    return for_editors(extends_json_schema(schema))
 
 
 def load(spec: Any, *, scale: str | None = None, overrides: Any = None) -> Spec:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convspec
+from convspec.trace import load_and_check  # an invalid spec's report too
 from convspec.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from convspec.schema import LAYER_MODELS, MODULE_ATTRIBUTES
 from convspec.kinds import registry
@@ -148,7 +149,7 @@ def test_padding_same_gives_ceil_in_over_stride(size, kernel, stride, dilation, 
         {"type": "conv", "out": 1, "kernel": kernel, "stride": stride, "dilation": dilation, "padding": "same", "padding_mode": mode},
         channels=1, size=(size,),
     )
-    report = convspec.check(definition)
+    report = load_and_check(definition)
     if mode == "circular" and not report.valid:
         return  # circular padding wider than the input is an error, checked elsewhere
     assert report.valid, report.errors
@@ -169,7 +170,7 @@ def test_padding_same_splits_like_pytorch_for_even_kernels():
 @given(size=st.integers(1, 12), kernel=st.integers(1, 6), stride=st.integers(1, 4), dilation=st.integers(1, 2))
 def test_transposed_same_gives_in_times_stride(size, kernel, stride, dilation):
     definition = spec({"type": "transposed", "out": 2, "kernel": kernel, "stride": stride, "dilation": dilation, "padding": "same"}, channels=1, size=(size, size))
-    report = convspec.check(definition)
+    report = load_and_check(definition)
     if not report.valid:
         assert any("no padding gives" in p.message for p in report.errors)
         return

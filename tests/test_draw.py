@@ -409,7 +409,9 @@ def test_unknown_sizes_draw_as_question_marks(tmp_path):
 
 
 def test_render_refuses_an_invalid_report_and_a_wrong_format():
-    report = convspec.check("input: {channels: 6, size: [8, 8]}\nlayers:\n  - {type: group, out: 8, kernel: 3, groups: 4}\n")
+    from convspec.trace import load_and_check
+
+    report = load_and_check("input: {channels: 6, size: [8, 8]}\nlayers:\n  - {type: group, out: 8, kernel: 3, groups: 4}\n")
     with pytest.raises(convspec.SpecError):
         render(report)
     with pytest.raises(ValueError, match="mermaid"):

@@ -35,6 +35,7 @@ from convspec import errors, geometry, source, templates
 from convspec.errors import CloseNames, listing, quote
 from convspec.schema import Spec
 from convspec.source import MAX_DEPTH, MAX_NODES, parse_yaml, read_python
+from convspec.trace import load_and_check  # an invalid spec's report, as `convspec check` prints it
 from support import Hang, watchdog  # tests/ is on sys.path (conftest.py)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -401,7 +402,7 @@ class _CountingDifflib:
 def test_unknown_from_names_cost_a_bounded_look_up_each(layers, monkeypatch):
     counting = _CountingDifflib()
     monkeypatch.setattr(errors, "difflib", counting)
-    report = within(120, f"{layers} unknown froms", convspec.check, _unknown_froms(layers))
+    report = within(120, f"{layers} unknown froms", load_and_check, _unknown_froms(layers))
     assert len(report.errors) == layers
     # every look-up compares a handful of names, not every earlier one: linear, not quadratic
     assert counting.compared <= 20 * counting.calls
@@ -411,7 +412,7 @@ def test_unknown_from_names_cost_a_bounded_look_up_each(layers, monkeypatch):
 
 def test_a_typo_among_thousands_of_names_is_still_found():
     layers = "".join(f"  - {{name: layer_{i}, type: identity}}\n" for i in range(5_000))
-    report = convspec.check(HEADER + layers + "  - {type: identity, from: layr_4321}\n")
+    report = load_and_check(HEADER + layers + "  - {type: identity, from: layr_4321}\n")
     (problem,) = report.errors
     assert "did you mean 'layer_4321'?" in problem.message
 
@@ -420,7 +421,7 @@ def test_a_megabyte_spec_of_unknown_names_checks_to_the_end():
     # the case that did not finish in 600 s; the layer limit stops the walk at 10,000
     text = HEADER + "".join(f"  - {{type: identity, from: x{i}}}\n" for i in range(39_000))
     assert len(text) > 1_300_000
-    report = within(120, "1.3 MB of unknown froms", convspec.check, text)
+    report = within(120, "1.3 MB of unknown froms", load_and_check, text)
     assert len(report.errors) == 10_001
     assert "more than 10,000 layers" in report.errors[-1].message
     assert max(len(p.message) for p in report.errors) < 300
@@ -455,7 +456,7 @@ GROWING = {
 def test_lists_in_messages_stay_short(case):
     text, words = GROWING[case]
     try:
-        found = within(60, case, convspec.check, text).errors
+        found = within(60, case, load_and_check, text).errors
     except errors.SpecError as err:
         found = err.problems
     assert found
@@ -465,7 +466,7 @@ def test_lists_in_messages_stay_short(case):
 
 def test_divisors_of_a_huge_prime_channel_count_are_found_at_once():
     text = HEADER + "  - {name: big, type: pointwise, out: 2147483647}\n" + "  - {type: group, groups: 7, out: 14, kernel: 1, from: big}\n" * 3_000
-    report = within(60, "3,000 groups on a prime", convspec.check, text)
+    report = within(60, "3,000 groups on a prime", load_and_check, text)
     assert len(report.errors) == 3_000
     assert "(divisors: 1, 2147483647)" in report.errors[0].message
 
@@ -474,7 +475,7 @@ def test_an_aliased_long_string_is_quoted_short_in_every_message():
     # one megabyte, named by 2,000 aliases: messages must not copy it 2,000 times
     text = HEADER + f"  - {{type: identity, from: &big {'a' * 1_000_000}}}\n" + "  - {type: identity, from: *big}\n" * 2_000
     try:
-        found = within(60, "aliased megabyte", convspec.check, text).errors
+        found = within(60, "aliased megabyte", load_and_check, text).errors
     except errors.SpecError as err:
         found = err.problems
     assert len(found) >= 2_000
@@ -483,7 +484,7 @@ def test_an_aliased_long_string_is_quoted_short_in_every_message():
 
 def test_a_long_name_in_layer_labels_is_cut():
     name = "n" * 10_000
-    report = convspec.check(HEADER + f"  - {{name: {name}, type: conv, out: 2, kernel: 9}}\n")
+    report = load_and_check(HEADER + f"  - {{name: {name}, type: conv, out: 2, kernel: 9}}\n")
     (problem,) = report.errors
     assert len(str(problem)) < 500 and problem.layer.name.startswith("nnnn") and len(problem.layer.name) < 110
 

@@ -411,7 +411,8 @@ def test_transposed_same_lower_equals_same_where_same_exists():
 
 def test_transposed_same_lower_works_where_same_has_no_padding_pair():
     # kernel 4, stride 1: 2p - output_padding = 3 needs output_padding 1, which stride 1 forbids; a crop does it
-    assert not convspec.check(spec({"type": "transposed", "out": 2, "kernel": 4, "padding": "same"})).valid
+    with pytest.raises(convspec.SpecError, match="no padding gives"):
+        convspec.check(spec({"type": "transposed", "out": 2, "kernel": 4, "padding": "same"}))
     report, model = built(spec({"type": "transposed", "out": 2, "kernel": 4, "padding": "same_lower"}))
     assert report.layers[0].output_shape == (1, 2, 16, 16)
     assert model(torch.randn(1, 3, 16, 16)).shape == (1, 2, 16, 16)

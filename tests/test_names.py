@@ -59,8 +59,10 @@ def test_an_output_listed_twice_is_a_located_error():
         "input: {channels: 1, size: [8, 8]}\nlayers:\n  - {type: conv, out: 2, kernel_size: 3, name: a}\n"
         "  - {type: conv, out: 2, kernel_size: 3, name: b}\noutputs: [a, a, b]\n"
     )
-    report = convspec.check(spec)
-    assert [str(problem) for problem in report.errors] == ["<string>:5:14: `outputs` lists 'a' twice; list each layer once"]
+    with pytest.raises(convspec.SpecError) as refused:
+        convspec.check(spec)
+    assert [str(problem) for problem in refused.value.problems] == ["<string>:5:14: `outputs` lists 'a' twice; list each layer once"]
+    assert refused.value.report.errors == refused.value.problems  # the traced report comes with the error
 
 
 def test_an_empty_from_is_an_error_not_the_previous_layer():

@@ -177,7 +177,8 @@ def test_bad_splits_are_reported_at_their_key(tmp_path, lines, expected):
 def test_outputs_cannot_name_a_split(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(HEAD + "  - {name: s, type: split, parts: 2}\n  - {name: a, type: identity, from: s.0}\noutputs: [s, a]\n")
-    report = convspec.check(path)
-    assert [str(p).replace(str(path), "bad.yaml") for p in report.errors] == [
+    with pytest.raises(convspec.SpecError) as refused:
+        convspec.check(path)
+    assert [str(p).replace(str(path), "bad.yaml") for p in refused.value.problems] == [
         "bad.yaml:7:11: `outputs` names the split 's'; name a layer that reads its parts"
     ]

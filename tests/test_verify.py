@@ -348,7 +348,9 @@ def test_a_scale_that_keeps_every_size_is_refused_because_onnxruntime_copies(lay
     (problem,) = refused.value.problems
     scale_line = next(i for i, line in enumerate(spec.read_text().splitlines(), 1) if "scale:" in line)
     assert "onnxruntime's Resize copies" in problem.message and problem.location.line == scale_line
-    assert [str(p) for p in convspec.check(spec, None if size else "1x1x5x5x5", target="onnx").errors] == [str(problem)]
+    with pytest.raises(convspec.SpecError) as checked:
+        convspec.check(spec, None if size else "1x1x5x5x5", target="onnx")
+    assert [str(p) for p in checked.value.problems] == [str(problem)]
     if size is None:  # at a fixed size the same layer exports, as gathers
         fixed = write(tmp_path / "f.yaml", _spec_text(layer, [5, 5, 5], channels=1))
         assert all(c.ok for c in export_onnx(None, fixed, tmp_path / "f.onnx").checks)
@@ -452,7 +454,9 @@ def test_every_valid_spec_exports_or_is_refused_with_a_location(text, opset, tmp
             assert problem.location.line is not None and problem.layer, str(problem)
         assert not out.exists()
         # and `check --target onnx` tells the same before exporting
-        assert {str(p) for p in convspec.check(text, target="onnx", opset=opset).errors} == {str(p) for p in refused.problems}
+        with pytest.raises(convspec.SpecError) as checked:
+            convspec.check(text, target="onnx", opset=opset)
+        assert {str(p) for p in checked.value.problems} == {str(p) for p in refused.problems}
         return
     assert all(c.ok for c in result.checks)
     assert convspec.check(text, target="onnx", opset=opset).valid
@@ -481,7 +485,9 @@ def test_transposed_output_padding_is_an_export_limit_check_target_onnx_reports(
     assert "onnxruntime's ConvTranspose refuses" in line and "use output_padding 0 in H" in line
     as_json = run("check", spec, "--target", "onnx", "--format", "json")
     assert as_json.exit_code == 1 and f'"column": {column}' in as_json.output
-    report = convspec.check(spec, target="onnx")
+    with pytest.raises(convspec.SpecError) as checked:
+        convspec.check(spec, target="onnx")
+    report = checked.value.report
     assert not report.valid and report.errors[0].location.line == 3
     with pytest.raises(convspec.ExportError) as refused:
         export_onnx(None, spec, tmp_path / "t.onnx")
