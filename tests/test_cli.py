@@ -373,7 +373,7 @@ def _table_rows(out: str) -> list[str]:
     """The table's body rows: between the header line and the notes."""
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("layer ")) + 1
-    return [line for line in lines[start:] if line and not line.startswith(("total:", "memory:")) and "folded" not in line]
+    return [line for line in lines[start:] if line and not line.startswith(("total:", "memory:", "kernel, stride:")) and "folded" not in line]
 
 
 def _nested_count(layers) -> int:
