@@ -140,6 +140,7 @@ def _spec_options(command: Callable) -> Callable:
 )
 @click.option("--opset", type=int, help=f"With --target onnx: the opset to check for (default {DEFAULT_OPSET}).")
 @click.option("--dynamic-size", is_flag=True, help="With --target onnx: as exported with dynamic spatial sizes (always so without input.size).")
+@click.option("--sizes", is_flag=True, help="Also say which input sizes the spec takes (searched with the checker, per axis).")
 @click.option("--flops", is_flag=True, help="Add FLOPs (2 per multiply-accumulate, as torch's FlopCounterMode counts).")
 @click.option("--train", is_flag=True, help="Add the memory of a training step: weights, gradients, optimizer state, activations.")
 @click.option(
@@ -150,10 +151,11 @@ def _spec_options(command: Callable) -> Callable:
 @_handles_errors
 def check(
     spec: str, input_text: str | None, fmt: str, depth: int | None, target: str | None, opset: int | None, dynamic_size: bool,
-    flops: bool, train: bool, optimizer: str | None, scale: str | None, overrides: tuple[str, ...],
+    sizes: bool, flops: bool, train: bool, optimizer: str | None, scale: str | None, overrides: tuple[str, ...],
 ) -> None:
     """Validate SPEC and print every layer's shape, parameters, MACs and receptive field."""
-    from .report_view import failed_json, render_table, report_json
+    from .input_sizes import input_sizes
+    from .report_view import failed_json, render_table, report_json, sizes_json
     from .trace import checked_with_target as check_spec_with_target
 
     if target is None and (opset is not None or dynamic_size):
@@ -176,13 +178,22 @@ def check(
                 raise
             click.echo(json.dumps(failed_json(spec, err), indent=2))  # a report's keys: scripts need no special case
             sys.exit(1)
-        click.echo(json.dumps(report_json(report, flops), indent=2))
+        data = report_json(report, flops)
+        if sizes:
+            data["input_sizes"] = sizes_json(input_sizes(report.spec, report.input_shape))
+        click.echo(json.dumps(data, indent=2))
         sys.exit(0 if report.valid else 1)
     report = load_and_check(spec, input_shape)
     if not report.valid:
         _print_problems(report.errors)
+        found = input_sizes(report.spec, report.input_shape)
+        if found is not None and not found.allows(report.input_shape[2:]):  # the size is at fault: say which would do
+            click.echo(f"input sizes that check: {found.describe()}", err=True)
         sys.exit(1)
-    render_table(report, depth=depth, flops=flops, train=(optimizer or "adam") if train else None)
+    render_table(
+        report, depth=depth, flops=flops, train=(optimizer or "adam") if train else None,
+        sizes=input_sizes(report.spec, report.input_shape) if sizes else None,
+    )
 
 
 # ---------------------------------------------------------------- build
@@ -290,11 +301,19 @@ def export(
     def show(step) -> None:
         click.echo(f"{step.name:<7}{step.seconds:7.2f} s  {step.detail}")
 
-    export_onnx(
+    result = export_onnx(
         model, report.spec, output, opset=opset, verify=not no_verify, force=force,
         dynamic_size=dynamic_size or None, input_shape=input_shape, verbose=verbose, on_step=show, running=running,
         report=report, seed=None if weights else seed,
     )
+    if not result.dynamic_spatial:  # the file takes one size; say which others the spec would take
+        from .geometry import format_shape
+        from .input_sizes import input_sizes
+
+        found = input_sizes(report.spec, report.input_shape)
+        fixed = format_shape(report.input_shape[2:])
+        also = f"; the spec also takes {found.describe()} (--dynamic-size keeps them)" if found is not None else ""
+        click.echo(f"{'sizes':<7}{'':9}  spatial size fixed at {fixed}{also}")  # aligned with the steps' details
     if no_verify:
         click.echo("verification skipped (--no-verify)")
 
