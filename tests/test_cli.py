@@ -342,7 +342,8 @@ def test_python_dash_m_export_prints_only_its_steps(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "", proc.stderr
-    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["export", "check", "verify", "write"]
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["export", "check", "verify", "write", "sizes"]
+    assert proc.stdout.splitlines()[-1].split(None, 1)[1] == "spatial size fixed at 32x32; the spec also takes H and W: at least 4 (--dynamic-size keeps them)"
 
 
 def test_checker_never_imports_torch():
