@@ -122,3 +122,41 @@ def test_few_console_examples_are_not_run():
     assert all(b.arg for b in skipped), "a no-run console block says why"
     unmarked = [b.where for page in PAGES for b in console_blocks(page) if b.marker != "no-run" and not _runs_convspec(b)]
     assert not unmarked, f"console blocks that neither run nor say why: {unmarked}"
+
+
+# ---------------------------------------------------------------- facts the prose states
+
+
+def test_the_number_of_layer_kinds_in_the_docs_is_the_registry_s():
+    from convspec.kinds import registry
+
+    kinds = len(list(registry))
+    text = (ROOT / "docs" / "spec-reference.md").read_text(encoding="utf-8")
+    assert f"one of the {kinds} below" in text
+    assert f"There are {kinds} layer kinds" in (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+
+
+def test_every_opset_range_in_the_docs_is_the_code_s():
+    from convspec.opsets import MAX_OPSET, MIN_OPSET
+
+    for page in PAGES:
+        for low, high in re.findall(r"\b(1\d) (?:to|up to) (2\d)\b", page.read_text(encoding="utf-8")):
+            assert (int(low), int(high)) == (MIN_OPSET, MAX_OPSET), f"{page.name}: {low} to {high}"
+
+
+def test_the_readme_s_one_d_claim_holds():
+    import convspec
+    from test_schema import MINIMAL  # the smallest valid layer of each kind
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())  # lines joined
+    nine = ["conv", "pointwise", "asymmetric", "dilated", "depthwise", "group", "separable", "transposed", "dynamic"]
+    for kind in nine:
+        layer = {"type": kind, **MINIMAL[kind]}
+        if isinstance(layer.get("kernel_size"), list):
+            layer["kernel_size"] = layer["kernel_size"][:1]
+        try:
+            convspec.check({"input": {"channels": 4, "size": [16]}, "layers": [layer]})
+            works = True
+        except convspec.SpecError:
+            works = False
+        assert works == (f"except `{kind}` in 1-D" not in readme), kind
