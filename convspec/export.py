@@ -829,7 +829,7 @@ def export_onnx(
     external = weight_bytes >= external_data_threshold
     data_name = destination.name + ".data"
     if external and os.path.lexists(destination.parent / data_name) and not force:
-        raise InputError(f"{destination.parent / data_name}: already exists; pass --force to replace it")
+        raise InputError(f"{destination.parent / data_name}: already exists; pass force=True (--force) to replace it")
     check_free_space(destination.parent, weight_bytes + 2**20, "the ONNX file")
     steps: list[Step] = []
     running = running or (lambda name: contextlib.nullcontext())
