@@ -118,6 +118,17 @@ def _summary(name: str, valid: list[int], searched: int) -> AxisSizes:
     return AxisSizes(name, smallest, step, False, searched, tuple(valid))
 
 
+def _search_axis(fits, stride: int) -> tuple[list[int], int]:
+    """The sizes 1, 2, ... for which `fits(size)`, up to two periods of `stride` past the first; and the last size tried."""
+    valid: list[int] = []
+    for size in range(1, MAX_SEARCH + 1):
+        if valid and size > valid[0] + PERIODS_PAST_SMALLEST * stride:
+            return valid, size - 1
+        if fits(size):
+            valid.append(size)
+    return valid, MAX_SEARCH
+
+
 def input_sizes(spec: Spec, reference: tuple[int, ...] | None = None) -> InputSizes | None:
     """The input sizes `spec` takes (`InputSizes`), or None when no size was found to check.
 
@@ -145,17 +156,11 @@ def input_sizes(spec: Spec, reference: tuple[int, ...] | None = None) -> InputSi
     report = check_spec(spec, (batch, spec.input.channels, *sizes))
     axes = []
     for index, name in enumerate(AXIS_NAMES[spec.dims]):
-        stride = _largest_stride(report, index)
-        valid: list[int] = []
-        size = 0
-        while size < MAX_SEARCH:
-            size += 1
-            if valid and size > valid[0] + PERIODS_PAST_SMALLEST * stride:
-                size -= 1
-                break
-            if _valid(spec, batch, sizes[:index] + (size,) + sizes[index + 1 :]):
-                valid.append(size)
-        axes.append(_summary(name, valid, size))
+        def fits(size: int, index: int = index) -> bool:
+            return _valid(spec, batch, sizes[:index] + (size,) + sizes[index + 1 :])
+
+        valid, searched = _search_axis(fits, _largest_stride(report, index))
+        axes.append(_summary(name, valid, searched))
     return InputSizes(tuple(axes))
 
 
