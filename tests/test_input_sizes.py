@@ -91,3 +91,20 @@ def test_a_fault_no_size_mends_gets_no_size_hint(tmp_path):
     spec.write_text("input: {channels: 6, size: [8, 8]}\nlayers:\n  - {type: group, out: 8, kernel: 3, groups: 4}\n")
     result = CliRunner().invoke(cli, ["check", str(spec)])
     assert result.exit_code == 1 and "input sizes" not in result.output
+
+
+def test_the_json_says_the_sizes_when_asked():
+    import json
+
+    result = CliRunner().invoke(cli, ["check", str(ROOT / "specs" / "unet_small.yaml"), "--format", "json", "--sizes"])
+    data = json.loads(result.stdout)
+    assert data["input_sizes"]["text"] == "H and W: multiples of 8"
+    assert [(a["axis"], a["smallest"], a["step"], a["fixed"]) for a in data["input_sizes"]["axes"]] == [("H", 8, 8, False), ("W", 8, 8, False)]
+    plain = json.loads(CliRunner().invoke(cli, ["check", str(ROOT / "specs" / "unet_small.yaml"), "--format", "json"]).stdout)
+    assert "input_sizes" not in plain
+
+
+def test_a_linear_after_flatten_fixes_the_size():
+    spec = convspec.load({"input": {"channels": 1, "size": [6, 6]}, "layers": [{"type": "flatten"}, {"type": "linear", "out": 2, "in_features": 36}]})
+    sizes = input_sizes(spec)
+    assert sizes.describe() == "H and W: only 6" and sizes.allows((6, 6)) and not sizes.allows((6, 7))
