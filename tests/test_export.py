@@ -216,7 +216,7 @@ def test_cli_export_prints_one_line_per_step_and_nothing_else(tmp_path):
     result = run("export", "specs/small_cnn.yaml", "-o", tmp_path / "m.onnx")
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert [line.split()[0] for line in lines] == ["export", "check", "verify", "write"]
+    assert [line.split()[0] for line in lines] == ["export", "check", "verify", "write", "sizes"]
     assert "max|diff| <= 1e-09 + 0.001 x max|PyTorch|, per output" in lines[2]
     assert "Warning" not in result.output and "torch.onnx" not in result.output
 
