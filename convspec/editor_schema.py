@@ -280,27 +280,33 @@ def _drop_generated_titles(node: Any) -> None:
             _drop_generated_titles(value)
 
 
+def shareable_definitions(root: Any):
+    """The object schemas whose properties may be shared: not the `if` of a condition (a test, not a shape)."""
+    return (d for d in _definitions(root) if not set(d) <= {"properties", "required"})
+
+
 def _share_repeated_properties(schema: dict) -> None:
     """Move each property schema written more than once (apart from its description) to `$defs/keys`.
 
     The description stays beside the `$ref`: each layer kind keeps its own words for its key.
     """
     _drop_generated_titles(schema)
-    counts: dict[str, int] = {}
-    for definition in _definitions(schema):
-        for value in definition["properties"].values():
-            if isinstance(value, dict) and "$ref" not in value:
-                text = _canonical(value)
-                if len(text) >= SHARED_FROM_BYTES:
-                    counts[text] = counts.get(text, 0) + 1
     group: dict[str, dict] = {}
     refs: dict[str, str] = {}
 
-    def share(definition: dict) -> None:
-        for key, value in list(definition["properties"].items()):
-            if not isinstance(value, dict) or "$ref" in value:
-                continue
-            text = _canonical(value)
+    def share(root: Any) -> None:
+        # every property's text first: replacing one may change the text of another that holds it
+        found = [
+            (definition, key, value, _canonical(value))
+            for definition in shareable_definitions(root)
+            for key, value in definition["properties"].items()
+            if isinstance(value, dict) and "$ref" not in value
+        ]
+        counts: dict[str, int] = {}
+        for *_, text in found:
+            if len(text) >= SHARED_FROM_BYTES:
+                counts[text] = counts.get(text, 0) + 1
+        for definition, key, value, text in found:
             if counts.get(text, 0) < 2:
                 continue
             if text not in refs:
@@ -309,9 +315,34 @@ def _share_repeated_properties(schema: dict) -> None:
                 refs[text] = f"#/$defs/{KEYS_GROUP}/$defs/{name}"
             definition["properties"][key] = {"$ref": refs[text], **{k: v for k, v in value.items() if k in KEPT_IN_PLACE}}
 
-    for definition in list(_definitions(schema)):
-        share(definition)
-    for definition in list(_definitions(group)):  # schemas inside a shared one share too
-        share(definition)
+    share(schema)
+    share(dict(group))  # schemas inside a shared one share too
     if group:
         schema["$defs"][KEYS_GROUP] = {"description": "property schemas that several layer kinds share", "$defs": group}
+        _inline_single_uses(schema, group)
+
+
+def _inline_single_uses(schema: dict, group: dict[str, dict]) -> None:
+    """Put back in place a shared schema used once (its other uses were inside another shared one), drop one
+    used nowhere,
+    until every one left is used at least twice."""
+    text = json.dumps(schema)
+    single = {f"#/$defs/{KEYS_GROUP}/$defs/{name}": name for name in group if text.count(f'"#/$defs/{KEYS_GROUP}/$defs/{name}"') <= 1}
+    if not single:
+        return
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, dict) and value.get("$ref") in single:
+                    name = single[value["$ref"]]
+                    node[key] = {**group[name], **{k: v for k, v in value.items() if k != "$ref"}}
+                walk(node[key])
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    for name in single.values():
+        del group[name]
+    _inline_single_uses(schema, group)

@@ -124,10 +124,18 @@ def test_the_schema_takes_a_filter_s_keys_as_the_checker_does(validator, name, k
     assert schema_ok == checker_ok, (layer, [e.message for e in validator.iter_errors(_doc(layer))])
 
 
-def test_every_union_of_kinds_selects_by_type_and_the_file_is_smaller():
+def test_every_union_of_kinds_selects_by_type_and_repeated_keys_are_written_once():
+    from convspec.editor_schema import SHARED_FROM_BYTES, _canonical, shareable_definitions
+
     schema = convspec.json_schema()
     text = json.dumps(schema)
     assert '"discriminator"' not in text and '"oneOf"' not in text
-    assert schema["properties"]["layers"]["items"] == {"$ref": "#/$defs/Layer"}
-    # every kind's schema is written once; its keys shared between kinds
-    assert len(json.dumps(schema, indent=2)) < 350_000
+    assert schema["$defs"]["Spec"]["properties"]["layers"]["items"] == {"$ref": "#/$defs/Layer"}
+    inline: dict[str, int] = {}
+    for definition in shareable_definitions(schema):
+        for value in definition["properties"].values():
+            if isinstance(value, dict) and "$ref" not in value and len(_canonical(value)) >= SHARED_FROM_BYTES:
+                inline[_canonical(value)] = inline.get(_canonical(value), 0) + 1
+    assert all(count == 1 for count in inline.values())  # a key schema used twice is a shared $ref
+    for name in schema["$defs"]["keys"]["$defs"]:
+        assert text.count(f'"#/$defs/keys/$defs/{name}"') >= 2, name

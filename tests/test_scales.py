@@ -203,9 +203,9 @@ layers:
   - {name: stem, type: conv, out: 4, kernel: 1, keep_width: true}
   - {name: res, type: residual, layers: [{type: conv, out: 4, kernel: 3, padding: 1}]}
 """
-    report = convspec.check(text, scale="n")
-    assert not report.valid
-    (problem,) = report.errors
+    with pytest.raises(convspec.SpecError) as refused:
+        convspec.check(text, scale="n")
+    (problem,) = refused.value.problems
     assert problem.location.line == 5 and "conv_0 4 -> 8" in problem.message
 
 
@@ -236,7 +236,9 @@ layers:
   - {type: group, out: 48, groups: 3, kernel: 1}
 """
     assert convspec.check(text).valid
-    (problem,) = convspec.check(text, scale="n").errors
+    with pytest.raises(convspec.SpecError) as refused:
+        convspec.check(text, scale="n")
+    (problem,) = refused.value.problems
     assert problem.location.line == 4 and "groups=3" in problem.message
     assert problem.message.endswith("under scale 'n' its out_channels 48 became 16")
 

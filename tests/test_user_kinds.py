@@ -29,6 +29,7 @@ from pydantic import Field
 from torch import nn
 
 import convspec
+from convspec.trace import checked_with_target  # the report with its problems, as `convspec check` prints them
 from convspec.budget import estimate_memory
 from convspec.cli import cli
 from convspec.draw import render
@@ -348,7 +349,7 @@ def test_a_user_kinds_export_limit_is_reported_by_check_and_export(tmp_path):
     with registry.isolated():
         convspec.register_kind(model=GateLayer, rule=gate_rule, build=lambda layer, inputs: Gate(inputs[0][1], layer.start), export_limit=limit)
         assert convspec.check(GATE_SPEC, target="onnx").valid
-        errors = [str(p) for p in convspec.check(GATE_SPEC, target="onnx", dynamic_size=True).errors]
+        errors = [str(p) for p in checked_with_target(GATE_SPEC, target="onnx", dynamic_size=True).errors]
     assert errors == ["<string>:4:6: layers[1] 'g' (gate): gate cannot be exported at a dynamic size (kind 'gate', package test_user_kinds)"]
 
 
@@ -420,7 +421,7 @@ def test_an_export_limit_that_raises_refuses_the_export_naming_the_package():
 
     with registry.isolated():
         convspec.register_kind(model=GateLayer, rule=gate_rule, build="torch.nn:Identity", export_limit=limit, package="shaky")
-        errors = [str(p) for p in convspec.check(GATE_SPEC, target="onnx").errors]
+        errors = [str(p) for p in checked_with_target(GATE_SPEC, target="onnx").errors]
     assert len(errors) == 1 and "the export_limit of kind 'gate' raised KeyError" in errors[0] and "package shaky" in errors[0], errors
 
 
