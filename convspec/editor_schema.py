@@ -323,9 +323,8 @@ def _share_repeated_properties(schema: dict) -> None:
 
 
 def _inline_single_uses(schema: dict, group: dict[str, dict]) -> None:
-    """Put back in place a shared schema used once (its other uses were inside another shared one), drop one
-    used nowhere,
-    until every one left is used at least twice."""
+    """Put back in place a shared schema used once (its other uses were inside another shared one) and drop
+    one used nowhere, until every one left is used at least twice."""
     text = json.dumps(schema)
     single = {f"#/$defs/{KEYS_GROUP}/$defs/{name}": name for name in group if text.count(f'"#/$defs/{KEYS_GROUP}/$defs/{name}"') <= 1}
     if not single:
