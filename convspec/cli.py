@@ -465,7 +465,7 @@ def weights(
     from .trace import load_and_check
 
     input_shape, seed = _input_shape(input_text), _seed(seed)
-    check_writable(output, force, protect=spec)
+    check_writable(output, force, protect=spec, force_hint=CLI_FORCE)
     check_readable(source)
     report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
     report.raise_for_errors()
@@ -504,9 +504,9 @@ def import_command(model_file: str, output: str, weights: str | None, from_graph
 
     from .fileio import check_readable, check_writable
 
-    check_writable(output, force, protect=model_file)
+    check_writable(output, force, protect=model_file, force_hint=CLI_FORCE)
     if weights:
-        check_writable(weights, force, protect=model_file)
+        check_writable(weights, force, protect=model_file, force_hint=CLI_FORCE)
         if weights == output:
             raise click.UsageError("-o and --weights must be different files")
     check_readable(model_file)
