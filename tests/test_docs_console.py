@@ -38,6 +38,7 @@ NO_RUN_LIMIT = 12  # a console example that is not run must be an exception
 # whole pages whose examples need an environment of their own, and the test that runs them there
 PAGES_RUN_ELSEWHERE = {
     "custom-kinds.md": "needs the demo plugin package of tests/plugins/demo installed; tests/test_user_kinds.py checks it",
+    "weights.md": "needs torchvision's and timm's checkpoint files, which tests/test_weights.py makes",
 }
 
 
