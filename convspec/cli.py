@@ -261,12 +261,19 @@ def build(
 @click.option("--seed", type=int, help="Seed for the initial weights when no --weights are given [default: 0].")
 @click.option("--verbose", is_flag=True, help="Show torch's exporter log and warnings.")
 @click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8", "int8-dynamic"]), default="fp32", show_default=True,
+              help="Weights and compute of the file; fp16 and int8 are verified against PyTorch float32 with their own tolerance.")
+@click.option("--calibration", type=click.Path(), metavar="DIR", help="A folder of .npy or image inputs: int8's calibration and the accuracy figures.")
+@click.option("--simplify", is_flag=True, help="Simplify the graph with onnxslim, then verify it again.")
+@click.option("--rtol", type=click.FloatRange(min=0), help="With --precision: allowed max|diff| as a fraction of max|PyTorch| [default: by precision].")
+@click.option("--min-top1", "min_top1", type=click.FloatRange(0, 1), help="With --precision: least top-1 agreement with float32 for classifiers [default: by precision].")
 @_spec_options
 @_handles_errors
 def export(
     spec: str, output: str, weights: str | None, opset: int, no_verify: bool, force: bool, dynamic_size: bool,
     input_text: str | None, seed: int | None, verbose: bool, max_memory: str | None, scale: str | None,
     overrides: tuple[str, ...],
+    precision: str, calibration: str | None, simplify: bool, rtol: float | None, min_top1: float | None,
 ) -> None:
     """Export SPEC to ONNX, verify it (ONNX checker + onnxruntime parity) and write it atomically."""
     from rich.console import Console
@@ -275,6 +282,11 @@ def export(
     from .trace import load_and_check
 
     input_shape, budget, seed = _input_shape(input_text), _max_memory(max_memory), _seed(seed)
+    reduced = precision != "fp32" or simplify
+    if no_verify and reduced:
+        raise click.UsageError("--precision and --simplify always verify; drop --no-verify")
+    if not reduced and (calibration or rtol is not None or min_top1 is not None):
+        raise click.UsageError("--calibration, --rtol and --min-top1 go with --precision fp16, int8 or int8-dynamic (or --simplify)")
     check_writable(output, force, protect=spec, force_hint=CLI_FORCE)
     if weights:
         check_readable(weights)  # before the build, not after it
@@ -301,6 +313,16 @@ def export(
     def show(step) -> None:
         click.echo(f"{step.name:<7}{step.seconds:7.2f} s  {step.detail}")
 
+    if reduced:
+        from .precision import export_precision
+
+        export_precision(
+            model, report.spec, output, precision=precision, calibration=calibration, simplify=simplify, rtol=rtol,
+            min_top1=min_top1, force=force, input_shape=input_shape, seed=None if weights else seed, report=report,
+            on_step=show, on_warning=lambda text: click.echo(f"warning: {text}", err=True), running=running,
+            opset=opset, dynamic_size=dynamic_size or None, verbose=verbose,
+        )
+        return
     result = export_onnx(
         model, report.spec, output, opset=opset, verify=not no_verify, force=force,
         dynamic_size=dynamic_size or None, input_shape=input_shape, verbose=verbose, on_step=show, running=running,

@@ -33,6 +33,7 @@ from torch import nn
 
 from ._version import __version__
 from .checkpoint import load_weights_file, spec_text
+from .edge_shapes import record_edge_shapes
 from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_free_space, check_writable, publish, staging
 from .geometry import interpolation_scale, onnx_ceil_pool, onnx_resize_output_size
@@ -591,6 +592,7 @@ def finish_model(
         raise ExportError([_locate(problem, named, report) for problem in err.problems]) from None
     _name_unnamed(proto)
     _record_output_shapes(proto, example_report, dynamic_spatial)
+    record_edge_shapes(proto, _layer_reports(example_report), report.spec, dynamic_spatial)  # for viewers (Netron)
     return proto
 
 

@@ -1,0 +1,132 @@
+"""Shapes for viewers: every edge of an exported graph carries its shape in the graph's `value_info`.
+
+Netron and other viewers show a tensor's shape only when the file records it. Each
+spec layer's output is given the checker's shape (batch symbolic, `batch`; channels
+and, at a fixed size, spatial sizes as `convspec check` computed them), after checking
+it against ONNX shape inference; the edges inside a layer (a conv's padding, a
+flatten's shape tensor, quantize / dequantize pairs) get the shapes ONNX shape
+inference gives (https://onnx.ai/onnx/repo-docs/ShapeInference.html).
+
+A layer's output is found by node names: export names every node after the spec
+layer it came from (`layer1.0.block.conv1/Conv`), so a layer's nodes are those named
+after it or after a layer inside it, and its output is the last tensor they make that
+a node outside the layer reads (or that the graph returns). A layer with no node of
+its own (`identity`, `dropout` at inference) has no edge of its own. Nodes added by
+later tools (quantize / dequantize pairs, casts) carry no layer name and count as outside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import onnx
+
+from .errors import ExportError, Problem
+from .source import layer_label
+
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+
+
+def _owner(node: onnx.NodeProto) -> str | None:
+    """The layer path a node is named after ("layer1.0.block.conv1"), or None for a node no layer made."""
+    return node.name.rsplit("/", 1)[0] if "/" in node.name else None
+
+
+def _inside(owner: str | None, layer: str) -> bool:
+    return owner is not None and (owner == layer or owner.startswith(layer + "."))
+
+
+def layer_outputs(graph: onnx.GraphProto, layer_paths: Sequence[str]) -> dict[str, str]:
+    """{layer path: the tensor that is its output} for each layer that has nodes of its own in `graph`."""
+    owners = [(_owner(node), node) for node in graph.node]
+    readers: dict[str, list[str | None]] = {}
+    for owner, node in owners:
+        for name in node.input:
+            readers.setdefault(name, []).append(owner)
+    returned = {output.name for output in graph.output}
+    found: dict[str, str] = {}
+    for layer in layer_paths:
+        made = [name for owner, node in owners if _inside(owner, layer) for name in node.output if name]
+        leaving = [name for name in made if name in returned or any(not _inside(r, layer) for r in readers.get(name, []))]
+        if leaving:
+            found[layer] = leaving[-1]  # nodes are in topological order: the last is what the layer hands on
+    return found
+
+
+def _dims(info: onnx.ValueInfoProto) -> list[int | str | None]:
+    """A tensor's dims: an int, a symbol's name, or None where unknown."""
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in info.type.tensor_type.shape.dim]
+
+
+def _set_dims(info: onnx.ValueInfoProto, dims: Sequence[int | str | None]) -> None:
+    shape = info.type.tensor_type.shape
+    shape.ClearField("dim")
+    for value in dims:
+        dim = shape.dim.add()
+        if isinstance(value, int):
+            dim.dim_value = value
+        elif value:
+            dim.dim_param = value
+
+
+def record_edge_shapes(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]], spec: Any, dynamic_spatial: bool) -> int:
+    """Write the shape of every edge of `proto`'s main graph into its `value_info`; return how many edges it holds.
+
+    `layers` pairs each spec layer's module path with its LayerReport (at the traced
+    input size); a layer output's shape (NCHW, batch first) is the checker's, written
+    with the batch as the symbol `batch` and, when `dynamic_spatial`, the spatial sizes
+    as ONNX shape inference leaves them. Raises ExportError, located at the layer, where
+    shape inference gives a size that is not the checker's.
+    """
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    except Exception:  # inference failing is reported by the checks; the layer outputs still get the checker's shapes
+        inferred = proto
+    known = {info.name: info for info in (*proto.graph.value_info, *inferred.graph.value_info)}
+    boundary = {i.name for i in proto.graph.input} | {o.name for o in proto.graph.output} | {i.name for i in proto.graph.initializer}
+    by_path = dict(layers)
+    outputs = layer_outputs(proto.graph, list(by_path))
+    problems: list[Problem] = []
+    edges: dict[str, onnx.ValueInfoProto] = {}
+    made = {out for node in proto.graph.node for out in node.output if out}
+    for name, info in known.items():
+        if name in made and name not in boundary and info.type.HasField("tensor_type"):
+            edges[name] = info
+    for path, tensor in outputs.items():
+        layer = by_path[path]
+        if tensor in boundary or layer.output_shape is None or None in layer.output_shape[1:2]:
+            continue
+        info = edges.get(tensor)
+        if info is None or info.type.tensor_type.elem_type not in _FLOAT_TYPES:
+            continue  # no element type to write it with, or not the layer's data (a shape tensor)
+        checker: list[int | str | None] = ["batch", *layer.output_shape[1:]]
+        if dynamic_spatial:
+            checker[2:] = [None] * (len(checker) - 2)
+        got = _dims(info)
+        if got and len(got) != len(checker):
+            continue  # not the layer's data after all (another tensor of the layer's reached outside it)
+        for axis, (mine, theirs) in enumerate(zip(checker, got)):
+            if axis > 0 and isinstance(mine, int) and isinstance(theirs, int) and mine != theirs:
+                problems.append(_problem(spec, layer, f"ONNX shape inference gives {tensor!r} {got}, the checker {list(layer.output_shape)}"))
+                break
+        merged = [mine if mine is not None else theirs for mine, theirs in zip(checker, got or [None] * len(checker))]
+        fresh = onnx.ValueInfoProto()
+        fresh.CopyFrom(info)
+        _set_dims(fresh, merged)
+        edges[tensor] = fresh
+    if problems:
+        raise ExportError(problems)
+    order = {name: index for index, name in enumerate(out for node in proto.graph.node for out in node.output)}
+    del proto.graph.value_info[:]
+    proto.graph.value_info.extend(sorted(edges.values(), key=lambda info: order.get(info.name, len(order))))
+    return len(edges)
+
+
+def _problem(spec: Any, layer: Any, message: str) -> Problem:
+    source = spec.source
+    label = layer_label(source.data, layer.path)[1] if source.data is not None else layer.name
+    return Problem(f"shape inference disagrees with the checker: {message}", source.locate(layer.path), label)
+
+
+__all__ = ["layer_outputs", "record_edge_shapes"]
