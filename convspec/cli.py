@@ -349,7 +349,7 @@ def export(
 @click.option("--weights", type=click.Path(dir_okay=False), help="The checkpoint, state_dict or .safetensors file the file should compute with.")
 @click.option("--seed", type=int, help="Or: the spec's initial weights from this seed (default: the seed the file records).")
 @click.option("--input", "input_text", metavar="BxCxHxW", help="Verify at this input shape only.")
-@click.option("--rtol", type=click.FloatRange(min=0), default=None, help="Allowed max|diff| as a fraction of max|PyTorch|, per output [default: 1e-3].")
+@click.option("--rtol", type=click.FloatRange(min=0), default=None, help="Allowed max|diff| as a fraction of max|PyTorch|, per output [default: 1e-3, or the file's precision's].")
 @click.option("--atol", type=click.FloatRange(min=0), default=None, help="Allowed max|diff| besides, for outputs near zero [default: 1e-9].")
 @click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
 @_spec_options
@@ -373,14 +373,14 @@ def verify(
     report.raise_for_errors()
     _max_memory(max_memory)  # a malformed size is a usage error before torch loads
     with Console(stderr=True).status("verifying...", spinner="dots"):
-        from .verify import ATOL, RTOL, verify_onnx
+        from .verify import verify_onnx
 
         def show(step) -> None:
             click.echo(f"{step.name:<7}{step.seconds:7.2f} s  {step.detail}")
 
         verify_onnx(
             model_file, report.spec, weights=weights, seed=seed, input_shape=input_shape, report=report,
-            rtol=RTOL if rtol is None else rtol, atol=ATOL if atol is None else atol, on_step=show,
+            rtol=rtol, atol=atol, on_step=show,
             max_memory=_max_memory(max_memory),
         )
     click.echo(f"verified {model_file} against {spec}")

@@ -37,20 +37,24 @@ def _inside(owner: str | None, layer: str) -> bool:
     return owner is not None and (owner == layer or owner.startswith(layer + "."))
 
 
-def layer_outputs(graph: onnx.GraphProto, layer_paths: Sequence[str]) -> dict[str, str]:
-    """{layer path: the tensor that is its output} for each layer that has nodes of its own in `graph`."""
+def layer_outputs(graph: onnx.GraphProto, layer_paths: Sequence[str]) -> dict[str, list[str]]:
+    """{layer path: the tensors its nodes hand outside it, in graph order} for each layer with nodes in `graph`.
+
+    One tensor for most layers (the last is the layer's output); a layer whose nodes also
+    hand on a shape tensor, or a split's parts, give several.
+    """
     owners = [(_owner(node), node) for node in graph.node]
     readers: dict[str, list[str | None]] = {}
     for owner, node in owners:
         for name in node.input:
             readers.setdefault(name, []).append(owner)
     returned = {output.name for output in graph.output}
-    found: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     for layer in layer_paths:
         made = [name for owner, node in owners if _inside(owner, layer) for name in node.output if name]
         leaving = [name for name in made if name in returned or any(not _inside(r, layer) for r in readers.get(name, []))]
         if leaving:
-            found[layer] = leaving[-1]  # nodes are in topological order: the last is what the layer hands on
+            found[layer] = leaving
     return found
 
 
@@ -93,23 +97,30 @@ def record_edge_shapes(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]
     for name, info in known.items():
         if name in made and name not in boundary and info.type.HasField("tensor_type"):
             edges[name] = info
-    for path, tensor in outputs.items():
+    for path, leaving in outputs.items():
         layer = by_path[path]
-        if tensor in boundary or layer.output_shape is None or None in layer.output_shape[1:2]:
+        if layer.output_shape is None or None in layer.output_shape[1:2]:
             continue
-        info = edges.get(tensor)
-        if info is None or info.type.tensor_type.elem_type not in _FLOAT_TYPES:
-            continue  # no element type to write it with, or not the layer's data (a shape tensor)
         checker: list[int | str | None] = ["batch", *layer.output_shape[1:]]
         if dynamic_spatial:
             checker[2:] = [None] * (len(checker) - 2)
-        got = _dims(info)
-        if got and len(got) != len(checker):
-            continue  # not the layer's data after all (another tensor of the layer's reached outside it)
-        for axis, (mine, theirs) in enumerate(zip(checker, got)):
-            if axis > 0 and isinstance(mine, int) and isinstance(theirs, int) and mine != theirs:
-                problems.append(_problem(spec, layer, f"ONNX shape inference gives {tensor!r} {got}, the checker {list(layer.output_shape)}"))
-                break
+        # the layer's data: a float tensor of its rank (not a shape tensor); several only where the layer hands on parts
+        candidates = [
+            t for t in leaving
+            if t not in boundary and t in edges and edges[t].type.tensor_type.elem_type in _FLOAT_TYPES
+            and len(_dims(edges[t])) in (0, len(checker))
+        ]
+        if not candidates:
+            continue
+        agreeing = [t for t in candidates if not _disagree(checker, _dims(edges[t]))]
+        if len(candidates) == 1 and not agreeing:
+            got = _dims(edges[candidates[0]])
+            problems.append(_problem(spec, layer, f"ONNX shape inference gives {candidates[0]!r} {got}, the checker {list(layer.output_shape)}"))
+            continue
+        if not agreeing:
+            continue  # a split's parts: which tensor is which part is not known here, so none is written over
+        tensor = agreeing[-1]
+        info, got = edges[tensor], _dims(edges[tensor])
         merged = [mine if mine is not None else theirs for mine, theirs in zip(checker, got or [None] * len(checker))]
         fresh = onnx.ValueInfoProto()
         fresh.CopyFrom(info)
@@ -121,6 +132,11 @@ def record_edge_shapes(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]
     del proto.graph.value_info[:]
     proto.graph.value_info.extend(sorted(edges.values(), key=lambda info: order.get(info.name, len(order))))
     return len(edges)
+
+
+def _disagree(checker: Sequence[int | str | None], inferred: Sequence[int | str | None]) -> bool:
+    """Whether shape inference gives a fixed size, past the batch, that is not the checker's."""
+    return any(axis > 0 and isinstance(a, int) and isinstance(b, int) and a != b for axis, (a, b) in enumerate(zip(checker, inferred)))
 
 
 def _problem(spec: Any, layer: Any, message: str) -> Problem:

@@ -427,6 +427,15 @@ def _match_outputs(proto: onnx.ModelProto, spec_outputs: Sequence[str]) -> list[
     raise ExportError(f"the file has {len(names)} outputs ({', '.join(names)}), the spec {len(spec_outputs)} ({', '.join(spec_outputs)})")
 
 
+def _tolerance(proto: onnx.ModelProto, rtol: float | None, atol: float | None) -> tuple[float, float]:
+    """The (rtol, atol) to verify with: the caller's, else those of the precision the file's metadata records."""
+    precision = next((p.value for p in proto.metadata_props if p.key == "convspec.precision"), "fp32")
+    from .precision import TOLERANCES
+
+    tolerance = TOLERANCES.get(precision, TOLERANCES["fp32"])
+    return (tolerance.rtol if rtol is None else rtol), (tolerance.atol if atol is None else atol)
+
+
 def verify_onnx(
     onnx_path: str | Path,
     spec: Any,
@@ -435,8 +444,8 @@ def verify_onnx(
     seed: int | None = None,
     model: nn.Module | None = None,
     input_shape: tuple[int, ...] | str | None = None,
-    rtol: float = RTOL,
-    atol: float = ATOL,
+    rtol: float | None = None,
+    atol: float | None = None,
     report: Report | None = None,
     on_step: Callable[[Step], None] | None = None,
     max_memory: int | None = None,
@@ -450,7 +459,9 @@ def verify_onnx(
     inference against the checker's output shapes, and onnxruntime against PyTorch on random
     inputs (NCHW float32): at batches 1 and 3 when the file's batch is dynamic, and at two
     more spatial sizes when its sizes are dynamic; or at `input_shape` alone. An output
-    passes when max|diff| <= atol + rtol * max|PyTorch| (see the module docstring).
+    passes when max|diff| <= atol + rtol * max|PyTorch| (see the module docstring); `rtol` and
+    `atol` default to RTOL and ATOL, or, for a file whose metadata records a reduced
+    `convspec.precision` (fp16, int8), to that precision's (`precision.TOLERANCES`).
 
     The model is built under the memory budget (`max_memory` bytes, default half of what is
     available). Raises InputError (the file or the weights cannot be read, `input_shape` does not fit)
@@ -460,12 +471,14 @@ def verify_onnx(
     from .limits import number_argument, path_argument, seed_argument
 
     seed = seed_argument(seed)
-    number_argument("rtol", rtol, 0)
-    number_argument("atol", atol, 0)
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None:
+            number_argument(name, value, 0)
     if model is not None and not isinstance(model, nn.Module):
         raise InputError(f"model must be the torch.nn.Module built from the spec, or None to build it, not {type(model).__name__}")
     path = path_argument("onnx_path", onnx_path)
     proto = _read_model(path)
+    rtol, atol = _tolerance(proto, rtol, atol)
     report, input_shape = checked_report(spec, input_shape, report)
     parsed = report.spec
     steps: list[Step] = []
