@@ -3,6 +3,7 @@
     python benchmarks/run.py            # everything
     python benchmarks/run.py --quick    # fewer rounds, fewer specs
     python benchmarks/run.py --only export,ort
+    python benchmarks/run.py --only precision -o benchmarks/precision.json   # fp32 / fp16 / int8 side by side
     python benchmarks/run.py --thp      # large tensors on huge pages (torch's THP_MEM_ALLOC_ENABLE=1)
 
 Prints a table per section and writes benchmarks/results.json (medians, the machine, the command).
@@ -411,6 +412,59 @@ def section_import(quick: bool) -> list[dict]:
                 "load_and_run_s": round(times["load_and_run"], 2), "import_s": round(times["import"], 2),
                 "ratio": round(times["import"] / times["load_and_run"], 2),
             })  # fmt: skip
+
+
+PRECISION_SPECS = ["resnet34", "mobilenet_v2"]
+PRECISION_GOALS = {"int8_latency_vs_fp32": 0.6, "int8_top1_agreement": 0.99, "fp16_size_vs_fp32": 0.52}
+
+
+def section_precision(quick: bool, names: list[str] | None = None, batches: tuple[int, ...] = (1, 8), rounds: int | None = None) -> list[dict]:
+    """fp32, fp16 and int8 files side by side: size, onnxruntime latency (medians, interleaved) and accuracy against float32.
+
+    Each precision is exported and verified by `convspec.precision.export_precision` (int8
+    calibrated on its 32 drawn inputs, where top-1 agreement is measured); latency with one
+    intra-op thread, every file at batches 1 and 8 on the same inputs; ratios against fp32.
+    """
+    import warnings
+
+    import onnxruntime as ort
+
+    from convspec.precision import export_precision
+
+    names = names or (PRECISION_SPECS[:1] if quick else PRECISION_SPECS)
+    rounds = rounds or (3 if quick else 9)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in names:
+            files, figures = {}, {}
+            for precision in ("fp32", "fp16", "int8"):
+                path = Path(folder) / f"{name}-{precision}.onnx"
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the drawn-calibration warning: known here
+                    if precision == "fp32":
+                        export_onnx(None, spec_path(name), path)
+                        figures[precision] = ("", "")
+                    else:
+                        result = export_precision(None, spec_path(name), path, precision=precision)
+                        worst = max(o.worst_rel for o in result.outputs)
+                        figures[precision] = (f"{worst:.2e}", "" if result.top1 is None else round(result.top1, 4))
+                files[precision] = path
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            sessions = {p: ort.InferenceSession(str(f), options, providers=["CPUExecutionProvider"]) for p, f in files.items()}
+            shape = convspec.check(spec_path(name)).input_shape[1:]
+            for batch in batches:
+                x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0)).numpy()
+                times = interleaved({p: (lambda s=s: s.run(None, {"input": x})) for p, s in sessions.items()}, rounds=rounds)
+                for precision in files:
+                    size = files[precision].stat().st_size
+                    rows.append({
+                        "spec": name, "precision": precision, "batch": batch, "size_mb": round(size / 1e6, 2),
+                        "size_vs_fp32": round(size / files["fp32"].stat().st_size, 3),
+                        "ms": round(times[precision] * 1e3, 2), "latency_vs_fp32": round(times[precision] / times["fp32"], 2),
+                        "max_rel_diff": figures[precision][0], "top1_agreement": figures[precision][1],
+                    })
     return rows
 
 
@@ -426,6 +480,7 @@ SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
     "ort": section_ort,
     "weights": section_weights,
     "import": section_import,
+    "precision": section_precision,
 }
 
 

@@ -91,12 +91,12 @@ def _read_npy(path: Path, sample_shape: tuple[int, ...]) -> list[np.ndarray]:
         raise InputError(f"{path}: not a readable .npy array ({first_line(err, 200)})") from None
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise InputError(f"{path}: holds {array.dtype} values; calibration takes numbers")
-    rank = len(sample_shape)
+    rank, given = len(sample_shape), "x".join(map(str, array.shape))
     if array.ndim == rank - 1:
         array = array[None]
     wanted = "x".join("N" if d is None else str(d) for d in (None, *sample_shape[1:]))
     if array.ndim != rank or any(want is not None and got != want for got, want in zip(array.shape[1:], sample_shape[1:])):
-        raise InputError(f"{path}: shape {'x'.join(map(str, array.shape))} does not fit the input {wanted} (or one sample of it)")
+        raise InputError(f"{path}: shape {given} does not fit the input {wanted} (or one sample of it)")
     array = array.astype(np.float32)
     if not np.isfinite(array).all():
         raise InputError(f"{path}: holds NaN or inf")

@@ -263,7 +263,7 @@ def build(
 @click.option("--max-memory", "max_memory", metavar="SIZE", help=_MAX_MEMORY_HELP)
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8", "int8-dynamic"]), default="fp32", show_default=True,
               help="Weights and compute of the file; fp16 and int8 are verified against PyTorch float32 with their own tolerance.")
-@click.option("--calibration", type=click.Path(), metavar="DIR", help="A folder of .npy or image inputs: int8's calibration and the accuracy figures.")
+@click.option("--calibration", type=click.Path(exists=True, file_okay=False), metavar="DIR", help="A folder of .npy or image inputs: int8's calibration and the accuracy figures.")
 @click.option("--simplify", is_flag=True, help="Simplify the graph with onnxslim, then verify it again.")
 @click.option("--rtol", type=click.FloatRange(min=0), help="With --precision: allowed max|diff| as a fraction of max|PyTorch| [default: by precision].")
 @click.option("--min-top1", "min_top1", type=click.FloatRange(0, 1), help="With --precision: least top-1 agreement with float32 for classifiers [default: by precision].")
