@@ -99,6 +99,7 @@ class OutputFigures:
     top1: float | None
     ok: bool
     detail: str = ""
+    close_calls: int = 0  # inputs whose float32 top-two classes are closer than the reduced model's difference there
 
 
 @dataclass
@@ -237,6 +238,7 @@ def measure(session: Any, model: Any, calibration: Calibration, output_names: li
     worst = {name: 0.0 for name in output_names}
     scale = {name: 0.0 for name in output_names}
     agree = {name: 0 for name in output_names}
+    close = {name: 0 for name in output_names}
     seen = 0
     broken: dict[str, str] = {}
     for batch in calibration.batches():
@@ -259,6 +261,9 @@ def measure(session: Any, model: Any, calibration: Calibration, output_names: li
             scale[name] = max(scale[name], float(np.abs(e).max()) if e.size else 0.0)
             if e.ndim == 2:
                 agree[name] += int((e.argmax(1) == a.argmax(1)).sum())
+                if e.shape[1] > 1:
+                    top_two = np.sort(e, axis=1)[:, -2:]
+                    close[name] += int((top_two[:, 1] - top_two[:, 0] < np.abs(e - a).max(axis=1)).sum())
         seen += batch.shape[0]
     figures = []
     for name, e_rank in zip(output_names, _ranks(model, calibration)):
@@ -268,7 +273,7 @@ def measure(session: Any, model: Any, calibration: Calibration, output_names: li
             continue
         relative = worst[name] / scale[name] if scale[name] > 0 else (0.0 if worst[name] == 0 else float("inf"))
         ok = worst[name] <= tolerance.atol + rtol * scale[name] and (top1 is None or top1 >= tolerance.min_top1)
-        figures.append(OutputFigures(name, worst[name], relative, scale[name], top1, ok))
+        figures.append(OutputFigures(name, worst[name], relative, scale[name], top1, ok, close_calls=close[name]))
     return figures
 
 
@@ -460,7 +465,7 @@ def export_precision(
                         verify_onnx(float_path, parsed, model=model, report=report, input_shape=input_shape)
                 except ExportError as err:
                     raise ExportError([*err.problems, Problem("the simplified model does not verify, so it is not written; export without --simplify")]) from None
-                step("simplify", started, f"onnxslim: {before} -> {len(proto.graph.node)} nodes, verified again")
+                step("slim", started, f"onnxslim: {before} -> {len(proto.graph.node)} nodes, verified again (onnxruntime = PyTorch)")
             started = time.perf_counter()
             reduced_path = staging / destination.name
             kept_float: list[str] = []
@@ -477,7 +482,8 @@ def export_precision(
                    "int8-dynamic": "onnxruntime dynamic, int8 weights per channel"}[precision]
             if precision == "fp16" and kept_float:
                 how += f"; kept in float32: {', '.join(kept_float)}"
-            step("convert", started, f"{precision} ({how}), {reduced_path.stat().st_size / 1e6:.2f} MB")
+            if precision != "fp32":
+                step("convert", started, f"{precision} ({how}), {reduced_path.stat().st_size / 1e6:.2f} MB")
 
             started = time.perf_counter()
             with running("check"):
@@ -497,6 +503,11 @@ def export_precision(
             if failed:
                 problems = [Problem(f"the {precision} model is not accurate enough: {summary}")]
                 problems += [Problem(f"output {f.name!r}: {f.detail}") for f in failed if f.detail]
+                problems += [
+                    Problem(f"output {f.name!r}: on {f.close_calls} of {calib.count} inputs float32's top two classes are closer than "
+                            f"the {precision} model's difference, so top-1 there is a coin toss (untrained weights, or inputs unlike the training data)")
+                    for f in failed if f.top1 is not None and f.top1 < tolerance.min_top1 and f.close_calls
+                ]  # fmt: skip
                 if precision == "int8":
                     with running("locate"), _quiet(verbose):
                         problems += worst_layers(float_path, reduced_path, calib, report, staging)
