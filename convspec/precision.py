@@ -44,7 +44,7 @@ import onnx
 from .calibration import Calibration, drawn_calibration, load_calibration
 from .edge_shapes import layer_outputs, record_edge_shapes
 from .errors import ExportError, InputError, Problem, first_line
-from .source import layer_label
+from .source import layer_label, looks_like_yaml_text
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 WORST_LAYERS = 3  # layers named when int8 loses accuracy
@@ -401,7 +401,10 @@ def export_precision(
     if min_top1 is not None:
         tolerance = Tolerance(tolerance.rtol, tolerance.atol, number_argument("min_top1", min_top1, 0, 1))
     flag_argument("simplify", simplify)
-    destination = check_writable(path_argument("path", path), flag_argument("force", force))
+    if "verify" in export_options:
+        raise InputError("export_precision always verifies; it takes no `verify` argument")
+    spec_file = spec if isinstance(spec, Path) or (isinstance(spec, str) and not looks_like_yaml_text(spec)) else None
+    destination = check_writable(path_argument("path", path), flag_argument("force", force), protect=spec_file)
     if input_shape is not None:
         input_shape = parse_input_shape(input_shape)
     if report is None:
