@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -391,7 +389,8 @@ def export_precision(
     import warnings
 
     from .export import _example, _example_shape, _layer_reports, _quiet, export_onnx
-    from .fileio import check_writable
+    from .fileio import check_writable, publish
+    from .fileio import staging as staging_folder
     from .limits import flag_argument, number_argument, path_argument
     from .trace import load_and_check, parse_input_shape
     from .verify import check_file, opset_of, ort_session, verify_onnx
@@ -440,8 +439,7 @@ def export_precision(
     was_training = model.training
     model.eval()
     try:
-        with tempfile.TemporaryDirectory(dir=destination.parent, prefix=f".{destination.name}.") as folder:
-            staging = Path(folder)
+        with staging_folder(destination) as staging:
             fp32_path = staging / "fp32.onnx"
 
             def fp32_step(done) -> None:  # the staged fp32 file is not the one the user asked for: its write is not shown
@@ -470,7 +468,7 @@ def export_precision(
                     raise ExportError([*err.problems, Problem("the simplified model does not verify, so it is not written; export without --simplify")]) from None
                 step("slim", started, f"onnxslim: {before} -> {len(proto.graph.node)} nodes, verified again (onnxruntime = PyTorch)")
             started = time.perf_counter()
-            reduced_path = staging / destination.name
+            reduced_path = staging / "reduced.unverified"  # named like no result: a killed run leaves nothing to mistake for one
             kept_float: list[str] = []
             with running("convert"), _quiet(verbose):
                 if precision == "fp16":
@@ -533,11 +531,12 @@ def export_precision(
                 **({"convspec.simplified": "onnxslim"} if simplify else {}),
             })  # fmt: skip
             onnx.save(proto, str(reduced_path))
-            if destination.exists() and not force:
-                raise InputError(f"{destination}: already exists; pass --force to replace it")
-            os.replace(reduced_path, destination)
+            del session  # let go of the file before it moves
+            publish(reduced_path, destination, force)
             size = destination.stat().st_size
             step("write", started, f"{destination} ({size / 1e6:.2f} MB, {precision})")
+    except OSError as err:  # a full disk, a file system gone read-only: the destination is untouched
+        raise InputError(f"{destination}: cannot write: {err.strerror or err}") from None
     finally:
         model.train(was_training)
     return PrecisionResult(destination, precision, Tolerance(rtol, tolerance.atol, tolerance.min_top1), calib, figures, steps, simplify, size)
