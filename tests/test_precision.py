@@ -147,6 +147,21 @@ def test_layer_outputs_are_found_by_node_names():
     assert found == {"block": ["r", "y"], "block.conv": ["r"]}
 
 
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 4), min_size=1, max_size=6))
+def test_a_chain_of_layers_hands_on_each_layers_last_tensor(sizes):
+    make = onnx.helper.make_node
+    nodes, current, last = [], "x", {}
+    for layer, count in enumerate(sizes):
+        for step in range(count):
+            nodes.append(make("Relu", [current], [f"t{len(nodes)}"], name=f"block.l{layer}/Relu" + (f"_{step}" if step else "")))
+            current = nodes[-1].output[0]
+        last[f"block.l{layer}"] = current
+    graph = onnx.helper.make_graph(nodes, "g", [], [onnx.helper.make_tensor_value_info(current, onnx.TensorProto.FLOAT, None)])
+    found = layer_outputs(graph, ["block", *last])
+    assert found == {"block": [current], **{layer: [tensor] for layer, tensor in last.items()}}
+
+
 def test_every_layer_output_has_the_checkers_shape(exported):
     result, path = exported["fp32"]
     assert result.exit_code == 0, result.output
