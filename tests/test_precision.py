@@ -217,6 +217,17 @@ def test_fp16_export_is_verified_and_half_the_size(exported):
     assert "0.01 x max|PyTorch|" in verified.output
 
 
+def test_the_fp16_tolerance_still_fails_a_wrong_file(exported, tmp_path):
+    proto = onnx.load(str(exported["fp16"][1]))
+    for init in proto.graph.initializer:
+        if init.name == "fc.bias":
+            init.CopyFrom(onnx.numpy_helper.from_array(-onnx.numpy_helper.to_array(init) * 50, init.name))
+    onnx.save(proto, str(tmp_path / "wrong.onnx"))
+    verified = run("verify", tmp_path / "wrong.onnx", SMALL_CNN)
+    assert verified.exit_code == 1
+    assert "onnxruntime differs from PyTorch on output 'fc'" in verified.output and "0.01 x max|PyTorch|" in verified.output
+
+
 def test_a_graph_output_read_inside_the_graph_stays_float16():
     make = onnx.helper.make_node
     cast = make("Cast", ["f16"], ["features"], name="features/Relu_cast", to=onnx.TensorProto.FLOAT)
