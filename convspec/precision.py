@@ -43,6 +43,7 @@ from .calibration import Calibration, drawn_calibration, load_calibration
 from .edge_shapes import layer_outputs, record_edge_shapes
 from .errors import ExportError, InputError, Problem, first_line
 from .source import layer_label, looks_like_yaml_text
+from .verify import ATOL, RTOL
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 WORST_LAYERS = 3  # layers named when int8 loses accuracy
@@ -66,7 +67,7 @@ class Tolerance:
 
 
 TOLERANCES = {
-    "fp32": Tolerance(1e-3, 1e-9, 1.0),
+    "fp32": Tolerance(RTOL, ATOL, 1.0),  # export's own
     "fp16": Tolerance(1e-2, 1e-6, 0.99),
     "int8": Tolerance(0.15, 1e-6, 0.95),
     "int8-dynamic": Tolerance(0.15, 1e-6, 0.95),
