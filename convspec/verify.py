@@ -33,7 +33,7 @@ import onnx
 import torch
 from torch import nn
 
-from .errors import ExportError, InputError, Problem, first_line
+from .errors import ExportError, InputError, Problem, first_line, listing
 from .schema import Spec
 from .shapes import Report
 from .trace import check_spec, checked_report
@@ -74,6 +74,10 @@ class OutputCheck:
     ok: bool
     scale: float = 0.0
     detail: str = ""
+    # max|sample_i - sample_0| of PyTorch's output over the input's samples, as a fraction of max|PyTorch|
+    # (None at batch 1): at or below the tolerance, the output barely depends on the input and the
+    # comparison cannot tell the graph from one that ignores its input
+    input_spread: float | None = None
 
 
 @dataclass
@@ -132,7 +136,15 @@ def summarize(checks: Sequence[OutputCheck], rtol: float, atol: float) -> str:
     """The `verify` line: the input shapes run, the rule and the worst relative difference found."""
     shapes = sorted({"x".join(map(str, c.input_shape)) for c in checks}, key=lambda s: [int(v) for v in s.split("x")])
     worst = max(checks, key=lambda c: c.worst_rel)
-    return f"onnxruntime = PyTorch at {', '.join(shapes)} ({criterion(rtol, atol)}; worst {worst.worst_rel:.2e} x max|PyTorch|)"
+    line = f"onnxruntime = PyTorch at {', '.join(shapes)} ({criterion(rtol, atol)}; worst {worst.worst_rel:.2e} x max|PyTorch|)"
+    flat = {c.name: c.input_spread for c in checks if c.input_spread is not None and c.input_spread <= rtol}
+    if flat:
+        line += (
+            f"; warning: output{'' if len(flat) == 1 else 's'} {listing(sorted(flat))} barely depend{'s' if len(flat) == 1 else ''} on the input (samples differ by "
+            f"at most {max(flat.values()):.1e} x max|PyTorch|, within the tolerance), so this comparison cannot tell the graph "
+            "from one that ignores its input; verify with trained weights (--weights)"
+        )
+    return line
 
 
 # ---------------------------------------------------------------- finite weights
@@ -224,13 +236,22 @@ def run_parity(
             except Exception as err:
                 raise ExportError(f"onnxruntime cannot run the model at input {list(shape)}: {first_line(err, 300)}") from None
             for (name, _), e, a in zip(outputs, expected, actual):
-                checks.append(compare(name, tuple(shape), e[: shape[0]].numpy(), np.asarray(a), rtol, atol))
+                check = compare(name, tuple(shape), e[: shape[0]].numpy(), np.asarray(a), rtol, atol)
+                if shape[0] > 1:
+                    check.input_spread = _input_spread(e[: shape[0]])
+                checks.append(check)
     failed = [c for c in checks if not c.ok]
     if failed:
         error = ExportError([Problem(describe_failure(c, rtol, atol)) for c in failed])
         error.checks = checks
         raise error
     return checks
+
+
+def _input_spread(output: torch.Tensor) -> float:
+    """max|output[i] - output[0]| over the samples, as a fraction of max|output| (0 for an all-zero output)."""
+    scale = float(output.abs().max())
+    return float((output - output[:1]).abs().max()) / scale if scale > 0 else 0.0
 
 
 # ---------------------------------------------------------------- the file: checker, opset, shapes

@@ -47,3 +47,18 @@ def test_a_wrong_first_sample_is_still_found_at_batch_one(tmp_path, monkeypatch)
         assert [c.input_shape for c in failed] == [(1, 3, 16, 16)]
     else:
         raise AssertionError("a negated batch-1 output passed")
+
+
+def test_an_output_that_ignores_the_input_is_named_in_the_verify_line(tmp_path):
+    # zero weights: the output is the bias whatever the input, so any graph computing the bias passes parity
+    spec = """
+name: constant
+input: {channels: 3, size: [8, 8]}
+layers:
+  - {name: head, type: conv, out: 4, kernel: 3, init: {weight: zeros, bias: ones}}
+"""
+    result = export_onnx(None, spec, tmp_path / "c.onnx")
+    verify_line = result.steps[[s.name for s in result.steps].index("verify")].detail
+    assert "warning: output head barely depends on the input" in verify_line
+    plain = export_onnx(None, SPEC, tmp_path / "m.onnx")
+    assert "warning" not in plain.steps[[s.name for s in plain.steps].index("verify")].detail
