@@ -617,7 +617,7 @@ def draw(
     else:
         atomic_write_text(output, text, force=force, force_hint=CLI_FORCE)
         folded = "; identical repeat copies drawn once" if picture.collapsed else ""
-        marked = f"; {len(report.errors)} problems marked" if report.errors else ""
+        marked = f"; {len(report.errors)} problem{'s' if len(report.errors) != 1 else ''} marked" if report.errors else ""
         click.echo(f"wrote {output} ({fmt}: {len(picture.layers())} layers, {len(picture.edges())} edges{folded}{marked})")
     if report.errors:  # the picture is written, the spec is still invalid
         raise SpecError(report.errors)

@@ -141,10 +141,10 @@ class Report:
             raise SpecError(self.errors)
 
     def table(self, depth: int | None = None, *, flops: bool = False, train: str | None = None) -> str:
-        """The table `convspec check` prints, as text (`report_view.table_text`: `depth`, `flops`, `train`)."""
+        """The table `convspec check` prints, as text without a final newline (`report_view.table_text`: `depth`, `flops`, `train`)."""
         from .report_view import table_text
 
-        return table_text(self, depth, flops=flops, train=train)
+        return table_text(self, depth, flops=flops, train=train).rstrip("\n")
 
     def to_json(self, *, flops: bool = False) -> str:
         """The JSON `convspec check --format json` prints (with `flops`, as `--flops` adds)."""
@@ -153,10 +153,10 @@ class Report:
         return to_json_text(self, flops)
 
     def __str__(self) -> str:
-        return self.table().rstrip("\n") if self.valid else "\n".join(map(str, self.errors))
+        return self.table() if self.valid else "\n".join(map(str, self.errors))
 
     def __repr__(self) -> str:  # the dataclass's own would print every layer's plan
-        state = "valid" if self.valid else f"{len(self.errors)} problems"
+        state = "valid" if self.valid else f"{len(self.errors)} problem{'s' if len(self.errors) != 1 else ''}"
         name = self.spec.name or self.spec.source.file
         return f"<Report {name}: {len(self.layers)} layers, {self.total_params:,} parameters, {self.total_macs:,} MACs, {state}>"
 
@@ -781,8 +781,9 @@ def rule_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
         dim = DIM_NAMES[dims][axis]
         if size is None:
             pass
-        elif size + 2 * p < k:
-            layer.error("kernel_size", f"kernel {k} is larger than the padded input {size + 2 * p} in {dim}")
+        elif pool_output_size(size, k, s, p, model.ceil_mode) < 1:  # ceil_mode keeps a window that hangs past the end
+            layer.error("kernel_size", f"kernel {k} is larger than the padded input {size + 2 * p} in {dim}"
+                        + ("" if not model.ceil_mode else f", even with ceil_mode (stride {s})"))
         elif model.op == "avg" and dims == 3 and size < k:
             # torch's avg_pool3d compares the unpadded input with the kernel
             layer.error("kernel_size", f"kernel {k} is larger than the input {size} in {dim} (3-D average pooling does not count padding here)")
