@@ -116,7 +116,7 @@ class SpecServer(LanguageServer):
         for uri in state.published - set(uris):  # fixed, or no longer a spec: clear
             uris[uri] = []
         for uri, diagnostics in uris.items():
-            if not diagnostics and uri not in state.published:
+            if not diagnostics and uri not in state.published and not (state.spec and uri == document.uri):
                 continue  # nothing was shown there: nothing to clear (no messages for YAML that is not a spec)
             version = document.version if uri == document.uri else None
             self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=version))
