@@ -652,7 +652,7 @@ def filters(name: str | None, kernel_size: int | None, sigma: float | None, dims
 
 
 @cli.command("lsp")
-@click.option("--debounce", type=click.FloatRange(0, 10_000), default=25, show_default=True, help="Milliseconds of quiet after a change before checking.")
+@click.option("--debounce", type=click.FloatRange(0, 10_000), default=10, show_default=True, help="Milliseconds of quiet after a change before checking.")
 @_handles_errors
 def lsp_command(debounce: float) -> None:
     """Run the language server over stdio (editors start it; see docs/editor.md)."""

@@ -35,7 +35,7 @@ from .errors import Problem
 from .lsp_analysis import Analysis, Point, Span, SpanIndex, analyse, index_spans, is_spec_document, problem_file, problem_start
 from .lsp_features import Suggestion, completions, definition, hover, inlay_hints, outline, references
 
-DEFAULT_DEBOUNCE = 0.025  # seconds of quiet after a change before the check runs: one check per burst of keys
+DEFAULT_DEBOUNCE = 0.010  # seconds of quiet after a change before the check runs: one check per burst of changes
 STATUS_REQUEST = "convspec/status"  # a custom request: what the server process has loaded (tests assert no torch)
 
 

@@ -64,10 +64,10 @@ def _params(layer: LayerReport) -> str:
 
 def _layer_hover(figures: list[LayerFigures], dims: int, block: str | None) -> str:
     first = figures[0].report
-    title = f"**{figures[0].qualified}** · {first.type}" + (f" (block `{block}`)" if block else "")
-    lines = [title, ""]
+    used = f" (block `{block}`)" if block else ""
+    lines = [f"**{figures[0].qualified}** · {first.type}{used}", ""]
     if len(figures) > 1:
-        lines[0] = f"**{first.name}** · {first.type}, {len(figures)} instances; figures of `{figures[0].qualified}`"
+        lines[0] = f"**{first.name}** · {first.type}{used}, {len(figures)} instances; figures of `{figures[0].qualified}`"
     rows = [
         ("input", ", ".join(format_shape(s) for s in first.input_shapes) or "?"),
         ("output", format_shape(first.output_shape)),
