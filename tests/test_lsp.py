@@ -402,3 +402,18 @@ def test_without_pygls_the_command_says_what_to_install():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 2
     assert "pip install 'convspec[lsp]'" in done.stderr and "Traceback" not in done.stderr
+
+
+@ASYNC
+async def test_the_docs_picture_is_the_servers_current_replies(client):
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import _editor_picture as picture
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    text = picture.EXAMPLE.read_text(encoding="utf-8")
+    doc = Doc(client, picture.EXAMPLE, text)
+    diagnostics = await doc.diagnostics()
+    drawn = picture.render(text, diagnostics, await picture.replies(client, doc.uri, text))
+    assert drawn == picture.PICTURE.read_text(encoding="utf-8"), "docs/editor-demo/session.svg is out of date: python docs/_editor_picture.py"
+    doc.close()
