@@ -25,13 +25,16 @@ SERVER = ClientServerConfig(
     server_env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
 )
 ASYNC = pytest.mark.asyncio(loop_scope="module")  # one event loop, and one server, for the module's tests
+DEBOUNCE_MS = 100  # long enough that changes sent together are surely one burst
 WAIT = 60  # seconds: a reply that never comes fails the test instead of hanging the run
 
 
 @pytest_lsp.fixture(config=SERVER, scope="module")
 async def client(lsp_client: LanguageClient):
     await lsp_client.initialize_session(
-        lsp.InitializeParams(capabilities=client_capabilities("visual-studio-code"), root_uri=ROOT.as_uri())
+        lsp.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"), root_uri=ROOT.as_uri(), initialization_options={"debounce": DEBOUNCE_MS}
+        )
     )
     yield
     await lsp_client.shutdown_session()
@@ -151,6 +154,29 @@ async def test_diagnostics_on_open_at_the_checkers_line_and_column_then_cleared_
     assert "groups=4 does not divide" in diagnostic.message and "'g1' (group)" in diagnostic.message
     doc.replace(SMALL.replace("groups: 4", "groups: 2"))
     assert await doc.diagnostics() == []
+    doc.replace(SMALL)
+    assert len(await doc.diagnostics()) == 1
+    received = len(listen(client))
+    doc.close()
+    for _ in range(WAIT * 100):  # closing clears what was shown
+        if any(p.uri == doc.uri and not p.diagnostics for p in listen(client)[received:]):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("no empty diagnostics after close")
+
+
+@ASYNC
+async def test_changes_in_a_burst_are_checked_once_after_the_debounce(client, tmp_spec):
+    doc = Doc(client, tmp_spec(), SMALL)
+    await doc.diagnostics()
+    received = len(listen(client))
+    for groups in (5, 6, 7, 2):  # sent together, as fast typing or a paste sends them
+        doc.replace(SMALL.replace("groups: 4", f"groups: {groups}"))
+    assert await doc.diagnostics() == []
+    assert [p.version for p in listen(client)[received:] if p.uri == doc.uri] == [doc.version]
+    status = await client.protocol.send_request_async("convspec/status", None)
+    assert status.debounce_ms == DEBOUNCE_MS  # from initializationOptions, over the command line's --debounce
     doc.close()
 
 
