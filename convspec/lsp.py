@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,11 @@ class SpecServer(LanguageServer):
     async def _check_later(self, uri: str, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
-        self.check(uri)
+        try:
+            self.check(uri)
+        except Exception:  # a bug in convspec: into the editor's log, and the server goes on serving
+            message = f"convspec lsp: checking {uri} failed (a bug in convspec):\n{traceback.format_exc()}"
+            self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Error, message=message))
 
     def check(self, uri: str) -> None:
         """Check the document's current text and publish its diagnostics (none for YAML that is not a spec)."""

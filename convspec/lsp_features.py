@@ -95,9 +95,10 @@ def hover(spans: SpanIndex, good: Analysis | None, point: Point) -> tuple[str, S
     if good is None or good.report is None:
         return None
     report = good.report
-    if ("input",) in spans.values and (point in spans.values[("input",)] or point in spans.keys.get(("input",), Span((-1, 0), (-1, 0)))):
+    input_spans = [spans.keys.get(("input",)), spans.values.get(("input",))]
+    if any(span is not None and point in span for span in input_spans):
         text = f"**input** {format_shape(report.input_shape)} (batch, channels, {', '.join(DIM_NAMES[report.spec.dims])})"
-        return text, spans.keys.get(("input",), spans.values[("input",)])
+        return text, next(span for span in input_spans if span is not None)
     path = spans.layer_at(point)
     if path is None:
         return None
