@@ -165,8 +165,9 @@ def index_spans(text: str) -> SpanIndex:
         end = (len(lines) - 1, len(lines[-1]))
         for path, _, _, _, start in stack:
             index.values.setdefault(path, Span(start, end))
-    for path in [p for p in index.kinds if p[:1] == ("?",)]:
-        del index.kinds[path]
+    for table in (index.values, index.keys, index.kinds, index.scalars):  # inside complex keys: no path of a spec
+        for path in [p for p in table if p[:1] == ("?",)]:
+            del table[path]
     return index
 
 
@@ -253,7 +254,9 @@ def _attach(analysis: Analysis, report: Report) -> None:
         if layer.role != "layer":
             continue  # a repeat's copies and a residual's shortcut list have no node of their own
         position = source.value_positions.get(layer.path)
-        node = written.get((position[0] - 1, position[1] - 1)) if position else None
+        if position is None or (len(position) > 2 and position[2] != analysis.path):
+            continue  # written in another file (a position may name its file): no node here
+        node = written.get((position[0] - 1, position[1] - 1))
         if node is not None:
             analysis.layers.setdefault(node, []).append(LayerFigures(qualified, layer))
 

@@ -384,7 +384,7 @@ def completions(text: str, point: Point, schema: dict) -> list[Suggestion]:
     mapping = _innermost(spans, here, "map")
     sequence = _innermost(spans, here, "seq")
     if sequence is not None and (mapping is None or len(sequence) > len(mapping)):
-        if sequence[-1] in LAYER_LIST_KEYS:  # a new item of a layer list: a new layer
+        if sequence and sequence[-1] in LAYER_LIST_KEYS:  # a new item of a layer list: a new layer
             return [Suggestion(k, "key", "layer key", replace, f"{k}: ") for k in ("type", "name", "from")]
         return []
     if mapping is None:

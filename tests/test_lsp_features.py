@@ -95,3 +95,27 @@ def test_a_block_use_in_a_repeat_lists_its_copies():
     title = text.split("\n")[0]
     assert "(block `basic`)" in title and "3 instances" in title
     assert "`layer1.0.block`" in text and "`layer1.2.block`" in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[\n" + RESNET_TEXT,  # a sequence at the top
+        "? [a, b]\n: 1\n? {c: d}\n: 2\n" + RESNET_TEXT,  # complex keys: nothing under them has a spec's path
+        RESNET_TEXT.replace("{name: stem,", "{? [x]: 1, name: stem,"),
+    ],
+    ids=["top-level-sequence", "complex-keys", "complex-key-in-a-layer"],
+)
+def test_odd_yaml_shapes_answer_without_a_crash(text):
+    spans = index_spans(text)
+    assert not any(path[:1] == ("?",) for table in (spans.values, spans.keys, spans.kinds, spans.scalars) for path in table)
+    lines = _lines(text)
+    for line in [*range(8), *range(8, len(lines), 5)]:  # the odd lines at the top, then a sample
+        for column in range(0, len(lines[line]) + 1, 11):
+            point = (line, column)
+            hover(spans, RESNET_GOOD, point)
+            completions(text, point, SCHEMA)
+            definition(spans, point)
+            references(spans, point)
+    inlay_hints(spans, RESNET_GOOD, lines, 0, len(lines))
+    outline(spans, RESNET_GOOD)
