@@ -260,10 +260,13 @@ def references(spans: SpanIndex, point: Point, include_declaration: bool = True)
             if path[-1] == "block" and value == target.name and spans.scalars.get(path[:-1] + ("type",)) == "use":
                 found.append(spans.values[path])
     else:
-        for item in _list_items(spans, target.list_path):
-            for path, value in spans.scalars.items():
-                if path[: len(item) + 1] == item + ("from",) and len(path) <= len(item) + 2 and value.partition(".")[0] == target.name:
-                    found.append(spans.values[path])
+        depth = len(target.list_path)  # a `from` of an item of the list: (*list, index, "from"[, entry])
+        for path, value in spans.scalars.items():
+            if (
+                path[:depth] == target.list_path and depth + 2 <= len(path) <= depth + 3 and isinstance(path[depth], int)
+                and path[depth + 1] == "from" and value.partition(".")[0] == target.name
+            ):  # fmt: skip
+                found.append(spans.values[path])
         if target.list_path == ("layers",):
             found += [spans.values[p] for p, v in spans.scalars.items() if p[:1] == ("outputs",) and v.partition(".")[0] == target.name]
     if include_declaration:
