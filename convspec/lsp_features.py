@@ -392,9 +392,13 @@ def completions(text: str, point: Point, schema: dict) -> list[Suggestion]:
         return []
     if mapping is None:
         mapping = ()
+    present = {p[-1] for p in spans.keys if p[:-1] == mapping}
+    if mapping[-1:] == ("with",) and spans.scalars.get(mapping[:-1] + ("type",)) == "use":  # the template's parameters
+        params = ("blocks", spans.scalars.get(mapping[:-1] + ("block",)), "params")
+        names = [str(p[-1]) for p in spans.keys if p[:-1] == params and p[-1] not in present]
+        return [Suggestion(n, "key", f"parameter of block {params[1]}", replace, f"{n}: ") for n in names]
     model, extra = _model_of(spans, mapping)
     properties = _schema_properties(schema, model)
-    present = {p[-1] for p in spans.keys if p[:-1] == mapping}
     keys = [k for k in [*properties, *extra] if k not in present]
     return [Suggestion(k, "key", properties.get(k, {}).get("description", ""), replace, f"{k}: ") for k in keys]
 

@@ -87,6 +87,17 @@ def test_figures_follow_the_layer_by_name_not_by_a_stale_position():
     assert hover(index_spans(RESNET_TEXT), good, (stem_line, 8)) is not None
 
 
+def test_completion_in_with_offers_the_templates_parameters_and_norm_values():
+    text = RESNET_TEXT.replace("{name: layer2, type: use, block: stage, with: {out: 128, blocks: 4}}", "{name: layer2, type: use, block: stage, with: {out: 128, }}")
+    line = next(i for i, l in enumerate(_lines(text)) if "name: layer2" in l)
+    column = _lines(text)[line].index("out: 128, ") + len("out: 128, ")
+    assert [s.label for s in completions(text, (line, column), SCHEMA)] == ["blocks", "stride"]
+    text = RESNET_TEXT.replace("norm: batch, act: relu}", "norm: , act: relu}", 1)
+    line = next(i for i, l in enumerate(_lines(text)) if "norm: , " in l)
+    labels = [s.label for s in completions(text, (line, _lines(text)[line].index("norm: ") + 6), SCHEMA)]
+    assert labels == ["batch", "instance", "group", "layer"]
+
+
 def test_a_block_use_in_a_repeat_lists_its_copies():
     good = analyse(RESNET_TEXT, "resnet34.yaml")
     line = next(i for i, l in enumerate(_lines(RESNET_TEXT)) if "name: layer1" in l)
