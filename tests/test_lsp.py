@@ -443,3 +443,46 @@ async def test_the_docs_picture_is_the_servers_current_replies(client):
     drawn = picture.render(text, diagnostics, await picture.replies(client, doc.uri, text))
     assert drawn == picture.PICTURE.read_text(encoding="utf-8"), "docs/editor-demo/session.svg is out of date: python docs/_editor_picture.py"
     doc.close()
+
+
+BASE = """\
+convspec: 1
+input: {channels: 3, size: [32, 32]}
+layers:
+  - {name: stem, type: conv, out: 6, kernel: 3, padding: 1}
+  - {name: g1, type: group, out: 8, kernel: 3, groups: 4}
+  - {name: head, type: global_pool, op: avg}
+"""
+CHILD = """\
+convspec: 1
+extends: base.yaml
+layers:
+  - {name: stem, out: 10}
+  - {after: stem, name: blur, type: fixed, filter: gaussian, kernel: 3, padding: 1}
+"""
+
+
+@ASYNC
+async def test_extends_resolves_beside_the_file_and_a_bases_errors_go_to_the_base(client, tmp_path):
+    (tmp_path / "base.yaml").write_text(BASE, encoding="utf-8")
+    (tmp_path / "child.yaml").write_text(CHILD, encoding="utf-8")  # for convspec.check; the server reads the client's text
+    base_uri = (tmp_path / "base.yaml").as_uri()
+    doc = Doc(client, tmp_path / "child.yaml", CHILD)
+    assert await doc.diagnostics() == []  # nothing wrong in the child's own text
+    expected = convspec.check(tmp_path / "child.yaml").errors  # groups=4 and the child's 10 channels: a base line
+    assert expected[0].location.file.endswith("base.yaml")
+    for _ in range(WAIT * 100):
+        published = [p for p in listen(client) if p.uri == base_uri]
+        if published:
+            break
+        await asyncio.sleep(0.01)
+    (diagnostic,) = published[-1].diagnostics
+    assert diagnostic.message.endswith(expected[0].message)
+    assert (diagnostic.range.start.line, diagnostic.range.start.character) == (expected[0].location.line - 1, expected[0].location.column - 1)
+    shown = await doc.hover(doc.at("name: stem", 6))
+    assert "output: 1x10x32x32" in shown
+    received = len(listen(client))
+    doc.replace(CHILD.replace("out: 10", "out: 12"))  # fixed in the child: the base's diagnostic is cleared
+    assert await doc.diagnostics() == []
+    assert [list(p.diagnostics) for p in listen(client)[received:] if p.uri == base_uri] == [[]]
+    doc.close()
