@@ -216,7 +216,7 @@ def analyse(text: str, path: str, opset: int = DEFAULT_OPSET) -> Analysis:
             analysis.errors += [p for p in partial.errors if p not in known]
             _attach(analysis, partial)
         return analysis
-    except InputError as err:  # a base spec that cannot be read, once specs can name one
+    except InputError as err:  # a base spec (`extends`) that cannot be read
         analysis.errors = list(err.problems)
         return analysis
     report = _check(spec)
