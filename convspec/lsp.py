@@ -46,7 +46,6 @@ class DocumentState:
 
     spec: bool = False
     good: Analysis | None = None  # the last analysis that had a report: hover and hints read it while the text is broken
-    latest: Analysis | None = None
     spans: tuple[str, SpanIndex] | None = None  # the current text's index, made on demand
     pending: asyncio.Task | None = None
     published: set[str] = field(default_factory=set)  # uris given diagnostics for this document (a base spec's too)
@@ -101,7 +100,6 @@ class SpecServer(LanguageServer):
             self._publish(state, document, {})
             return
         analysis = analyse(text, path)
-        state.latest = analysis
         state.spans = (text, analysis.spans)
         if analysis.report is not None:
             state.good = analysis
