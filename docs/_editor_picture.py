@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "editor-demo" / "example.yaml"
-PICTURE = ROOT / "docs" / "editor-demo" / "session.svg"
+PICTURE = ROOT / "docs" / "editor-demo" / "editor.svg"
 HOVER_ON = "name: stem"  # the hover is asked on this layer's name
 
 CHAR_W, LINE_H, LEFT, TOP = 7.8, 19, 44, 52

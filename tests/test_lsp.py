@@ -40,7 +40,7 @@ async def client(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
-# ---------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- the client side
 
 
 class Doc:
@@ -441,7 +441,7 @@ async def test_the_docs_picture_is_the_servers_current_replies(client):
     doc = Doc(client, picture.EXAMPLE, text)
     diagnostics = await doc.diagnostics()
     drawn = picture.render(text, diagnostics, await picture.replies(client, doc.uri, text))
-    assert drawn == picture.PICTURE.read_text(encoding="utf-8"), "docs/editor-demo/session.svg is out of date: python docs/_editor_picture.py"
+    assert drawn == picture.PICTURE.read_text(encoding="utf-8"), "docs/editor-demo/editor.svg is out of date: python docs/_editor_picture.py"
     doc.close()
 
 
