@@ -9,6 +9,7 @@ turns these results into LSP messages.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -297,13 +298,22 @@ _KEY_START = re.compile(r"(^\s*(-\s+)*$)|([{,]\s*$)")
 
 
 def _schema_properties(schema: dict, model: Any) -> dict:
-    """The JSON-Schema properties of a pydantic model, as `convspec schema` describes them (aliases included)."""
+    """The JSON-Schema properties of a pydantic model by key (the short aliases too), with descriptions and enums."""
     if model is None:
         return {}
-    found = schema.get("$defs", {}).get(model.__name__)
-    if found is None:
-        found = model.model_json_schema(by_alias=True)
-    return found.get("properties", {})
+    return _model_properties(model)
+
+
+@functools.lru_cache(maxsize=None)  # a pure function of the model class: its schema is made once
+def _model_properties(model: Any) -> dict:
+    from .schema import KEY_ALIASES
+
+    properties = dict(model.model_json_schema(by_alias=True).get("properties", {}))
+    for short, longs in KEY_ALIASES.items():
+        long = next((name for name in longs if name in properties), None)
+        if long is not None and short not in properties:
+            properties[short] = {**properties[long], "description": f"alias of `{long}`"}
+    return properties
 
 
 def _choices(prop: dict) -> list[str]:
