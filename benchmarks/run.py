@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick    # fewer rounds, fewer specs
     python benchmarks/run.py --only export,ort
     python benchmarks/run.py --only precision -o benchmarks/precision.json   # fp32 / fp16 / int8 side by side
+    python benchmarks/run.py --only lsp    # the language server's change -> diagnostics latency
     python benchmarks/run.py --thp      # large tensors on huge pages (torch's THP_MEM_ALLOC_ENABLE=1)
 
 Prints a table per section and writes benchmarks/results.json (medians, the machine, the command).
@@ -471,6 +472,83 @@ def section_precision(quick: bool, names: list[str] | None = None, batches: tupl
     return rows
 
 
+LSP_SPEC = "resnet34"
+LSP_ROUNDS = 40
+
+
+async def _lsp_latencies(rounds: int, debounce_ms: float) -> list[float]:
+    """Seconds from each didChange of specs/resnet34.yaml to its diagnostics, through a real client and server.
+
+    Changes alternate between a valid spec and one with a shape error, so every round is
+    checked anew and half publish a diagnostic; each change follows a pause longer than the debounce.
+    """
+    import asyncio
+
+    from lsprotocol import types as lsp
+    from pygls.lsp.client import LanguageClient
+
+    path = spec_path(LSP_SPEC)
+    valid = path.read_text(encoding="utf-8")
+    broken = valid.replace("{name: stem, type: conv, out: 64,", "{name: stem, type: conv, out: 64, groups: 5,", 1)
+    assert broken != valid
+    client = LanguageClient("convspec-bench", "1")
+    arrived: dict[int, float] = {}
+    waiting: dict[int, asyncio.Event] = {}
+
+    @client.feature(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def published(params: lsp.PublishDiagnosticsParams) -> None:
+        arrived[params.version] = time.perf_counter()
+        waiting.setdefault(params.version, asyncio.Event()).set()
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    await client.start_io(sys.executable, "-m", "convspec", "lsp", "--debounce", str(debounce_ms), env=env)
+    await client.initialize_async(lsp.InitializeParams(capabilities=lsp.ClientCapabilities()))
+    client.initialized(lsp.InitializedParams())
+    uri = path.as_uri()
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(text_document=lsp.TextDocumentItem(uri=uri, language_id="yaml", version=1, text=valid)))
+    await waiting.setdefault(1, asyncio.Event()).wait()
+    latencies = []
+    for version in range(2, rounds + 2):
+        await asyncio.sleep(0.05 + debounce_ms / 1000)  # a pause in typing
+        change = lsp.TextDocumentContentChangeWholeDocument(text=broken if version % 2 else valid)
+        sent = time.perf_counter()
+        client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=[change]))
+        await asyncio.wait_for(waiting.setdefault(version, asyncio.Event()).wait(), 30)
+        latencies.append(arrived[version] - sent)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return latencies
+
+
+def section_lsp(quick: bool) -> list[dict]:
+    """`convspec lsp`: change -> diagnostics latency on resnet34 (server warm), against the checker alone in-process."""
+    import asyncio
+
+    from convspec.lsp import DEFAULT_DEBOUNCE
+    from convspec.lsp_analysis import analyse
+
+    rounds = 10 if quick else LSP_ROUNDS
+    path = spec_path(LSP_SPEC)
+    text = path.read_text(encoding="utf-8")
+    analyse(text, str(path))
+    checker = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        analyse(text, str(path))
+        checker.append(time.perf_counter() - started)
+    baseline = statistics.median(checker)
+    rows = [{"case": "checker alone, in process (baseline)", "debounce_ms": "", "median_ms": round(baseline * 1000, 2),
+             "p90_ms": round(sorted(checker)[int(0.9 * (rounds - 1))] * 1000, 2), "ratio": 1.0}]
+    for debounce_ms in (DEFAULT_DEBOUNCE * 1000, 0):
+        found = asyncio.run(_lsp_latencies(rounds, debounce_ms))
+        median = statistics.median(found)
+        rows.append({"case": "didChange -> publishDiagnostics", "debounce_ms": debounce_ms, "median_ms": round(median * 1000, 2),
+                     "p90_ms": round(sorted(found)[int(0.9 * (rounds - 1))] * 1000, 2), "ratio": round(median / baseline, 2)})
+    return rows
+
+
 SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
     "checker": section_checker,
     "scaling": section_scaling,
@@ -484,6 +562,7 @@ SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
     "weights": section_weights,
     "import": section_import,
     "precision": section_precision,
+    "lsp": section_lsp,
 }
 
 

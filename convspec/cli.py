@@ -651,6 +651,18 @@ def filters(name: str | None, kernel_size: int | None, sigma: float | None, dims
     click.echo(_format_kernel(values))
 
 
+@cli.command("lsp")
+@click.option("--debounce", type=click.FloatRange(0, 10_000), default=10, show_default=True, help="Milliseconds of quiet after a change before checking.")
+@_handles_errors
+def lsp_command(debounce: float) -> None:
+    """Run the language server over stdio (editors start it; see docs/editor.md)."""
+    try:
+        from .lsp import serve
+    except ImportError as err:
+        raise InputError(f"convspec lsp needs pygls and lsprotocol ({err.name or 'pygls'} is missing): pip install 'convspec[lsp]'") from None
+    serve(debounce / 1000)
+
+
 def _format_kernel(values: Any, indent: int = 0) -> str:
     if values and isinstance(values[0], list) and values[0] and isinstance(values[0][0], list):
         return "\n\n".join(_format_kernel(plane) for plane in values)

@@ -101,6 +101,8 @@ def kernel_and_stride(layer: LayerReport) -> tuple[tuple[int, ...] | None, tuple
     return None, None
 
 
+format_figures = _figures  # receptive fields and strides read the same in the editor's hovers
+
 FOLD_FROM = 60  # a longer table shows the top level and one level of nesting, unless a depth is asked for
 
 
