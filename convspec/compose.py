@@ -116,7 +116,7 @@ def _compose_node(data: dict, source: Source, budget: _Budget, chain: tuple[Path
     extends = child.value.pop("extends")
     at = source.at(extends.key_at or extends.at)
     if not isinstance(extends.value, str) or not extends.value.strip():
-        raise SpecError([Problem(f"`extends` must be the path of a base spec, not {quote(extends.value)}", at)])
+        raise SpecError([Problem(f"`extends` must be the path of one base spec (a string), not {quote(_plain(extends))}", at)])
     base_dir = own.parent if own is not None else Path.cwd()
     base_path = base_dir / extends.value
     shown = str(base_path) if own is not None else extends.value

@@ -65,6 +65,10 @@ def plan_buffers(report: shapes.LayerReport) -> int:
     return 0
 
 
+# `type` values that are not layer kinds but mean something to the loader: no kind may take them
+RESERVED_TYPES = {"use": "a block template's use, expanded before any kind sees it", "input": "the name of the spec's input"}
+
+
 @dataclass(frozen=True)
 class ExportTarget:
     """What an export is asked for, as a kind's `export_limit` sees it."""
@@ -285,6 +289,8 @@ class KindRegistry:
                 raise ValueError(f"kind {kind.name!r}: its model's `type` must be Literal[{kind.name!r}], not {declared!r}")
             if kind.name in self.kinds:
                 raise ValueError(f"kind {kind.name!r} is already registered (by {self.kinds[kind.name].origin})")
+            if kind.name in RESERVED_TYPES:
+                raise ValueError(f"kind {kind.name!r}: the name is convspec's ({RESERVED_TYPES[kind.name]}); choose another")
         for kind in kinds:
             self.kinds[kind.name] = kind
             S.LAYER_MODELS[kind.name] = kind.model

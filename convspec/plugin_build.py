@@ -76,7 +76,7 @@ def build_user_module(user: UserKind, name: str, origin: str, plan: UserPlan, re
     """The module of one user-kind layer, built by its kind's `build`, its initialisation kept (see the module docstring).
 
     Raises SpecError, located at the layer and naming `origin`, when the builder fails, returns no
-    nn.Module, or makes a module whose output shape is not the rule's.
+    nn.Module, or makes a module whose output shape or parameter count (all, trainable) is not the rule's.
     """
     who = f"kind {name!r} (package {origin})"
     with torch.device("cpu"), _rng(ctx.seed, len(ctx.own_init)):
@@ -99,6 +99,15 @@ def build_user_module(user: UserKind, name: str, origin: str, plan: UserPlan, re
             f"the rule and the module of {who} disagree: on {_batch_one(plan.input_shapes)} the rule says "
             f"{list(expected)} but the module returns {list(real)}; a fault of {origin}, "
             "whose rule or builder needs fixing (convspec.testing.assert_rule_matches_module finds such cases)",
+        )
+    held = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    if (held, trainable) != (report.params, report.trainable_params):
+        raise _fault(
+            report, ctx,
+            f"the rule and the module of {who} disagree: the rule counts {report.params:,} parameters "
+            f"({report.trainable_params:,} trainable) but the module holds {held:,} ({trainable:,} trainable); "
+            f"a fault of {origin}, whose rule or builder needs fixing (convspec.testing.assert_rule_matches_module finds such cases)",
         )
     keep_own_values(module, ctx)
     return module

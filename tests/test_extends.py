@@ -208,5 +208,5 @@ def test_a_chain_too_deep(tmp_path):
 
 def test_extends_must_be_a_path(tmp_path):
     write(tmp_path, child="extends: [base.yaml]\n")
-    with pytest.raises(convspec.SpecError, match="`extends` must be the path of a base spec"):
+    with pytest.raises(convspec.SpecError, match=r"`extends` must be the path of one base spec \(a string\), not \['base.yaml'\]"):
         convspec.load(tmp_path / "child.yaml")

@@ -431,3 +431,40 @@ def test_a_checkpoint_of_a_plugin_kind_loads_back(plugins, tmp_path):
     path = convspec.save_checkpoint(model, SR_SPEC, tmp_path / "sr.pt")
     loaded = convspec.load_checkpoint(path).state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_rule_that_miscounts_parameters_is_a_located_build_error():
+    from convspec.kinds import registry
+
+    class Scale(convspec.LayerBase):
+        type: Literal["scaled"]
+
+    def rule(layer, shapes):
+        return convspec.Figures(shape=shapes[0], params=0)  # the module holds one weight per channel
+
+    def build(layer, shapes):
+        return Channelwise(shapes[0][1])
+
+    spec = "input: {channels: 4, size: [4, 4]}\nlayers:\n  - {name: s, type: scaled}\n"
+    with registry.temporarily(convspec.plugins.to_kind(convspec.UserKind(Scale, rule, build, package="review"))):
+        assert convspec.check(spec).total_params == 0
+        with pytest.raises(convspec.SpecError, match=r":3:15: .*the rule counts 0 parameters \(0 trainable\) but the module holds 4"):
+            convspec.build(spec)
+
+
+@pytest.mark.parametrize("name", ["use", "input"])
+def test_a_kind_cannot_take_a_name_the_loader_uses(name):
+    model = type("Taken", (convspec.LayerBase,), {"__annotations__": {"type": Literal[name]}})
+    with pytest.raises(ValueError, match=f"kind '{name}': the name is convspec's"):
+        convspec.register_kind(model=model, rule=lambda layer, shapes: convspec.Figures(shape=shapes[0]), build="x:y")
+
+
+class Channelwise(nn.Module):
+    """x * w, one weight per channel (NCHW): `channels` parameters."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels, 1, 1))
+
+    def forward(self, x):
+        return x * self.weight
