@@ -301,11 +301,12 @@ def export(
         from .budget import enforce_budget
         from .builder import build_from_report
         from .checkpoint import load_weights_file
-        from .export import export_onnx
+        from .export import export_onnx, running_report
 
         if seed is None and not weights:
             seed = 0  # reproducible weights by default: `convspec verify` rebuilds them from the seed the file records
-        enforce_budget(report, budget)  # export runs the model: its activations count, not only its weights
+        # export runs the model, at the batches it traces and verifies: their activations count, not only the weights
+        enforce_budget(running_report(report, input_shape), budget)
         model = build_from_report(report, seed=seed, max_memory=budget)
         if weights:
             load_weights_file(model, weights)

@@ -131,6 +131,17 @@ def _example(report: Report, input_shape: tuple[int, ...] | None) -> tuple[tuple
     return example, example_report
 
 
+def running_report(report: Report, input_shape: tuple[int, ...] | None) -> Report:
+    """The report at the largest input export runs (the traced batch and the verified ones, at the
+    example's spatial size): what its memory budget counts. A batch given with `--input` is not run.
+    """
+    example, example_report = _example(report, input_shape)
+    batch = max(EXPORT_BATCH, *VERIFY_BATCHES)
+    if example_report.input_shape[0] == batch:
+        return example_report
+    return check_spec(report.spec, (batch, *example[1:]))
+
+
 def _refuse_export_limits(report: Report, target: ExportTarget) -> None:
     """Layers whose kind says they cannot be exported this way (e.g. uneven adaptive pooling at a dynamic size)."""
     problems = export_limit_problems(report, target)
