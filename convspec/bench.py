@@ -184,15 +184,18 @@ def timed_rounds(
     """(each engine's seconds per call, one per round; the rounds run), engines interleaved round by round.
 
     `plans` gives each engine's (rounds, calls per round). Calibrated on a machine that may slow down
-    later (a busy core can make torch's threads wait 100x longer), the rounds stop once `limit`
-    seconds have passed, after a whole round: every engine has had the same rounds (or its own fewer).
+    later (a busy core can make torch's threads wait 100x longer), no round starts that the last
+    one's length says would end past `limit` seconds: every engine has had the same rounds (or its
+    own fewer).
     """
     deadline = time.perf_counter() + limit
     samples: dict[str, list[float]] = {name: [] for name in engines}
     done = 0
+    last_round = 0.0  # how long the previous round took: a round that would end past the deadline is not started
     for number in range(max(r for r, _ in plans.values())):
-        if number and time.perf_counter() > deadline:
+        if number and time.perf_counter() + last_round > deadline:
             break
+        round_started = time.perf_counter()
         for name, fn in engines.items():
             planned_rounds, calls = plans[name]
             if number >= planned_rounds:
@@ -202,6 +205,7 @@ def timed_rounds(
                 fn()
             samples[name].append((time.perf_counter() - started) / calls)
         done = number + 1
+        last_round = time.perf_counter() - round_started
     return samples, done
 
 

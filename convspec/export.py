@@ -737,6 +737,17 @@ def _check_arguments(model, verify, force, dynamic_size, rtol, atol, verbose, th
         raise InputError(f"report must be the Report of convspec.check, not {type(report).__name__}")
 
 
+def _stop_request(err: BaseException) -> BaseException | None:
+    """A SystemExit or KeyboardInterrupt that torch's exporter wrapped in its own error, if one is in `err`'s chain."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, (SystemExit, KeyboardInterrupt)):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def trace_model(
     model: nn.Module, example: tuple[int, ...], output_names: list[str], dynamic_spatial: bool, verbose: bool = False,
     external_data: Path | None = None,
@@ -761,6 +772,9 @@ def trace_model(
                 dynamic_shapes=(axes,), optimize=True, dynamo=True,
             )
         except Exception as err:
+            stop = _stop_request(err)
+            if stop is not None:  # SIGTERM or Ctrl-C while torch exported: its wrapper is not the exporter's fault
+                raise stop from None
             plain = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # the exporter colours its messages
             lines = [line for line in plain.splitlines() if line.strip()]
             raise ExportError(f"torch's ONNX exporter failed: {type(err).__name__}: {lines[0] if lines else ''}"

@@ -158,7 +158,7 @@ def _take_lock(folder: Path, create: bool) -> int | None:
     return fd
 
 
-def publish(staged: Path, destination: Path, force: bool, force_hint: str = API_FORCE) -> None:
+def publish(staged: Path, destination: Path, force: bool, force_hint: str = f"--force ({API_FORCE} from Python)") -> None:
     """Move the finished file `staged` to `destination`, with the usual mode of a new file.
 
     With `force` an existing file is replaced (atomically). Without it the name is taken only
