@@ -34,7 +34,12 @@ READABLE_FORMATS = ("convspec-checkpoint/1", CHECKPOINT_FORMAT)
 
 
 def spec_text(spec: Spec) -> str:
-    """The spec as YAML text: its original text where it came from one."""
+    """The spec as YAML text: its original text where it came from one and that text is the whole
+    spec; the resolved spec (`convspec resolve`'s) where a base was merged, `--set` or a scale applied."""
+    if spec.source.derived:
+        from .resolved import resolved_yaml
+
+        return resolved_yaml(spec)
     if spec.source.text is not None:
         return spec.source.text
     import yaml

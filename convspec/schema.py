@@ -1214,6 +1214,7 @@ def parse_spec(
     source.data = data
     if not isinstance(data, dict):
         raise SpecError([Problem(f"a spec must be a mapping, not {_describe(data)}", source.locate(()))])
+    source.derived = "extends" in data or bool(overrides) or scale is not None
     data = source.data = compose(data, source)
     if overrides:
         data = source.data = apply_overrides(data, source, overrides)

@@ -55,6 +55,8 @@ class Source:
     key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     value_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     templates: dict[Path_, str] = field(default_factory=dict)  # block template of each `use` layer, by its expanded path
+    # the data is no longer what `text` says: a base merged (`extends`), `--set` overrides or a scale applied
+    derived: bool = False
 
     def at(self, pos: tuple | None) -> Location:
         """A recorded position as a Location: `(line, column)` in this file, or `(line, column, file)`

@@ -331,6 +331,12 @@ def map_weights(
     report, _ = checked_report(spec, input_shape, report)
     target = spec_tensors(report)
     source_keys, target_keys = list(state_dict), list(target)
+    counters = [k for k in target_keys if k.endswith(BATCH_COUNTER)]
+    if counters and not any(k.endswith(BATCH_COUNTER) for k in source_keys):
+        # older checkpoints lack BatchNorm's step counter (load_state_dict accepts them): it keeps its initial value
+        target_keys = [k for k in target_keys if not k.endswith(BATCH_COUNTER)]
+    else:
+        counters = []
     target_sigs = [_signature(k, target[k]) for k in target_keys]
     if not registration_order:
         source_keys = restore_order(source_keys, {k: _signature(k, state_dict[k]) for k in source_keys}, target_sigs)
@@ -390,6 +396,13 @@ def map_weights(
 
     if not table.complete and not partial:
         raise WeightsError(table.problems(origin))
+    if partial and table.ambiguous:  # tensors that fit by name and shape but not in order: the alignment is suspect
+        raise WeightsError(table.problems(origin) + [Problem(
+            "--partial writes only a mapping whose order is certain: ambiguous tensors mean the orders disagree, "
+            "so some tensors could land in the wrong layer; map onto a spec whose layers follow the source's order"
+        )])
+    if partial and not chosen:
+        raise WeightsError(table.problems(origin) + [Problem("no tensor of the source maps onto the spec: nothing to write")])
 
     initial = None
     if reset or len(chosen) < len(target_keys):
@@ -410,7 +423,13 @@ def map_weights(
             value = adapt_conv_in_channels(value, shape[1])
         mapped[key] = _converted(value, target[key].dtype)
         table.rows.append(MappedTensor(source_key, key, shape, tuple(state_dict[source_key].shape), "adapted" if key in adapted else "copied"))
+    if counters:  # in the spec's order again, each counter at its initial value (0: no step taken)
+        mapped = {key: mapped[key] if key in mapped else torch.zeros((), dtype=torch.long) for key in target}
+        table.rows += [MappedTensor(None, key, (), None, "initial") for key in counters]
     return mapped, table
+
+
+BATCH_COUNTER = ".num_batches_tracked"  # BatchNorm's step counter, a buffer older checkpoints do not have
 
 
 def _shape_of(state_dict: Mapping[str, torch.Tensor], key: str | None) -> tuple[int, ...] | None:

@@ -305,3 +305,36 @@ def test_cli_set_gives_timms_in_chans_and_num_classes(small_files, tmp_path):
     state = load_file(str(out))
     assert state["stem.conv.weight"].shape == (8, 1, 3, 3) and state["fc.weight"].shape == (7, 8)
     torch.testing.assert_close(state["stem.conv.weight"], ref.conv_a.weight.sum(1, keepdim=True))
+
+
+def test_a_state_dict_without_batchnorm_counters_maps_exactly():
+    # checkpoints older than BatchNorm's num_batches_tracked lack it; load_state_dict takes them, so does the mapping
+    model = convspec.build("specs/resnet_small.yaml", seed=3).eval()
+    source = {"net." + k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    mapped, table = convspec.map_weights("specs/resnet_small.yaml", source)
+    rebuilt = convspec.build("specs/resnet_small.yaml", seed=0).eval()
+    rebuilt.load_state_dict(mapped)
+    assert list(mapped) == list(rebuilt.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), rebuilt(x))
+    assert all(row.how == "initial" for row in table.rows if row.target.endswith("num_batches_tracked"))
+
+
+def _small_cnn_state(order):
+    model = convspec.build("specs/small_cnn.yaml", seed=1)
+    state = model.state_dict()
+    return {f"m.{key}": state[key] for key in order}
+
+
+def test_partial_never_writes_a_mapping_whose_order_is_in_doubt():
+    # conv2's tensors before conv1's: conv1's fit the spec by name and shape, out of order
+    order = ["conv2.conv.weight", "conv2.conv.bias", "conv1.conv.weight", "conv1.conv.bias", "fc.weight", "fc.bias"]
+    with pytest.raises(convspec.ConvspecError, match="--partial writes only a mapping whose order is certain"):
+        convspec.map_weights("specs/small_cnn.yaml", _small_cnn_state(order), partial=True)
+
+
+def test_partial_with_nothing_in_common_writes_nothing():
+    unrelated = {"a.weight": torch.zeros(7, 5), "b.weight": torch.zeros(2, 2, 5, 5)}
+    with pytest.raises(convspec.ConvspecError, match="no tensor of the source maps onto the spec"):
+        convspec.map_weights("specs/small_cnn.yaml", unrelated, partial=True)
