@@ -299,6 +299,7 @@ class PluginFailure:
     package: str
     reason: str
     cause: BaseException | None = field(default=None, compare=False, repr=False)
+    clashes: tuple[str, ...] = ()  # kind names it declares that another package (or convspec) has already
 
     def __str__(self) -> str:
         return f"the plugin {self.entry_point!r} of package {self.package} {self.reason}"
@@ -327,7 +328,9 @@ def _use_entry_point(entry: metadata.EntryPoint, package: str, target: KindRegis
     if taken:
         owners = {target[name].origin for name in taken}
         whose = "built-in" if owners == {"convspec"} else f"registered by {', '.join(sorted(owners))}"
-        return PluginFailure(text, package, f"declares {listing(taken)}, which convspec has already ({whose}); rename its kinds")
+        return PluginFailure(
+            text, package, f"declares {listing(taken)}, which convspec has already ({whose}); rename its kinds", clashes=tuple(taken)
+        )
     try:
         target.register(*kinds)
     except ValueError as err:  # two kinds of one name within the plugin
@@ -412,10 +415,20 @@ def find_kinds(data: Any, source: Any, target: KindRegistry = registry) -> None:
     if not unknown:
         return
     failures = discover(target)
+    from .source import layer_label
+
+    # a kind two packages declare: the spec would get whichever loaded first, so neither is taken silently
+    doubled = {name: f for f in failures for name in f.clashes if name in unknown and target[name].origin != "convspec"}
+    if doubled:
+        raise SpecError(in_order([
+            Problem(f"layer type {quote(name)} is declared by two installed packages, {target[name].origin} and "
+                    f"{doubled[name].package}; uninstall one of them (or rename its kind)",
+                    source.locate(path + ("type",)), layer_label(data, path)[1])
+            for name in doubled for path in unknown[name]
+        ]))
     still = {kind: paths for kind, paths in unknown.items() if kind not in target}
     if not (still and failures):
         return
-    from .source import layer_label
 
     suspects = listing(dict.fromkeys(f"{failure.entry_point.partition(' = ')[0]} ({failure.package})" for failure in failures))
     problems: list[Problem] = [PluginProblem(str(failure), Location(source.file), cause=failure.cause) for failure in failures]

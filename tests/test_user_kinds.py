@@ -468,3 +468,14 @@ class Channelwise(nn.Module):
 
     def forward(self, x):
         return x * self.weight
+
+
+def test_a_kind_two_packages_declare_is_an_error_where_the_spec_uses_it(plugins, spec_file):
+    plugins("demo", "twin")
+    path = spec_file("input: {channels: 4, size: [8, 8]}\nlayers:\n  - {type: pixel_shuffle, name: up, upscale_factor: 2}\n")
+    problems = _problems(path)
+    assert any(
+        p.startswith(f"{path}:3:") and "'pixel_shuffle' is declared by two installed packages" in p
+        and "convspec-twin-kinds" in p and "convspec-demo-kinds" in p
+        for p in problems
+    ), problems
