@@ -21,8 +21,7 @@ if TYPE_CHECKING:  # input_sizes imports trace; the table only reads what it fou
 def report_json(report: Report, flops: bool = False) -> dict:
     """The report as `check --format json` prints it; a layer of a kind from outside convspec says which
     `package` declared it; with `flops`, each layer's `flops` and `total_flops` too."""
-    data = report.to_dict()
-    _add_packages(report.layers, data["layers"])
+    data = report.to_dict()  # a layer of a kind from outside convspec names its `package` there
     if flops:
 
         def add(layers: list[dict]) -> None:
@@ -33,16 +32,6 @@ def report_json(report: Report, flops: bool = False) -> dict:
         add(data["layers"])
         data["total_flops"] = FLOPS_PER_MAC * data["total_macs"]
     return data
-
-
-def _add_packages(layers: list[LayerReport], entries: list[dict]) -> None:
-    from .plugins import kind_package
-
-    for layer, entry in zip(layers, entries):
-        package = kind_package(layer.type)
-        if package is not None:
-            entry["package"] = package
-        _add_packages(layer.children, entry["children"])
 
 
 def failed_json(spec: str, error: SpecError) -> dict:

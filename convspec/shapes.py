@@ -95,7 +95,10 @@ class LayerReport:
     requested: dict[str, int] | None = None  # what the spec asked where a `--scale` preset changed it: {"out_channels": 64}
 
     def to_dict(self) -> dict:
+        from .plugins import kind_package  # torch-free; a kind from outside convspec says which package declared it
+
         scaled = {"requested": dict(self.requested)} if self.requested else {}
+        package = kind_package(self.type)
         return {
             "name": self.name,
             "type": self.type,
@@ -107,6 +110,7 @@ class LayerReport:
             "stride": [_figure(v) for v in self.stride],
             "children": [child.to_dict() for child in self.children],
             **scaled,
+            **({"package": package} if package is not None else {}),
         }
 
 
