@@ -103,3 +103,36 @@ def ort_run(path: Path, x: np.ndarray) -> list[np.ndarray]:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {"input": x})
+
+
+# the fewest keys each built-in layer type needs: a layer of every kind
+MINIMAL = {
+    "conv": {"out_channels": 4, "kernel_size": 3},
+    "pointwise": {"out_channels": 4},
+    "asymmetric": {"out_channels": 4, "kernel_size": [3, 1]},
+    "dilated": {"out_channels": 4, "kernel_size": 3, "dilation": 2},
+    "depthwise": {"kernel_size": 3},
+    "group": {"out_channels": 4, "kernel_size": 3, "groups": 2},
+    "separable": {"out_channels": 4, "kernel_size": 3},
+    "transposed": {"out_channels": 4, "kernel_size": 2},
+    "dynamic": {"out_channels": 4, "kernel_size": 3},
+    "fixed": {"filter": "box", "kernel_size": 3},
+    "norm": {"kind": "batch"},
+    "act": {"fn": "relu"},
+    "pool": {"kernel_size": 2},
+    "adaptive_pool": {"size": 1},
+    "global_pool": {},
+    "upsample": {"scale": 2},
+    "shuffle": {"groups": 2},
+    "split": {"parts": 2},
+    "dropout": {},
+    "flatten": {},
+    "linear": {"out_features": 10},
+    "identity": {},
+    "add": {"from": ["input", "input"]},
+    "concat": {"from": ["input", "input"]},
+    "mul": {"from": ["input", "input"]},
+    "residual": {"layers": [{"type": "identity"}]},
+    "repeat": {"times": 2, "layers": [{"type": "identity"}]},
+    "block": {"layers": [{"type": "identity"}]},
+}

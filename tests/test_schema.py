@@ -20,6 +20,7 @@ import convspec
 from convspec import schema as S
 from convspec.errors import InputError, SpecError
 from convspec.schema import LAYER_MODELS, Spec, json_schema, load, parse_spec
+from support import MINIMAL  # tests/ is on sys.path (conftest.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILES = sorted((ROOT / "specs").glob("*.yaml"))
@@ -27,36 +28,6 @@ SPEC_FILES = sorted((ROOT / "specs").glob("*.yaml"))
 RAW_PYDANTIC = ("Input should be", "validation error", "[type=", "pydantic", "For further information")
 
 # A valid layer of every kind, as small as the kind allows (its required keys).
-MINIMAL = {
-    "conv": {"out_channels": 4, "kernel_size": 3},
-    "pointwise": {"out_channels": 4},
-    "asymmetric": {"out_channels": 4, "kernel_size": [3, 1]},
-    "dilated": {"out_channels": 4, "kernel_size": 3, "dilation": 2},
-    "depthwise": {"kernel_size": 3},
-    "group": {"out_channels": 4, "kernel_size": 3, "groups": 2},
-    "separable": {"out_channels": 4, "kernel_size": 3},
-    "transposed": {"out_channels": 4, "kernel_size": 2},
-    "dynamic": {"out_channels": 4, "kernel_size": 3},
-    "fixed": {"filter": "box", "kernel_size": 3},
-    "norm": {"kind": "batch"},
-    "act": {"fn": "relu"},
-    "pool": {"kernel_size": 2},
-    "adaptive_pool": {"size": 1},
-    "global_pool": {},
-    "upsample": {"scale": 2},
-    "shuffle": {"groups": 2},
-    "split": {"parts": 2},
-    "dropout": {},
-    "flatten": {},
-    "linear": {"out_features": 10},
-    "identity": {},
-    "add": {"from": ["input", "input"]},
-    "concat": {"from": ["input", "input"]},
-    "mul": {"from": ["input", "input"]},
-    "residual": {"layers": [{"type": "identity"}]},
-    "repeat": {"times": 2, "layers": [{"type": "identity"}]},
-    "block": {"layers": [{"type": "identity"}]},
-}
 
 HEAD = "input:\n  channels: 4\n  size: [8, 8]\nlayers:\n"
 
