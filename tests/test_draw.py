@@ -494,7 +494,7 @@ def test_draw_invalid_spec_exits_1_and_writes_the_picture_with_its_problems(tmp_
     spec.write_text(BAD_SPEC)
     result = run("draw", spec, "-o", tmp_path / "bad.svg")
     assert result.exit_code == 1
-    assert "groups=4 does not divide" in result.output and "problems marked" in result.output
+    assert "groups=4 does not divide" in result.output and "1 problem marked" in result.output
     root = svg_tree((tmp_path / "bad.svg").read_text())
     assert "groups=4 does not divide" in svg_text(root)
     assert any("error" in classes(g) for g in svg_nodes(root))

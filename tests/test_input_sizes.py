@@ -27,7 +27,7 @@ def checks(spec, sizes: tuple[int, ...]) -> bool:
         ("unet_small", "H and W: multiples of 8"),
         ("small_cnn", "H and W: at least 4"),
         ("conv1d_audio", "L: at least 80"),
-        ("squeezenet1_1", "H and W: at least 25"),
+        ("squeezenet1_1", "H and W: at least 17"),
         ("resnet34", "H and W: any size"),
     ],
 )
