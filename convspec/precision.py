@@ -416,9 +416,10 @@ def export_precision(
         calib = load_calibration(path_argument("calibration", calibration), sample_shape)
     else:
         calib = drawn_calibration(sample_shape)
-        if precision == "int8":
+        if precision in ("int8", "int8-dynamic"):
+            what = "int8 is calibrated, and its accuracy measured," if precision == "int8" else "int8-dynamic's accuracy is measured"
             (on_warning or (lambda text: warnings.warn(text, stacklevel=3)))(
-                f"no --calibration: int8 is calibrated, and its accuracy measured, on {calib.source}; "
+                f"no --calibration: {what} on {calib.source}; "
                 "the figures then say little about real inputs (give a folder of real ones)"
             )
     if model is None:

@@ -566,6 +566,13 @@ def verify_onnx(
             bad = non_finite_tensors((init.name, onnx.numpy_helper.to_array(init)) for init in proto.graph.initializer)
             if bad:
                 problems.append(Problem(f"the file's own weights are not finite: {', '.join(bad[:5])}"))
+            precision = next((p.value for p in proto.metadata_props if p.key == "convspec.precision"), "fp32")
+            if precision.startswith("int8"):  # quantized ranges fit the calibration inputs, not standard-normal ones
+                problems.append(Problem(
+                    f"the file is {precision}: its ranges were calibrated on the inputs its metadata names "
+                    "(convspec.calibration), while verify draws standard-normal inputs; the export's own figures on "
+                    "its calibration inputs are in the metadata (convspec.accuracy)"
+                ))
             problems.append(Problem(f"not verified: {path} against the spec with {origin}"))
             failed = ExportError(problems)
             failed.checks = getattr(err, "checks", [])

@@ -271,7 +271,9 @@ def test_int8_below_the_threshold_fails_naming_layers(tmp_path):
 
 
 def test_int8_dynamic(tmp_path):
-    result = export_precision(None, SMALL_CNN, tmp_path / "m.onnx", precision="int8-dynamic")
+    said = []
+    result = export_precision(None, SMALL_CNN, tmp_path / "m.onnx", precision="int8-dynamic", on_warning=said.append)
+    assert len(said) == 1 and said[0].startswith("no --calibration: int8-dynamic's accuracy is measured on")
     ops = {node.op_type for node in onnx.load(str(result.path)).graph.node}
     assert "DynamicQuantizeLinear" in ops
     assert result.top1 is not None and result.top1 >= TOLERANCES["int8-dynamic"].min_top1
@@ -325,3 +327,16 @@ def test_usage_errors_exit_2(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_verify_of_an_int8_file_says_its_ranges_follow_its_calibration(tmp_path):
+    # calibrated on [0, 1): verify's standard-normal inputs fall outside the quantized ranges
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for i in range(8):
+        np.save(folder / f"s{i}.npy", np.random.default_rng(i).random((1, 3, 32, 32)).astype(np.float32))
+    out = tmp_path / "m.onnx"
+    export_precision(None, SMALL_CNN, out, precision="int8", calibration=folder, min_top1=0.0)
+    with pytest.raises(convspec.ExportError) as caught:
+        convspec.verify_onnx(out, SMALL_CNN)
+    assert any("the file is int8: its ranges were calibrated on the inputs its metadata names" in str(p) for p in caught.value.problems)
