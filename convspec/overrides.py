@@ -144,6 +144,8 @@ def _resolve(data: dict, key: str, shown: str) -> tuple:
     if any(not part for part in parts):
         raise InputError(f"--set {shorten(shown, 120)}: KEY {quote(key)} has an empty part; write NAME.KEY, e.g. stem.out_channels")
     top = _top_keys()
+    if parts[0] == "extends":  # the chain is merged before --set applies: setting it would do nothing
+        raise InputError(f"--set {shorten(shown, 120)}: `extends` cannot be set; it is read before --set applies (edit the file, or write a spec that extends it)")
     layers = data.get("layers") if isinstance(data.get("layers"), list) else []
     names = _layer_names(layers)
     if parts[0] in top and parts[0] not in names:

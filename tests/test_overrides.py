@@ -109,3 +109,8 @@ def test_a_set_value_is_what_the_checker_sees(out, stride):
 def test_an_empty_value_is_null():
     spec = convspec.load(SPEC.replace("padding: 1}\n  - name: stage", "padding: 1, act: relu}\n  - name: stage"), overrides=["stem.act="])
     assert spec.layers[0].act is None
+
+
+def test_extends_cannot_be_set():
+    with pytest.raises(convspec.InputError, match="`extends` cannot be set; it is read before --set applies"):
+        convspec.load("specs/small_cnn.yaml", overrides=["extends=nothere.yaml"])
