@@ -131,6 +131,24 @@ def _example(report: Report, input_shape: tuple[int, ...] | None) -> tuple[tuple
     return example, example_report
 
 
+def destination_and_report(
+    spec: Any, path: Any, force: Any, input_shape: Any, report: Report | None
+) -> tuple[Path, tuple[int, ...] | None, Report]:
+    """What every export checks before any work: the destination writable (never the spec file
+    itself), `input_shape` parsed, and the spec's valid report (`report` when the caller has one).
+
+    Raises InputError for a destination or argument that will not do, SpecError for an invalid spec.
+    """
+    spec_file = spec if isinstance(spec, Path) or (isinstance(spec, str) and not looks_like_yaml_text(spec)) else None
+    destination = check_writable(path_argument("path", path), flag_argument("force", force), protect=spec_file)
+    if input_shape is not None:
+        input_shape = parse_input_shape(input_shape)
+    if report is None:
+        report = load_and_check(spec, input_shape, require_size=False)
+    report.raise_for_errors()
+    return destination, input_shape, report
+
+
 def running_report(report: Report, input_shape: tuple[int, ...] | None) -> Report:
     """The report at the largest input export runs (the traced batch and the verified ones, at the
     example's spatial size): what its memory budget counts. A batch given with `--input` is not run.
@@ -835,14 +853,8 @@ def export_onnx(
         raise InputError(f"--opset {opset!r} is out of range; use {MIN_OPSET} to {newest}")
     _check_arguments(model, verify, force, dynamic_size, rtol, atol, verbose, external_data_threshold, on_step, running, report)
     seed = seed_argument(seed)
-    spec_file = spec if isinstance(spec, Path) or (isinstance(spec, str) and not looks_like_yaml_text(spec)) else None
-    destination = check_writable(path_argument("path", path), flag_argument("force", force), protect=spec_file)
-    if input_shape is not None:
-        input_shape = parse_input_shape(input_shape)
-    if report is None:
-        report = load_and_check(spec, input_shape, require_size=False)
+    destination, input_shape, report = destination_and_report(spec, path, force, input_shape, report)
     parsed = report.spec
-    report.raise_for_errors()
     dynamic_spatial = parsed.input.size is None if dynamic_size is None else dynamic_size
     _refuse_export_limits(report, ExportTarget(opset, dynamic_spatial))
     if model is None:

@@ -336,12 +336,16 @@ class _Reader:
             layer["padding"] = padding
         if any(d != 1 for d in dilations):
             layer["dilation"] = _flat(dilations)
+        self.add_conv(node, layer, source, w, b)
+
+    def add_conv(self, node: onnx.NodeProto, layer: dict[str, Any], source: str, w: Any, b: Any) -> None:
+        """A conv-like layer and its weights (`NAME.conv.weight`, `NAME.conv.bias` unless it has none)."""
         if b is None:
             layer["bias"] = False
         self.add_layer(node, layer, [source], node.output[0])
-        self.weight(f"{name}.conv.weight", w)
+        self.weight(f"{layer['name']}.conv.weight", w)
         if b is not None:
-            self.weight(f"{name}.conv.bias", b)
+            self.weight(f"{layer['name']}.conv.bias", b)
 
     def op_ConvTranspose(self, node: onnx.NodeProto, rest: list) -> None:
         attrs = _attrs(node)
@@ -367,12 +371,7 @@ class _Reader:
             layer["padding"] = _flat(pads[:dims])
         if groups != 1:
             layer["groups"] = groups
-        if b is None:
-            layer["bias"] = False
-        self.add_layer(node, layer, [source], node.output[0])
-        self.weight(f"{name}.conv.weight", w)
-        if b is not None:
-            self.weight(f"{name}.conv.bias", b)
+        self.add_conv(node, layer, source, w, b)
 
     def op_BatchNormalization(self, node: onnx.NodeProto, rest: list) -> None:
         attrs = _attrs(node)

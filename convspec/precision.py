@@ -42,7 +42,7 @@ import onnx
 from .calibration import Calibration, drawn_calibration, load_calibration
 from .edge_shapes import layer_outputs, record_edge_shapes
 from .errors import ExportError, InputError, Problem, first_line
-from .source import layer_label, looks_like_yaml_text
+from .source import layer_label
 from .verify import ATOL, RTOL
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
@@ -389,11 +389,10 @@ def export_precision(
     """
     import warnings
 
-    from .export import _example, _example_shape, _layer_reports, _quiet, export_onnx
-    from .fileio import check_writable, publish
+    from .export import _example, _example_shape, _layer_reports, _quiet, destination_and_report, export_onnx
+    from .fileio import publish
     from .fileio import staging as staging_folder
     from .limits import flag_argument, number_argument, path_argument
-    from .trace import load_and_check, parse_input_shape
     from .verify import check_file, opset_of, ort_session, verify_onnx
 
     tolerance = tolerance_for(precision)
@@ -403,13 +402,7 @@ def export_precision(
     flag_argument("simplify", simplify)
     if "verify" in export_options:
         raise InputError("export_precision always verifies; it takes no `verify` argument")
-    spec_file = spec if isinstance(spec, Path) or (isinstance(spec, str) and not looks_like_yaml_text(spec)) else None
-    destination = check_writable(path_argument("path", path), flag_argument("force", force), protect=spec_file)
-    if input_shape is not None:
-        input_shape = parse_input_shape(input_shape)
-    if report is None:
-        report = load_and_check(spec, input_shape, require_size=False)
-    report.raise_for_errors()
+    destination, input_shape, report = destination_and_report(spec, path, force, input_shape, report)
     parsed = report.spec
     sample_shape = (1, *_example_shape(parsed, input_shape)[1:])
     if calibration is not None:
