@@ -17,6 +17,7 @@ later tools (quantize / dequantize pairs, casts) carry no layer name and count a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,40 @@ from .errors import ExportError, Problem
 from .source import layer_label
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+
+
+#: initializers up to this many elements stay in the copy shape inference reads: shape
+#: inference reads the values of small constants (a Reshape's shape, a Resize's scales)
+SMALL_CONSTANT = 64
+
+
+def infer_shapes(proto: onnx.ModelProto, **options: Any) -> onnx.ModelProto:
+    """ONNX shape inference (`onnx.shape_inference.infer_shapes`, `options` passed on) on `proto`'s structure.
+
+    Inference reads an initializer's type and dims, and the values of small ones only, so it
+    runs on a copy whose initializers of more than SMALL_CONSTANT elements are graph inputs
+    of the same type and shape: the weights are neither copied nor serialized (a 90 MB model
+    costs what its graph does, and external data is never loaded). The result carries the
+    inferred `value_info` and outputs; it is not a complete model. Raises what
+    `infer_shapes` raises (`onnx.shape_inference.InferenceError` in strict mode).
+    """
+    graph = proto.graph
+    skeleton = onnx.ModelProto(
+        ir_version=proto.ir_version, opset_import=proto.opset_import, functions=proto.functions, domain=proto.domain
+    )
+    skeleton.graph.name = graph.name
+    skeleton.graph.node.extend(graph.node)
+    skeleton.graph.input.extend(graph.input)
+    skeleton.graph.output.extend(graph.output)
+    skeleton.graph.value_info.extend(graph.value_info)
+    skeleton.graph.sparse_initializer.extend(graph.sparse_initializer)
+    listed = {info.name for info in graph.input}  # files of IR version 3 list initializers as inputs too
+    for tensor in graph.initializer:
+        if math.prod(tensor.dims) <= SMALL_CONSTANT:
+            skeleton.graph.initializer.append(tensor)
+        elif tensor.name not in listed:
+            skeleton.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    return onnx.shape_inference.infer_shapes(skeleton, **options)
 
 
 def _owner(node: onnx.NodeProto) -> str | None:
@@ -84,7 +119,7 @@ def record_edge_shapes(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]
     shape inference gives a size that is not the checker's.
     """
     try:
-        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+        inferred = infer_shapes(proto, data_prop=True)
     except Exception:  # inference failing is reported by the checks; the layer outputs still get the checker's shapes
         inferred = proto
     known = {info.name: info for info in (*proto.graph.value_info, *inferred.graph.value_info)}
@@ -145,4 +180,4 @@ def _problem(spec: Any, layer: Any, message: str) -> Problem:
     return Problem(f"shape inference disagrees with the checker: {message}", source.locate(layer.path), label)
 
 
-__all__ = ["layer_outputs", "record_edge_shapes"]
+__all__ = ["infer_shapes", "layer_outputs", "record_edge_shapes"]

@@ -33,6 +33,7 @@ import onnx
 import torch
 from torch import nn
 
+from .edge_shapes import infer_shapes
 from .errors import ExportError, InputError, Problem, first_line, listing
 from .schema import Spec
 from .shapes import Report
@@ -335,7 +336,7 @@ def check_file(
     if wrong:
         raise ExportError([Problem(f"not valid in its opset: {p}") for p in wrong])
     try:
-        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+        inferred = infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
     except onnx.shape_inference.InferenceError as err:
         raise ExportError(f"ONNX shape inference rejects the model: {first_line(err, 300)}") from None
     problems = []
