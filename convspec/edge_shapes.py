@@ -150,7 +150,7 @@ def record_edge_shapes(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]
         agreeing = [t for t in candidates if not _disagree(checker, _dims(edges[t]))]
         if len(candidates) == 1 and not agreeing:
             got = _dims(edges[candidates[0]])
-            problems.append(_problem(spec, layer, f"ONNX shape inference gives {candidates[0]!r} {got}, the checker {list(layer.output_shape)}"))
+            problems.append(layer_problem(spec, layer, f"shape inference disagrees with the checker: ONNX shape inference gives {candidates[0]!r} {got}, the checker {list(layer.output_shape)}"))
             continue
         if not agreeing:
             continue  # a split's parts: which tensor is which part is not known here, so none is written over
@@ -174,10 +174,11 @@ def _disagree(checker: Sequence[int | str | None], inferred: Sequence[int | str 
     return any(axis > 0 and isinstance(a, int) and isinstance(b, int) and a != b for axis, (a, b) in enumerate(zip(checker, inferred)))
 
 
-def _problem(spec: Any, layer: Any, message: str) -> Problem:
+def layer_problem(spec: Any, layer: Any, message: str) -> Problem:
+    """A Problem about a spec layer (a LayerReport of `spec`'s report), placed at the layer in the spec's text."""
     source = spec.source
     label = layer_label(source.data, layer.path)[1] if source.data is not None else layer.name
-    return Problem(f"shape inference disagrees with the checker: {message}", source.locate(layer.path), label)
+    return Problem(message, source.locate(layer.path), label)
 
 
-__all__ = ["infer_shapes", "layer_outputs", "record_edge_shapes"]
+__all__ = ["infer_shapes", "layer_outputs", "layer_problem", "record_edge_shapes"]

@@ -33,20 +33,21 @@ from torch import nn
 
 from ._version import __version__
 from .checkpoint import load_weights_file, spec_text
-from .edge_shapes import record_edge_shapes
+from .edge_shapes import layer_problem, record_edge_shapes
 from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_free_space, check_writable, publish, staging
 from .geometry import interpolation_scale, onnx_ceil_pool, onnx_resize_output_size
 from .kinds import ExportTarget, export_limit_problems
+from .layer_parity import module_paths
 from .limits import exact_int, flag_argument, number_argument, path_argument, seed_argument, whole_argument
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from .schema import Spec
 from .shapes import Report
-from .source import layer_label, looks_like_yaml_text
+from .source import looks_like_yaml_text
 from .trace import check_spec, load_and_check, parse_input_shape
 from .verify import (
     ATOL, EXPORT_BATCH, RTOL, VERIFY_BATCHES, OutputCheck, Step, check_file, compare_output,
-    dims_of, example_shape, ort_session, refuse_non_finite_weights, run_parity, spatial_variants, standard_nodes, summarize,
+    dims_of, example_shape, layer_probe, ort_session, refuse_non_finite_weights, run_parity, spatial_variants, standard_nodes, summarize,
 )  # fmt: skip
 from .verify import opset_of as _opset_of
 
@@ -621,7 +622,7 @@ def finish_model(
         raise ExportError([_locate(problem, named, report) for problem in err.problems]) from None
     _name_unnamed(proto)
     _record_output_shapes(proto, example_report, dynamic_spatial)
-    record_edge_shapes(proto, _layer_reports(example_report), report.spec, dynamic_spatial)  # for viewers (Netron)
+    record_edge_shapes(proto, module_paths(example_report), report.spec, dynamic_spatial)  # for viewers (Netron)
     return proto
 
 
@@ -632,31 +633,16 @@ def _locate(problem: Problem, nodes: list[tuple[str, str]], report: Report) -> P
     words = set(re.findall(r"[\w.]+(?:/\w+)?", problem.message))
     node = next((name for name, _ in nodes if name in words), None)
     node = node or next((name for name, op in nodes if op in words and "/" in name), None)
-    layers = {path: layer for path, layer in _layer_reports(report)}
+    layers = {path: layer for path, layer in module_paths(report)}
     layer = layers.get(node.rsplit("/", 1)[0]) if node else None
     if layer is None:
         return problem
-    source = report.spec.source
-    label = layer_label(source.data, layer.path)[1] if source.data is not None else layer.name
-    return Problem(problem.message, source.locate(layer.path), label)
-
-
-def _layer_reports(report: Report) -> list[tuple[str, Any]]:
-    """(module path, LayerReport) of every spec layer: "stem", "stage.0.conv_0", ..."""
-    found: list[tuple[str, Any]] = []
-
-    def walk(layers, prefix: str) -> None:
-        for layer in layers:
-            found.append((prefix + layer.name, layer))
-            walk(layer.children, prefix + layer.name + ".")
-
-    walk(report.layers, "")
-    return found
+    return layer_problem(report.spec, layer, problem.message)
 
 
 def _layer_paths(report: Report) -> set[str]:
     """Module paths of every spec layer: "stem", "stage.0.conv_0", ..."""
-    return {path for path, _ in _layer_reports(report)}
+    return {path for path, _ in module_paths(report)}
 
 
 def _name_nodes(proto: onnx.ModelProto, layer_paths: set[str]) -> None:
@@ -934,7 +920,8 @@ def _export_staged(
             if dynamic_spatial:
                 shapes += spatial_variants(parsed, example)
             pairs = [(name, name) for name in output_names]
-            result.checks = run_parity(session, model, shapes, "input", pairs, rtol, atol, compare=_compare)
+            probe = layer_probe(proto, example_report, "input")
+            result.checks = run_parity(session, model, shapes, "input", pairs, rtol, atol, compare=_compare, probe=probe)
             del session  # let go of the files before they move
         step("verify", started, summarize(result.checks, rtol, atol))
     # --- write: publish the data file first, so the model never points at a missing file

@@ -42,6 +42,7 @@ import onnx
 from .calibration import Calibration, drawn_calibration, load_calibration
 from .edge_shapes import layer_outputs, record_edge_shapes
 from .errors import ExportError, InputError, Problem, first_line
+from .layer_parity import module_paths
 from .source import layer_label
 from .verify import ATOL, RTOL
 
@@ -389,7 +390,7 @@ def export_precision(
     """
     import warnings
 
-    from .export import _example, _example_shape, _layer_reports, _quiet, destination_and_report, export_onnx
+    from .export import _example, _example_shape, _quiet, destination_and_report, export_onnx
     from .fileio import publish
     from .fileio import staging as staging_folder
     from .limits import flag_argument, number_argument, path_argument
@@ -445,7 +446,7 @@ def export_precision(
 
             exported = export_onnx(model, parsed, fp32_path, report=report, input_shape=input_shape, seed=seed, on_step=fp32_step,
                                    running=running, **export_options)
-            float_path, layers = fp32_path, _layer_reports(report)
+            float_path, layers = fp32_path, module_paths(report)
             proto = onnx.load(str(fp32_path))
             provenance = {p.key: p.value for p in proto.metadata_props}  # the spec, its hash, the seed: `convspec verify` reads them
             if simplify:

@@ -20,6 +20,7 @@ fails at any scale above `atol`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -33,8 +34,9 @@ import onnx
 import torch
 from torch import nn
 
-from .edge_shapes import infer_shapes
+from .edge_shapes import infer_shapes, layer_problem
 from .errors import ExportError, InputError, Problem, first_line, listing
+from .layer_parity import compare_layers, has_external_data, input_spread, layer_failure, layer_tensors, module_paths
 from .schema import Spec
 from .shapes import Report
 from .trace import check_spec, checked_report
@@ -79,6 +81,9 @@ class OutputCheck:
     # (None at batch 1): at or below the tolerance, the output barely depends on the input and the
     # comparison cannot tell the graph from one that ignores its input
     input_spread: float | None = None
+    # where the output barely depends on the input: how many layers' outputs were compared on their own, and the worst
+    layers_compared: int = 0
+    layers_worst_rel: float = 0.0
 
 
 @dataclass
@@ -138,8 +143,15 @@ def summarize(checks: Sequence[OutputCheck], rtol: float, atol: float) -> str:
     shapes = sorted({"x".join(map(str, c.input_shape)) for c in checks}, key=lambda s: [int(v) for v in s.split("x")])
     worst = max(checks, key=lambda c: c.worst_rel)
     line = f"onnxruntime = PyTorch at {', '.join(shapes)} ({criterion(rtol, atol)}; worst {worst.worst_rel:.2e} x max|PyTorch|)"
-    flat = {c.name: c.input_spread for c in checks if c.input_spread is not None and c.input_spread <= rtol}
-    if flat:
+    flat = {c.name: c.input_spread for c in checks if _barely_depends(c, rtol)}
+    compared = [c for c in checks if _barely_depends(c, rtol) and c.layers_compared]
+    if flat and len(compared) == len([c for c in checks if _barely_depends(c, rtol)]):
+        line += (
+            f"; output{'' if len(flat) == 1 else 's'} {listing(sorted(flat))} barely depend{'s' if len(flat) == 1 else ''} on the input "
+            f"(samples differ by at most {max(flat.values()):.1e} x max|PyTorch|), so every layer's output was compared "
+            f"as well: {max(c.layers_compared for c in compared)} layers equal, worst {max(c.layers_worst_rel for c in compared):.2e} x max|PyTorch|"
+        )
+    elif flat:
         line += (
             f"; warning: output{'' if len(flat) == 1 else 's'} {listing(sorted(flat))} barely depend{'s' if len(flat) == 1 else ''} on the input (samples differ by "
             f"at most {max(flat.values()):.1e} x max|PyTorch|, within the tolerance), so this comparison cannot tell the graph "
@@ -206,13 +218,16 @@ def ort_session(path: Path):
 
 def run_parity(
     session: Any, model: nn.Module, shapes: Sequence[tuple[int, ...]], input_name: str, outputs: Sequence[tuple[str, str]],
-    rtol: float, atol: float, compare: Callable[..., OutputCheck] = compare_output,
+    rtol: float, atol: float, compare: Callable[..., OutputCheck] = compare_output, probe: Callable[..., list] | None = None,
 ) -> list[OutputCheck]:
     """Run the model (eval mode, no grad) and the session on the same random inputs (NCHW float32) and compare.
 
     `outputs` pairs each spec output with the file's output computing it. Raises ExportError
     listing every failing output and input shape (the checks are on the error, as `checks`),
-    or naming the non-finite weights when PyTorch's own output is not finite.
+    or naming the non-finite weights when PyTorch's own output is not finite. `probe`
+    (`layer_parity.compare_layers` bound to the file) compares every layer's output where
+    the outputs fail, to name the first layer that differs, and where they barely depend
+    on the input, so that a graph ignoring its input cannot pass (see `_layers_where_needed`).
     """
     generator = torch.Generator().manual_seed(1)
     checks: list[OutputCheck] = []
@@ -222,8 +237,10 @@ def run_parity(
     largest: dict[tuple[int, ...], int] = {}
     for shape in shapes:
         largest[tuple(shape[1:])] = max(largest.get(tuple(shape[1:]), 0), shape[0])
+    probed: torch.Tensor | None = None  # the first input: the one every layer is compared on, where needed
     for rest, batch in largest.items():
         x = torch.randn((batch, *rest), generator=generator)
+        probed = x if probed is None else probed
         with torch.inference_mode():
             expected = model(x)
         expected = expected if isinstance(expected, tuple) else (expected,)
@@ -239,20 +256,73 @@ def run_parity(
             for (name, _), e, a in zip(outputs, expected, actual):
                 check = compare(name, tuple(shape), e[: shape[0]].numpy(), np.asarray(a), rtol, atol)
                 if shape[0] > 1:
-                    check.input_spread = _input_spread(e[: shape[0]])
+                    check.input_spread = input_spread(e[: shape[0]])
                 checks.append(check)
     failed = [c for c in checks if not c.ok]
-    if failed:
-        error = ExportError([Problem(describe_failure(c, rtol, atol)) for c in failed])
+    layers = _layers_where_needed(probe, model, probed, checks, rtol, atol, compare)
+    differing = next((layer for layer in layers or () if not layer.check.ok), None)
+    if failed or differing is not None:
+        problems = [Problem(describe_failure(c, rtol, atol)) for c in failed]
+        if not failed:
+            flat = sorted({c.name for c in checks if _barely_depends(c, rtol)})
+            problems.append(Problem(
+                f"output{'' if len(flat) == 1 else 's'} {listing(flat)} barely depend{'s' if len(flat) == 1 else ''} on the input, "
+                "so every layer's output was compared as well"
+            ))
+        if differing is not None:
+            problems.append(layer_failure(differing, rtol, atol))
+        error = ExportError(problems)
         error.checks = checks
         raise error
     return checks
 
 
-def _input_spread(output: torch.Tensor) -> float:
-    """max|output[i] - output[0]| over the samples, as a fraction of max|output| (0 for an all-zero output)."""
-    scale = float(output.abs().max())
-    return float((output - output[:1]).abs().max()) / scale if scale > 0 else 0.0
+def layer_probe(proto: onnx.ModelProto, report: Report, input_name: str) -> Callable[..., list] | None:
+    """`layer_parity.compare_layers` bound to a float32 file and the spec's layers (`report`), for `run_parity`.
+
+    None where layers cannot be compared one by one: a file of reduced precision (its layers
+    differ by design), one whose weights live in another file, or one whose nodes no longer
+    carry the spec's layer names.
+    """
+    precision = next((p.value for p in proto.metadata_props if p.key == "convspec.precision"), "fp32")
+    if precision != "fp32" or has_external_data(proto):
+        return None
+    layers = module_paths(report)
+    tensors = layer_tensors(proto, layers)
+    if not tensors:
+        return None
+    places = {path: layer_problem(report.spec, layer, "") for path, layer in layers if path in tensors}
+    return functools.partial(compare_layers, proto, tensors, input_name=input_name, session_options=session_options(), places=places)
+
+
+def _barely_depends(check: OutputCheck, rtol: float) -> bool:
+    return check.input_spread is not None and check.input_spread <= rtol
+
+
+def _layers_where_needed(
+    probe: Callable[..., list] | None, model: nn.Module, x: torch.Tensor | None, checks: list[OutputCheck],
+    rtol: float, atol: float, compare: Callable[..., OutputCheck],
+) -> list | None:
+    """Every layer compared on `x` when an output failed or barely depends on the input; else None (not needed).
+
+    None too when the file's layers cannot be run one by one (no probe, or onnxruntime
+    refuses the changed model): the output comparison then stands alone, with its warning.
+    The checks of outputs that barely depend on the input get the layers' figures where some
+    layer's output does depend on it (else no comparison can tell, and the warning stays).
+    """
+    weak = [c for c in checks if _barely_depends(c, rtol)]
+    if probe is None or x is None or not (weak or any(not c.ok for c in checks)):
+        return None
+    try:
+        layers = probe(model, x, compare=lambda path, e, a: compare(path, tuple(x.shape), e, a, rtol, atol))
+    except Exception:  # a tool's change the per-layer run cannot take: the outputs' verdict stands
+        return None
+    if any(layer.input_spread is not None and layer.input_spread > rtol for layer in layers):
+        # some layer follows the input, and every layer is compared: a graph ignoring its input would differ there
+        for check in weak:
+            check.layers_compared = len(layers)
+            check.layers_worst_rel = max(layer.check.worst_rel for layer in layers)
+    return layers
 
 
 # ---------------------------------------------------------------- the file: checker, opset, shapes
@@ -561,7 +631,7 @@ def verify_onnx(
         except Exception as err:
             raise ExportError(f"onnxruntime cannot load the model: {first_line(err, 300)}") from None
         try:
-            checks = run_parity(session, reference, shapes, inputs[0].name, pairs, rtol, atol)
+            checks = run_parity(session, reference, shapes, inputs[0].name, pairs, rtol, atol, probe=layer_probe(proto, base_report, inputs[0].name))
         except ExportError as err:
             problems = list(err.problems)
             bad = non_finite_tensors((init.name, onnx.numpy_helper.to_array(init)) for init in proto.graph.initializer)

@@ -1,0 +1,156 @@
+"""Layer by layer: each spec layer's output in onnxruntime against PyTorch's, on one input.
+
+The output comparison of verification cannot tell a right graph from a wrong one when the
+network's outputs barely depend on its input (deep nets at their initial weights: two
+random inputs give outputs equal to 1e-9), and when it fails it says only which output
+differs. Comparing every layer's output closes both gaps: the early layers depend on the
+input whatever the weights, and the first layer that differs is where the graph goes wrong.
+
+A layer's tensor in the file is found by node names (`edge_shapes.layer_outputs`): export
+names every node after the spec layer it came from, so this works on files convspec wrote
+and on files other tools changed without renaming nodes. The file's model is run again with
+those tensors added as graph outputs (onnxruntime may then fuse less, but computes the same
+values); PyTorch's come from forward hooks on the modules at the same paths. Each layer's
+output is held to the export's criterion on its own scale: max|diff| <= atol + rtol * max|PyTorch|.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from .edge_shapes import layer_outputs
+from .errors import Problem
+
+_FLOAT = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """One spec layer's output: its module path, the file's tensor holding it, and the comparison (an OutputCheck)."""
+
+    path: str
+    tensor: str
+    check: Any
+    input_spread: float | None = None  # `input_spread` of PyTorch's output of the layer (None at batch 1)
+    place: Problem | None = None  # where the layer stands in the spec (a Problem's location and layer label)
+
+
+def module_paths(report: Any) -> list[tuple[str, Any]]:
+    """(module path, LayerReport) of every spec layer of a Report, containers before their layers: "stem", "stage.0.conv_0", ..."""
+    found: list[tuple[str, Any]] = []
+
+    def walk(layers, prefix: str) -> None:
+        for layer in layers:
+            found.append((prefix + layer.name, layer))
+            walk(layer.children, prefix + layer.name + ".")
+
+    walk(report.layers, "")
+    return found
+
+
+def layer_tensors(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]) -> dict[str, str]:
+    """{module path: the file's tensor holding that layer's output}, in graph order, for the layers it can tell.
+
+    `layers` pairs each spec layer's module path with its LayerReport. A layer's tensor is the
+    one float tensor of the layer's rank that its nodes hand outside it (the file's
+    `value_info` gives types and ranks). Layers without nodes of their own (`identity`,
+    `dropout` at inference), with several outputs (`split`) or whose nodes other tools
+    renamed are left out.
+    """
+    infos = {info.name: info for info in (*proto.graph.value_info, *proto.graph.output)}
+    # a split hands on parts: which tensor is which part is not known here, and its module returns them together
+    ranks = {path: len(report.output_shape) for path, report in layers if report.output_shape is not None and report.type != "split"}
+    found: dict[str, str] = {}
+    for path, leaving in layer_outputs(proto.graph, [path for path, _ in layers]).items():
+        fitting = [
+            name for name in leaving
+            if name in infos and infos[name].type.tensor_type.elem_type in _FLOAT
+            and len(infos[name].type.tensor_type.shape.dim) == ranks.get(path, -1)
+        ]
+        if len(fitting) == 1:  # several: parts of one output, none of which is the layer's output alone
+            found[path] = fitting[0]
+    return found
+
+
+def has_external_data(proto: onnx.ModelProto) -> bool:
+    """Whether any initializer's data lives in another file (the model cannot then be run from memory)."""
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+
+
+def compare_layers(
+    proto: onnx.ModelProto, tensors: dict[str, str], model: nn.Module, x: torch.Tensor, input_name: str,
+    session_options: Any, compare: Callable[[str, np.ndarray, np.ndarray], Any], places: dict[str, Problem] | None = None,
+) -> list[LayerCheck]:
+    """Run `model` (eval mode) and `proto` with `tensors` as extra outputs on `x` (NCHW float32); compare each layer.
+
+    `compare(path, expected, actual)` is verification's criterion (an OutputCheck with `ok`);
+    `places` gives each layer's place in the spec (`edge_shapes.layer_problem`), for messages.
+    Returns a LayerCheck per layer of `tensors` whose module returned one tensor, in graph
+    order. Raises what onnxruntime raises when the changed model does not load or run.
+    """
+    import onnxruntime as ort
+
+    captured: dict[str, torch.Tensor] = {}
+    hooks = []
+    for path in tensors:
+        def keep(_module, _inputs, output, path=path) -> None:
+            if isinstance(output, torch.Tensor):
+                captured[path] = output.detach().clone()  # a later in-place op must not change what was seen
+        hooks.append(model.get_submodule(path).register_forward_hook(keep))
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    probed = onnx.ModelProto()
+    probed.CopyFrom(proto)
+    known = {info.name: info for info in (*proto.graph.value_info, *proto.graph.output)}
+    listed = {output.name for output in proto.graph.output}
+    names = [name for path, name in tensors.items() if path in captured]
+    for name in names:
+        if name not in listed:
+            probed.graph.output.append(known[name])
+            listed.add(name)
+    session = ort.InferenceSession(probed.SerializeToString(), session_options, providers=["CPUExecutionProvider"])
+    values = dict(zip(names, session.run(names, {input_name: x.numpy()})))
+    return [
+        LayerCheck(
+            path, name, compare(path, captured[path].numpy(), np.asarray(values[name])),
+            input_spread(captured[path]) if x.shape[0] > 1 else None, (places or {}).get(path),
+        )
+        for path, name in tensors.items() if path in captured
+    ]
+
+
+def input_spread(output: torch.Tensor) -> float:
+    """max|output[i] - output[0]| over the samples (dim 0), as a fraction of max|output| (0 for an all-zero output).
+
+    At or below the comparison's rtol, the output barely depends on the input, and a
+    comparison of it cannot tell a graph from one that ignores its input.
+    """
+    scale = float(output.abs().max())
+    return float((output - output[:1]).abs().max()) / scale if scale > 0 else 0.0
+
+
+def layer_failure(layer: LayerCheck, rtol: float, atol: float) -> Problem:
+    """A failed layer as a person reads it, placed at the layer in the spec: which layer, which tensor, by how much."""
+    where = f"the first layer whose output differs is {layer.path!r} (tensor {layer.tensor!r}): "
+    check = layer.check
+    if check.detail:
+        message = where + check.detail
+    else:
+        message = where + f"max|diff| {check.worst_abs:.3g} is {check.worst_rel:.3g} x max|PyTorch| {check.scale:.3g} (allowed: {atol:g} + {rtol:g} x max|PyTorch|)"
+    if layer.place is None:
+        return Problem(message)
+    return Problem(message, layer.place.location, layer.place.layer)
+
+
+__all__ = ["LayerCheck", "compare_layers", "layer_failure", "has_external_data", "input_spread", "layer_tensors", "module_paths"]

@@ -1,0 +1,133 @@
+"""Every layer compared, where comparing the outputs cannot tell: outputs that barely depend on the input, and
+outputs that fail (the first layer that differs is named)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from onnx import numpy_helper
+
+import convspec
+import convspec.cli as cli_module
+from convspec.export import export_onnx
+from convspec.layer_parity import layer_tensors, module_paths
+
+# the head's zero weights make the output its bias whatever the input; the stem still follows the input
+CONSTANT_HEAD = """
+name: constant_head
+input: {channels: 3, size: [12, 12]}
+layers:
+  - {name: stem, type: conv, out: 8, kernel: 3, padding: same, norm: batch, act: relu}
+  - {name: mid, type: depthwise, kernel: 3, padding: same, act: relu}
+  - {name: head, type: conv, out: 4, kernel: 1, init: {weight: zeros, bias: ones}}
+"""
+
+PLAIN = """
+name: plain
+input: {channels: 3, size: [12, 12]}
+layers:
+  - {name: stem, type: conv, out: 8, kernel: 3, padding: same, norm: batch, act: relu}
+  - {name: mid, type: depthwise, kernel: 3, padding: same, act: relu}
+  - {name: head, type: conv, out: 4, kernel: 1}
+"""
+
+
+def _verify_line(result) -> str:
+    return next(step.detail for step in result.steps if step.name == "verify")
+
+
+def _tampered(source, target, layer: str, change) -> None:
+    """A copy of the file with `change` applied to the weight of the node named after `layer`."""
+    model = onnx.load(source)
+    node = next(n for n in model.graph.node if n.name.startswith(layer + "/") and n.op_type == "Conv")
+    weight = next(t for t in model.graph.initializer if t.name == node.input[1])
+    weight.CopyFrom(numpy_helper.from_array(change(numpy_helper.to_array(weight)), weight.name))
+    onnx.save(model, target)
+
+
+@pytest.fixture(scope="module")
+def constant_head(tmp_path_factory):
+    path = tmp_path_factory.mktemp("constant") / "c.onnx"
+    return path, export_onnx(None, CONSTANT_HEAD, path, seed=0)
+
+
+def test_layer_tensors_are_each_layers_output(constant_head):
+    path, _ = constant_head
+    proto = onnx.load(path)
+    report = convspec.check(CONSTANT_HEAD)
+    tensors = layer_tensors(proto, module_paths(report))
+    assert list(tensors) == ["stem", "mid", "head"]
+    assert tensors["head"] == proto.graph.output[0].name
+    producers = {out: node.name for node in proto.graph.node for out in node.output}
+    assert all(producers[tensor].startswith(path + "/") for path, tensor in tensors.items())
+
+
+def test_an_output_that_ignores_the_input_is_backed_by_every_layer(constant_head):
+    _, result = constant_head
+    line = _verify_line(result)
+    assert "output head barely depends on the input" in line
+    assert "every layer's output was compared as well: 3 layers equal" in line
+    assert "warning" not in line
+
+
+@pytest.mark.parametrize("change", [np.negative, np.zeros_like, lambda w: w[::-1].copy()], ids=["negated", "zeroed", "reversed"])
+def test_a_wrong_body_under_a_constant_output_fails(constant_head, tmp_path, change):
+    path, _ = constant_head
+    wrong = tmp_path / "wrong.onnx"
+    _tampered(path, wrong, "stem", change)
+    with pytest.raises(convspec.ExportError) as caught:
+        convspec.verify_onnx(wrong, CONSTANT_HEAD)
+    text = str(caught.value)
+    assert "barely depends on the input, so every layer's output was compared as well" in text
+    assert "the first layer whose output differs is 'stem'" in text
+
+
+def test_the_first_differing_layer_is_named_when_an_output_fails(tmp_path):
+    path = tmp_path / "p.onnx"
+    export_onnx(None, PLAIN, path, seed=0)
+    _tampered(path, tmp_path / "wrong.onnx", "mid", np.negative)
+    (tmp_path / "plain.yaml").write_text(PLAIN)
+    result = CliRunner().invoke(cli_module.cli, ["verify", str(tmp_path / "wrong.onnx"), str(tmp_path / "plain.yaml")])
+    assert result.exit_code == 1, result.output
+    assert "onnxruntime differs from PyTorch on output 'head'" in result.output
+    assert "plain.yaml:6:5: layers[1] 'mid' (depthwise): the first layer whose output differs is 'mid'" in result.output
+    assert "'stem'" not in result.output  # the layer before it agrees
+
+
+def test_a_file_whose_nodes_lost_their_names_keeps_the_warning(constant_head, tmp_path):
+    path, _ = constant_head
+    model = onnx.load(path)
+    for index, node in enumerate(model.graph.node):
+        node.name = f"n{index}"  # a tool that renames nodes: layers can no longer be told
+    onnx.save(model, tmp_path / "renamed.onnx")
+    line = _verify_line(convspec.verify_onnx(tmp_path / "renamed.onnx", CONSTANT_HEAD))
+    assert "warning: output head barely depends on the input" in line
+
+
+def test_plain_outputs_need_no_layer_comparison(tmp_path):
+    result = export_onnx(None, PLAIN, tmp_path / "p.onnx", seed=0)
+    line = _verify_line(result)
+    assert "barely" not in line and "layer" not in line
+
+
+SPLIT = """
+name: split_then_join
+input: {channels: 3, size: [8, 8]}
+layers:
+  - {name: stem, type: conv, out: 8, kernel: 3, padding: same, act: relu}
+  - {name: halves, type: split, parts: 2}
+  - {name: right, type: conv, out: 4, kernel: 1, from: halves.1}
+  - {name: cat, type: concat, from: [halves.0, right]}
+  - {name: head, type: conv, out: 2, kernel: 1, init: {weight: zeros, bias: ones}}
+"""
+
+
+def test_a_split_is_left_out_and_the_rest_compared(tmp_path):
+    # a split's parts are several tensors and its module returns them together: no one tensor is its output
+    result = export_onnx(None, SPLIT, tmp_path / "s.onnx", seed=0)
+    tensors = layer_tensors(onnx.load(tmp_path / "s.onnx"), module_paths(convspec.check(SPLIT)))
+    assert "halves" not in tensors
+    assert {"stem", "right", "cat", "head"} <= set(tensors)
+    assert f"every layer's output was compared as well: {len(tensors)} layers equal" in _verify_line(result)
