@@ -10,44 +10,17 @@ sees pydantic's raw error text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import (
-    GetCoreSchemaHandler,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    PrivateAttr,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, PlainValidator, PrivateAttr, WithJsonSchema
+from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError, core_schema
 
 from .layer_names import layer_name_problem
-from .schema_values import (
-    ActName,
-    Bool,
-    DropProbability,
-    FilterValue,
-    FloatOrList,
-    InitValue,
-    IntOrList,
-    MemoryFormat,
-    Momentum,
-    NonNegIntOrList,
-    NormName,
-    Number,
-    Padding,
-    PaddingMode,
-    PoolOp,
-    PosInt,
-    PositiveFloat,
-    UpsampleMode,
-    float32_number,
-    value_error,
-)
+from .schema_values import ActName, Bool, DropProbability, FilterValue, FloatOrList, InitValue, IntOrList, MemoryFormat
+from .schema_values import Momentum, NonNegIntOrList, NormName, Number, Padding, PaddingMode, PoolOp, PosInt, PositiveFloat
+from .schema_values import UpsampleMode, float32_number, value_error
 from .source import Source
 
 
@@ -178,18 +151,31 @@ class ConvLayer(ConvCommon):
     groups: PosInt = Field(1, description=GROUPS)
 
 
+def _per_dim(value: int | list[int]) -> list[int]:
+    return value if isinstance(value, list) else [value]
+
+
+def _conv_rule(key: str, holds: Callable[[Any], bool], message: str) -> Any:
+    """The one rule a conv variant adds to conv's keys: a validator of `key` raising `message` (`{value}` filled in) unless `holds`."""
+
+    def check(cls, value):
+        if not holds(value):
+            raise value_error(message.format(value=value))
+        return value
+
+    return field_validator(key)(classmethod(check))
+
+
 class PointwiseLayer(ConvLayer):
     """1x1 convolution: mixes channels at each position."""
 
     type: Literal["pointwise"]
     kernel_size: IntOrList = Field(1, description="always 1; may be omitted")
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _is_one(cls, value):
-        if any(k != 1 for k in (value if isinstance(value, list) else [value])):
-            raise value_error(f"a pointwise convolution has kernel_size 1, not {value}; use `type: conv` for larger kernels")
-        return value
+    _kernel_is_one = _conv_rule(
+        "kernel_size",
+        lambda kernel: all(k == 1 for k in _per_dim(kernel)),
+        "a pointwise convolution has kernel_size 1, not {value}; use `type: conv` for larger kernels",
+    )
 
 
 class AsymmetricLayer(ConvLayer):
@@ -197,13 +183,11 @@ class AsymmetricLayer(ConvLayer):
 
     type: Literal["asymmetric"]
     kernel_size: IntOrList = Field(description="a per-dim list with unequal entries, e.g. [3, 1]")
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _unequal(cls, value):
-        if not isinstance(value, list) or len(set(value)) < 2:
-            raise value_error(f"an asymmetric kernel is a list with unequal entries such as [3, 1], not {value}; use `type: conv` for a square kernel")
-        return value
+    _kernel_unequal = _conv_rule(
+        "kernel_size",
+        lambda kernel: isinstance(kernel, list) and len(set(kernel)) >= 2,
+        "an asymmetric kernel is a list with unequal entries such as [3, 1], not {value}; use `type: conv` for a square kernel",
+    )
 
 
 class DilatedLayer(ConvLayer):
@@ -211,13 +195,11 @@ class DilatedLayer(ConvLayer):
 
     type: Literal["dilated"]
     dilation: IntOrList = Field(description="required, >= 2 in at least one dim")
-
-    @field_validator("dilation")
-    @classmethod
-    def _at_least_two(cls, value):
-        if max(value if isinstance(value, list) else [value]) < 2:
-            raise value_error(f"a dilated convolution needs dilation >= 2, not {value}; use `type: conv` for dilation 1")
-        return value
+    _dilation_at_least_two = _conv_rule(
+        "dilation",
+        lambda dilation: max(_per_dim(dilation)) >= 2,
+        "a dilated convolution needs dilation >= 2, not {value}; use `type: conv` for dilation 1",
+    )
 
 
 class DepthwiseLayer(ConvCommon):
@@ -239,13 +221,9 @@ class GroupLayer(ConvLayer):
 
     type: Literal["group"]
     groups: PosInt = Field(description="required, >= 2; divides in and out channels")
-
-    @field_validator("groups")
-    @classmethod
-    def _at_least_two(cls, value):
-        if value < 2:
-            raise value_error(f"a group convolution needs groups >= 2, not {value}; use `type: conv` for groups 1")
-        return value
+    _groups_at_least_two = _conv_rule(
+        "groups", lambda groups: groups >= 2, "a group convolution needs groups >= 2, not {value}; use `type: conv` for groups 1"
+    )
 
 
 class StageSpec(_Model):
