@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -14,7 +14,11 @@ from .schema import Spec
 from .schema_errors import drop_missing_explained_by_typos, validation_problems
 from .schema_values import describe_value
 from .source import Source, looks_like_yaml_text, parse_yaml, read_python, read_spec_file
+from .templates import Expansion
 from .templates import expand as expand_templates
+
+if TYPE_CHECKING:
+    from .scaling import Scaling
 
 
 def parse_spec(
@@ -54,7 +58,7 @@ def parse_spec(
     return spec
 
 
-def _final_data(data: dict, source: Source, scale: str | None, overrides: Any) -> tuple[dict, Any, Any]:
+def _final_data(data: dict, source: Source, scale: str | None, overrides: Any) -> tuple[dict, Expansion, Scaling | None]:
     """The data to validate, the template expansion (its problems and broken layers) and the scaling applied.
 
     Each step rewrites `source.data` as it goes, so positions and later steps see its result.

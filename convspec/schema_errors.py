@@ -13,6 +13,31 @@ from .schema import KEY_ALIASES, LAYER_MODELS, BatchNormDefaults, InitSpec, Inpu
 from .schema_values import describe_value
 from .source import Source, layer_label
 
+
+def validation_problems(
+    error: ValidationError, data: Any, source: Source, wrong_keys: dict[tuple, set], known: set[Problem]
+) -> list[Problem]:
+    """Every error of pydantic's `error` on `data` as a located problem, in pydantic's order, leaving out those `known`.
+
+    Records in `wrong_keys` the path of each layer with a mistake (`()` for the spec itself)
+    and the keys it got wrong (None: the layer as a whole, or a key it lacks), which
+    `partial_spec` reads to repair the layer or stand in for it.
+    """
+    seen = set(known)  # a set: a spec of thousands of mistakes is still checked in linear time
+    problems = []
+    fields = _all_field_names()  # once, not per error
+    for detail in error.errors(include_url=False):
+        path = _data_path(data, tuple(detail["loc"]), fields)
+        problem = _problem_from_error(detail, data, source, path)
+        if problem not in seen:
+            seen.add(problem)
+            problems.append(problem)
+        layer_path = layer_label(data, path)[0]
+        key = path[len(layer_path)] if len(path) > len(layer_path) else None
+        wrong_keys.setdefault(layer_path, set()).add(key if detail["type"] != "missing" else None)
+    return problems
+
+
 def _data_path(data: Any, loc: tuple, fields: set[str]) -> tuple:
     """Map pydantic's error location onto the data: drop union tags and type names it inserts."""
     path: list = []
@@ -170,26 +195,3 @@ def drop_missing_explained_by_typos(problems: list[Problem]) -> list[Problem]:
         )
     ]
 
-
-def validation_problems(
-    error: ValidationError, data: Any, source: Source, wrong_keys: dict[tuple, set], known: set[Problem]
-) -> list[Problem]:
-    """Every error of pydantic's `error` on `data` as a located problem, in pydantic's order, leaving out those `known`.
-
-    Records in `wrong_keys` the path of each layer with a mistake (`()` for the spec itself)
-    and the keys it got wrong (None: the layer as a whole, or a key it lacks), which
-    `partial_spec` reads to repair the layer or stand in for it.
-    """
-    seen = set(known)  # a set: a spec of thousands of mistakes is still checked in linear time
-    problems = []
-    fields = _all_field_names()  # once, not per error
-    for detail in error.errors(include_url=False):
-        path = _data_path(data, tuple(detail["loc"]), fields)
-        problem = _problem_from_error(detail, data, source, path)
-        if problem not in seen:
-            seen.add(problem)
-            problems.append(problem)
-        layer_path = layer_label(data, path)[0]
-        key = path[len(layer_path)] if len(path) > len(layer_path) else None
-        wrong_keys.setdefault(layer_path, set()).add(key if detail["type"] != "missing" else None)
-    return problems
