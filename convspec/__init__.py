@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .errors import BudgetError, ConvspecError, ExportError, InputError, Problem, SpecError
 from .resolved import resolve
-from .schema import Spec, json_schema, load
+from .loading import load
+from .schema import Spec
+from .schema_json import json_schema
 from .shapes import Report
 from .trace import check
 from .plugins import Figures, LayerError, UserKind, register_kind

@@ -36,7 +36,7 @@ from .plans import (
 )  # fmt: skip
 from .fileio import check_readable
 from .limits import choice_argument, path_argument, seed_argument
-from .schema import MEMORY_FORMATS, Init
+from .schema_values import MEMORY_FORMATS, Init
 from .shapes import LayerReport, Report
 from .trace import load_and_check
 

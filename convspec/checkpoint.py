@@ -25,7 +25,8 @@ from ._version import __version__
 from .errors import InputError, Location, Problem, SpecError, first_line
 from .fileio import atomic_write, check_readable, check_writable
 from .limits import flag_argument, path_argument
-from .schema import Spec, load, parse_spec
+from .loading import load, parse_spec
+from .schema import Spec
 from .source import MAX_FILE_BYTES, parse_yaml
 from .trace import parse_input_shape
 

@@ -559,7 +559,7 @@ def import_command(model_file: str, output: str, weights: str | None, from_graph
 def schema(output: str | None, force: bool) -> None:
     """Print the JSON Schema of the spec format (for editors: yaml-language-server)."""
     from .fileio import atomic_write_text
-    from .schema import json_schema
+    from .schema_json import json_schema
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output:

@@ -243,7 +243,7 @@ class _Merger:
 
 
 def extends_json_schema(schema: dict) -> dict:
-    """The format's JSON Schema (made in place by `schema.json_schema`) with specs that `extends` a base:
+    """The format's JSON Schema (made in place by `schema_json.json_schema`) with specs that `extends` a base:
     the whole-spec schema moves to `$defs/Spec`, and a spec with `extends` is checked by `$defs/ExtendingSpec`,
     in which every key is optional and a layer entry is any mapping (a change, a `remove`, a placed layer),
     since only the merge with its base makes a whole spec."""

@@ -29,7 +29,7 @@ from .errors import ExportError, InputError, Location, Problem
 from .fileio import atomic_write_text, check_writable
 from .limits import flag_argument, number_argument, path_argument
 from .onnx_import import UnsupportedModelError, read_graph
-from .schema import layer_name_problem
+from .layer_names import layer_name_problem
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _built(report, state: dict[str, torch.Tensor] | None, seed: int | None, orig
 
 
 def _embedded(path: Path, proto, text: str, rtol: float, atol: float) -> ImportResult:
-    from .schema import parse_spec
+    from .loading import parse_spec
     from .source import parse_yaml
     from .trace import check_spec
 
@@ -179,7 +179,7 @@ def import_onnx(path: str | Path, *, from_graph: bool = False, rtol: float | Non
     if text is not None:
         return _embedded(path, proto, text, rtol, atol)
     imported = graph_to_spec(proto, str(path), name=_spec_name(path))
-    from .schema import parse_spec
+    from .loading import parse_spec
     from .source import parse_yaml
 
     data, source = parse_yaml(imported.spec_text, f"{path.stem}.yaml (imported)")

@@ -64,7 +64,7 @@ class SpecServer(LanguageServer):
     def schema(self) -> dict:
         """The format's JSON Schema (keys, descriptions, enumerations), made on the first completion."""
         if self._schema is None:
-            from .schema import json_schema
+            from .schema_json import json_schema
 
             self._schema = json_schema()
         return self._schema

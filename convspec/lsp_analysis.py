@@ -230,7 +230,7 @@ def analyse(text: str, path: str, opset: int = DEFAULT_OPSET) -> Analysis:
 def _load(text: str, path: str):
     """The validated spec of `text`, the one place a document becomes a Spec: `parse_spec` merges
     an `extends` base, found relative to `path`, whose problems are located in the base's file."""
-    from .schema import parse_spec
+    from .loading import parse_spec
 
     data, source = parse_yaml(text, file=path)
     spec = parse_spec(data, source)

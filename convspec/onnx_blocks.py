@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .schema import layer_name_problem
+from .layer_names import layer_name_problem
 
 
 def _inputs(layers: list[dict], index: int) -> list[str]:

@@ -39,7 +39,7 @@ from onnx import numpy_helper
 
 from .errors import ConvspecError, Location, Problem
 from .onnx_blocks import group_residuals
-from .schema import layer_name_problem
+from .layer_names import layer_name_problem
 
 SUPPORTED_OPS = (
     "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Dropout", "Flatten",

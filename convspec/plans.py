@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .geometry import ConvGeometry
-from .schema import Init
+from .schema_values import Init
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class NormPlan:
 
 @dataclass(frozen=True)
 class ActPlan:
-    """An activation by name (`schema.ACTIVATIONS`); `negative_slope` for leaky_relu only."""
+    """An activation by name (`schema_values.ACTIVATIONS`); `negative_slope` for leaky_relu only."""
 
     fn: str
     negative_slope: float | None = None

@@ -16,7 +16,7 @@ drawings, the JSON Schema, export).
 Two ways in: `register_kind` (a call or a decorator) and the packaging entry-point group
 `convspec.kinds`, whose entry points each load a `UserKind` or a list of them. Entry points are
 read lazily: when a spec names a type no registered kind has (`find_kinds`, called by
-`schema.parse_spec`) and for the JSON Schema (`discover`). A spec itself never names code: only
+`loading.parse_spec`) and for the JSON Schema (`discover`). A spec itself never names code: only
 kinds the user installed or registered are reachable. A plugin that fails to load, clashes with
 a kind already registered, or whose rule raises, is reported naming its package; the exception
 is kept for `--debug`.
@@ -34,7 +34,8 @@ from typing import Any
 
 from .errors import ConvspecError, Location, Problem, SpecError, first_line, in_order, listing, quote
 from .kinds import PLAIN_COLOURS, ExportTarget, Kind, KindRegistry, registry
-from .schema import NAME_PATTERN, LayerBase
+from .layer_names import NAME_PATTERN
+from .schema import LayerBase
 from .shapes import LayerFailed, LayerReport, Traced, TracedLayer, Value, _merge_rf, _spread, _whole_input
 
 ENTRY_POINT_GROUP = "convspec.kinds"

@@ -35,7 +35,8 @@ from .plans import (
     AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, EmptyPlan, FixedPlan, GlobalPoolPlan, JoinPlan,
     LinearPlan, NormPlan, PoolPlan, SeparablePlan, ShufflePlan, SplitPlan, UpsamplePlan, act_plan, init_plan,
 )  # fmt: skip
-from .schema import INT_LIMIT, LayerBase, Spec
+from .limits import INT_LIMIT
+from .schema import LayerBase, Spec
 from .source import layer_label
 
 DIM_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}

@@ -306,7 +306,7 @@ def _checked(
     spec: Any, input_shape: tuple[int, ...] | None, require_size: bool, scale: str | None = None, overrides: Any = None
 ) -> tuple[Report, bool]:
     """(the report, whether the schema rejected layers): then the report is the partial spec's, every problem in it."""
-    from .schema import load
+    from .loading import load
 
     try:
         parsed = load(spec, scale=scale, overrides=overrides)

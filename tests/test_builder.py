@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 import convspec
 from convspec.trace import load_and_check  # an invalid spec's report too
 from convspec.checkpoint import load_weights, read_checkpoint, save_checkpoint
-from convspec.schema import LAYER_MODELS, MODULE_ATTRIBUTES
+from convspec.layer_names import MODULE_ATTRIBUTES
+from convspec.schema import LAYER_MODELS
 from convspec.kinds import registry
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import convspec
 from convspec.export import export_onnx
-from convspec.schema import MODULE_ATTRIBUTES, layer_name_problem
+from convspec.layer_names import MODULE_ATTRIBUTES, layer_name_problem
 
 
 def conv_named(name: str) -> dict:

@@ -17,9 +17,11 @@ import pytest
 import yaml
 
 import convspec
-from convspec import schema as S
+from convspec import schema_values as S
 from convspec.errors import InputError, SpecError
-from convspec.schema import LAYER_MODELS, Spec, json_schema, load, parse_spec
+from convspec.loading import load, parse_spec
+from convspec.schema import LAYER_MODELS, Spec
+from convspec.schema_json import json_schema
 from support import MINIMAL  # tests/ is on sys.path (conftest.py)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,8 @@ import torch
 import convspec
 from convspec import builder, shapes
 from convspec.kinds import registry
-from convspec.schema import LAYER_MODELS, json_schema
+from convspec.schema import LAYER_MODELS
+from convspec.schema_json import json_schema
 from support import assert_report_matches_model, printed_problems
 
 

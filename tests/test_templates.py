@@ -16,7 +16,8 @@ import torch
 
 import convspec
 from convspec import builder, shapes
-from convspec.schema import LAYER_MODELS, json_schema
+from convspec.schema import LAYER_MODELS
+from convspec.schema_json import json_schema
 from support import assert_report_matches_model, printed_problems
 
 HEAD = "input:\n  channels: 8\n  size: [16, 16]\n"  # lines 1-3
