@@ -19,7 +19,7 @@ from ._version import __version__
 from .errors import BudgetError, ConvspecError, ExportError, InputError, Problem, SpecError
 from .resolved import resolve
 from .schema import Spec, json_schema, load
-from .shapes import Report
+from .report import Report
 from .trace import check
 from .plugins import Figures, LayerError, UserKind, register_kind
 from .schema import LayerBase

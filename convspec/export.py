@@ -40,8 +40,8 @@ from .geometry import interpolation_scale, onnx_ceil_pool, onnx_resize_output_si
 from .kinds import ExportTarget, export_limit_problems
 from .limits import exact_int, flag_argument, number_argument, path_argument, seed_argument, whole_argument
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from .report import Report
 from .schema import Spec
-from .shapes import Report
 from .source import layer_label, looks_like_yaml_text
 from .trace import check_spec, load_and_check, parse_input_shape
 from .verify import (

@@ -35,8 +35,8 @@ from torch import nn
 
 from .edge_shapes import infer_shapes
 from .errors import ExportError, InputError, Problem, first_line, listing
+from .report import Report
 from .schema import Spec
-from .shapes import Report
 from .trace import check_spec, checked_report
 
 # max|diff| <= ATOL + RTOL * max|reference|, per output. float32 with BatchNorm folded into
