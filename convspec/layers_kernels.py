@@ -124,7 +124,8 @@ def _check_dynamic_arguments(
     """Raise ValueError, naming the argument, where `DynamicConv`'s arguments cannot make a module (nn.ConvNd's rules, and K, r, T > 0)."""
     if dims not in _CONV:
         raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
-    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups), ("experts", experts), ("reduction", reduction)):
+    counts = {"in_channels": in_channels, "out_channels": out_channels, "groups": groups, "experts": experts, "reduction": reduction}
+    for name, value in counts.items():
         positive_int(name, value)
     if in_channels % groups:
         raise ValueError(f"in_channels (={in_channels}) must be divisible by groups (={groups})")

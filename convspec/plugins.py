@@ -193,7 +193,8 @@ def _checked_figures(figures: Any, inputs: list[Value], dims: int) -> tuple[Valu
         rf, jump = whole_input_field(source)
     elif figures.kernel_size is not None or figures.stride != 1:
         kernel = _per_dim(1 if figures.kernel_size is None else figures.kernel_size, dims, "kernel_size")
-        rf, jump = window_field(source, kernel, _per_dim(figures.stride, dims, "stride", fractions=True), _per_dim(figures.dilation, dims, "dilation"))
+        stride = _per_dim(figures.stride, dims, "stride", fractions=True)
+        rf, jump = window_field(source, kernel, stride, _per_dim(figures.dilation, dims, "dilation"))
     return Value(shape, rf, jump, flat=len(shape) == 2), figures.params, trainable, figures.macs, figures.buffers
 
 

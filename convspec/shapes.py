@@ -241,7 +241,8 @@ def norm_plan(
     """
     if kind is None:
         return None
-    eps, momentum = (None, None) if settings is None else (key_or_default(settings, "eps", None), key_or_default(settings, "momentum", None))
+    eps = None if settings is None else key_or_default(settings, "eps", None)
+    momentum = None if settings is None else key_or_default(settings, "momentum", None)
     defaults = layer.ctx.spec.batch_norm
     if kind == "batch" and defaults is not None:
         eps = defaults.eps if eps is None else eps

@@ -1,4 +1,4 @@
-"""Shape rules of the convolutions: conv (and its pointwise, asymmetric, dilated, depthwise and group faces), separable, transposed, dynamic and fixed."""
+"""Shape rules of the convolutions: conv (with its pointwise, asymmetric, dilated, depthwise, group faces), separable, transposed, dynamic, fixed."""
 
 from __future__ import annotations
 
