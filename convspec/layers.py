@@ -9,7 +9,7 @@
 
 The other torch modules are `layers_kernels` (FixedConv, DynamicConv), `layers_resample`
 (pooling and upsampling) and `layers_wiring` (channel shuffle and split, stochastic depth);
-every one imports only `geometry` from convspec, never the checker.
+they import only `geometry` and each other from convspec, never the checker.
 Shapes: B batch, C channels, S spatial dims.
 """
 
@@ -37,6 +37,7 @@ def is_eager() -> bool:
 
 
 def check_padding_mode(mode: str) -> str:
+    """F.pad's mode for a convspec `padding_mode`; ValueError naming the modes for any other."""
     if mode not in PADDING_MODES:
         raise ValueError(
             f"padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}, got {mode!r}"
@@ -45,6 +46,7 @@ def check_padding_mode(mode: str) -> str:
 
 
 def positive_int(name: str, value: object) -> int:
+    """`value` if it is an int >= 1 (not a bool); else ValueError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value

@@ -12,6 +12,7 @@ from .geometry import adaptive_windows, interpolation_scale, resize_output_size 
 
 __all__ = ["ADAPTIVE_POOLS", "AdaptivePool", "MaxPool1d", "Upsample"]
 
+# torch's adaptive pooling classes by op, for 1-D, 2-D and 3-D input
 ADAPTIVE_POOLS: dict[str, tuple[type[nn.Module], ...]] = {
     "max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
     "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d),
