@@ -12,6 +12,7 @@ from .shapes import (
 
 
 def rule_norm(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """A norm layer (batch, instance, group, layer): the shape unchanged; parameters as `geometry.norm_params`; `groups` must divide C."""
     model, value = layer.model, inputs[0]
     if value.flat and model.kind in ("instance", "group"):
         layer.fail("kind", f"{model.kind} norm needs a feature map, but its input is flat {list(value.shape)}")
@@ -24,18 +25,22 @@ def rule_norm(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_passthrough(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """identity: the input unchanged."""
     return Traced(inputs[0], plan=EmptyPlan())
 
 
 def rule_act(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """An activation: the input unchanged, no parameters."""
     return Traced(inputs[0], plan=act_plan(layer.model.fn, layer.model.negative_slope))
 
 
 def rule_dropout(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """nn.Dropout: the input unchanged."""
     return Traced(inputs[0], plan=DropoutPlan(layer.model.p))
 
 
 def rule_shuffle(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """Channel shuffle (ShuffleNet): (B, C, *S) unchanged; `groups` must divide C."""
     value = feature_map(layer, inputs[0], "shuffle")
     groups = layer.model.groups
     if value.channels % groups:
@@ -44,6 +49,7 @@ def rule_shuffle(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_flatten(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """(B, C, *S) -> (B, C * prod(S)), as nn.Flatten(1); every position is then seen."""
     value = inputs[0]
     if value.flat:
         return Traced(value, plan=EmptyPlan())
@@ -53,6 +59,7 @@ def rule_flatten(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_linear(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """nn.Linear on flat input: (B, F) -> (B, out_features); F x out weights (+ out biases), B x F x out MACs."""
     model, value = layer.model, inputs[0]
     if not value.flat:
         suggestion = "add `{type: flatten}` before it" if all(s == 1 for s in value.spatial) else "add `{type: global_pool}` and `{type: flatten}` (or just flatten) before it"

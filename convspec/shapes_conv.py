@@ -157,6 +157,7 @@ def _finish_conv(layer: TracedLayer, geometry: ConvGeometry, value: Value, macs:
 
 
 def rule_conv(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """nn.ConvNd, and its pointwise, asymmetric, dilated, depthwise, group faces: (B, C_in, *S) -> (B, C_out, *S_out)."""
     model = layer.model
     value = feature_map(layer, inputs[0], model.type)
     _check_in_channels(layer, model.in_channels, value.channels)
@@ -178,6 +179,7 @@ def rule_conv(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_separable(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """Depthwise (groups = C_in, C_in x multiplier out) then pointwise conv: (B, C_in, *S) -> (B, out_channels, *S_out)."""
     model = layer.model
     value = feature_map(layer, inputs[0], "separable")
     _check_in_channels(layer, model.in_channels, value.channels)
@@ -211,6 +213,7 @@ def rule_separable(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_transposed(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """nn.ConvTransposeNd: (B, C_in, *S) -> (B, C_out, *S_out); `same` and ONNX's auto_pad choose crops and output_padding."""
     model = layer.model
     value = feature_map(layer, inputs[0], "transposed")
     _check_in_channels(layer, model.in_channels, value.channels)
@@ -316,6 +319,7 @@ def _transposed_field(
 
 
 def rule_dynamic(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """Dynamic convolution (CondConv; Chen et al. 2020): a conv's shape, K experts' weights and the attention MLP's."""
     model = layer.model
     value = feature_map(layer, inputs[0], "dynamic")
     _check_in_channels(layer, model.in_channels, value.channels)
@@ -340,6 +344,7 @@ def rule_dynamic(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_fixed(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """A conv with a known kernel, per channel or full; a frozen kernel is a buffer, a separable one runs as 1-D passes."""
     model = layer.model
     value = feature_map(layer, inputs[0], "fixed")
     _check_in_channels(layer, model.in_channels, value.channels)

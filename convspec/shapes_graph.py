@@ -16,6 +16,7 @@ def _compatible(a: tuple, b: tuple) -> bool:
 
 
 def rule_add(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """Element-wise sum of equal shapes, then `act`: the shape unchanged (additions are not counted as MACs)."""
     first = inputs[0]
     for name, value in zip(layer.model.sources[1:], inputs[1:]):
         if not _compatible(first.shape, value.shape):
@@ -84,6 +85,7 @@ def rule_mul(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_concat(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """Concatenation along channels: (B, C_i, *S) -> (B, sum of C_i, *S); every other dim must agree."""
     first = inputs[0]
     names = layer.model.sources
     for name, value in zip(names[1:], inputs[1:]):
@@ -104,6 +106,7 @@ def rule_concat(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_split(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """Channel split into `parts` equal parts or `sizes`: (B, C, ...) passed on; part i is the child NAME.i, (B, C_i, ...)."""
     model, value = layer.model, inputs[0]
     channels = value.shape[1]
     what = "features" if value.flat else "channels"
@@ -143,6 +146,7 @@ def part_names(name: str, parts: int) -> str:
 
 
 def rule_block(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """A named group of layers: its children traced in order, its figures their sums."""
     children, out = layer.trace_list("layers", inputs[0])
     if out is None:
         raise LayerFailed
@@ -150,6 +154,7 @@ def rule_block(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_repeat(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """`times` chained copies of `layers` (copy 0 of `first` where given), each a child block with its own weights."""
     model, value = layer.model, inputs[0]
     per_copy = max(len(model.layers), len(model.first or ()))
     if model.times * per_copy > MAX_LAYERS:
@@ -173,6 +178,7 @@ def rule_repeat(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_residual(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """act(layers(x) + shortcut(x)): the branch and the shortcut (identity by default) must give equal shapes."""
     model, value = layer.model, inputs[0]
     for index, inner in enumerate(model.layers):
         if inner.name == "shortcut":

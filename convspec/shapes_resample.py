@@ -11,6 +11,7 @@ from .shapes import DIM_NAMES, LayerFailed, Traced, TracedLayer, Value, feature_
 
 
 def rule_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """nn.MaxPoolNd / AvgPoolNd: (B, C, *S) -> (B, C, *S_out) (`geometry.pool_output_size`, floor or ceil_mode); padding at most half the kernel."""
     model = layer.model
     value = feature_map(layer, inputs[0], "pool")
     dims = layer.ctx.dims
@@ -47,6 +48,7 @@ def rule_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_adaptive_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """Adaptive max / avg pooling: (B, C, *S) -> (B, C, *size); each output sees its widest window (`geometry.adaptive_widest_window`)."""
     value = feature_map(layer, inputs[0], "adaptive_pool")
     size = layer.per_dim("size", layer.model.size)
     rf, jump = [], []
@@ -63,6 +65,7 @@ def rule_adaptive_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_global_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """Pooling over every position: (B, C, *S) -> (B, C, 1, ...)."""
     value = feature_map(layer, inputs[0], "global_pool")
     rf, jump = whole_input_field(value)
     plan = GlobalPoolPlan(layer.model.op, layer.ctx.dims)
@@ -70,6 +73,7 @@ def rule_global_pool(layer: TracedLayer, inputs: list[Value]) -> Traced:
 
 
 def rule_upsample(layer: TracedLayer, inputs: list[Value]) -> Traced:
+    """nn.Upsample by `scale` or to `size`: (B, C, *S) -> (B, C, *S_out) (`geometry.resize_output_size`); the mode must fit the dims."""
     model = layer.model
     value = feature_map(layer, inputs[0], "upsample")
     dims = layer.ctx.dims
