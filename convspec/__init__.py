@@ -19,9 +19,9 @@ from ._version import __version__
 from .errors import BudgetError, ConvspecError, ExportError, InputError, Problem, SpecError
 from .resolved import resolve
 from .loading import load
+from .report import Report
 from .schema import Spec
 from .schema_json import json_schema
-from .shapes import Report
 from .trace import check
 from .plugins import Figures, LayerError, UserKind, register_kind
 from .schema import LayerBase

@@ -30,7 +30,7 @@ from .budget import enforce_budget
 from .export import _example_shape, export_onnx
 from .limits import batches_argument, number_argument, seed_argument, whole_argument
 from .verify import session_options
-from .shapes import Report
+from .report import Report
 from .trace import check_spec, checked_report
 
 MAX_THREADS = 256

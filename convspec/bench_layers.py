@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .shapes import Report
+from .report import Report
 
 UNATTRIBUTED = "(onnxruntime)"  # the row of time no spec layer's node took
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .errors import BudgetError, InputError, Problem
 from .kinds import registry
-from .shapes import LayerReport, Report
+from .report import LayerReport, Report
 from .source import layer_label
 
 BYTES_PER_VALUE = 4  # float32

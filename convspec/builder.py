@@ -26,18 +26,18 @@ from .budget import enforce_budget, memory_budget
 from .errors import BudgetError, InputError, first_line
 from .graph import Add, Concat, Graph, Mul, Network, Residual
 from .kinds import registry
-from .layers import (
-    ADAPTIVE_POOLS, AdaptivePool, ChannelLayerNorm, ChannelShuffle, ChannelSplit, ConvNormAct, DynamicConv, FixedConv, MaxPool1d,
-    StochasticDepth, Upsample, conv_norm_act,
-)  # fmt: skip
+from .layers import ChannelLayerNorm, ConvNormAct, conv_norm_act
+from .layers_kernels import DynamicConv, FixedConv
+from .layers_resample import ADAPTIVE_POOLS, AdaptivePool, MaxPool1d, Upsample
+from .layers_wiring import ChannelShuffle, ChannelSplit, StochasticDepth
 from .plans import (
     ActPlan, AdaptivePoolPlan, ContainerPlan, ConvPlan, DropoutPlan, DynamicPlan, FixedPlan, GlobalPoolPlan, InitPlan, JoinPlan,
     LinearPlan, NormPlan, PoolPlan, SeparablePlan, ShufflePlan, SplitPlan, UpsamplePlan,
 )  # fmt: skip
 from .fileio import check_readable
 from .limits import choice_argument, path_argument, seed_argument
+from .report import LayerReport, Report
 from .schema_values import MEMORY_FORMATS, Init
-from .shapes import LayerReport, Report
 from .trace import load_and_check
 
 _POOL = {"max": (MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), "avg": (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)}

@@ -42,7 +42,7 @@ from .draw_layout import (
 )  # fmt: skip
 from .draw_model import COLLAPSE_FROM, Diagram, Edge, Group, Node, copy_runs, count_boxes, is_frozen, tree
 from .kinds import PLAIN_COLOURS, registry
-from .shapes import Report
+from .report import Report
 
 FORMATS = ("svg", "mermaid")
 DIRECTIONS = ("TB", "LR")

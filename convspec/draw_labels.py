@@ -15,7 +15,7 @@ from .plans import (
     ActPlan, AdaptivePoolPlan, ConvPlan, DropoutPlan, DynamicPlan, FixedPlan, GlobalPoolPlan, JoinPlan, NormPlan,
     PoolPlan, SeparablePlan, ShufflePlan, SplitPlan, UpsamplePlan,
 )  # fmt: skip
-from .shapes import LayerReport
+from .report import LayerReport
 
 NORM_NAMES = {"batch": "bn", "instance": "in", "group": "gn", "layer": "ln"}
 _STEP = re.compile(r"(\w+)\[(\d+)\]")  # "layers[3]" in a layer label

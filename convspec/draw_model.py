@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .draw_labels import layer_path, operation, sample_shape as _shape
 from .plans import FixedPlan
-from .shapes import LayerReport, Report
+from .report import LayerReport, Report
 
 COLLAPSE_FROM = 40  # boxes (layers and residual adds); beyond this, identical repeat copies are drawn once
 

@@ -41,8 +41,8 @@ from .kinds import ExportTarget, export_limit_problems
 from .layer_parity import module_paths
 from .limits import exact_int, flag_argument, number_argument, path_argument, seed_argument, whole_argument
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from .report import Report
 from .schema import Spec
-from .shapes import Report
 from .source import looks_like_yaml_text
 from .trace import check_spec, load_and_check, parse_input_shape
 from .verify import (

@@ -1,8 +1,9 @@
 """Convolution and pooling geometry by arithmetic: the one place for these formulas. No torch.
 
-The checker (`shapes.py`), the memory budget (`budget.py`) and the torch modules
-(`layers.py`) all take their numbers from here, so a report and a module cannot
-disagree about padding, output sizes or weight shapes.
+The checker (`shapes.py` and its `shapes_*` rules), the memory budget (`budget.py`)
+and the torch modules (`layers.py` and its `layers_*` siblings) all take their numbers
+from here, so a report and a module cannot disagree about padding, output sizes or
+weight shapes.
 
 Conventions: sizes are per spatial dim; padding is one `(low, high)` pair per
 spatial dim, first spatial dim first (equinox's `((lo, hi), ...)` form); kernels,

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .report import Report
 from .schema import Spec
-from .shapes import Report
 
 AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 MAX_SEARCH = 1024  # sizes traced per axis at most: a bound on the time, not on the answer's form

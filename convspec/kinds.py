@@ -3,7 +3,7 @@
 A `Kind` ties together everything convspec knows about a layer type:
 
 - `model`: its pydantic model (the keys, their types and defaults, the JSON Schema);
-- `rule`: its torch-free shape rule, `(TracedLayer, [Value]) -> Traced` (`shapes.py`), which
+- `rule`: its torch-free shape rule, `(TracedLayer, [Value]) -> Traced` (`shapes.py` and its family modules), which
   returns the figures and the frozen plan its builder reads;
 - `builder`: `(plan, LayerReport, dims) -> nn.Module`, given as "module:function" so that
   the checker, which never imports torch, can hold it; resolved on the first build;
@@ -29,13 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import schema as S
-from . import shapes
+from . import shapes_basic, shapes_conv, shapes_graph, shapes_resample
 from .errors import Problem
 from .geometry import (
     interpolation_scale, norm_buffers, onnx_ceil_pool, onnx_resize_output_size, pool_ceil_may_drop, resize_copied_by_onnxruntime,
     resize_output_size, resize_scale_disagrees,
 )
 from .plans import ConvPlan, DynamicPlan, FixedPlan, NormPlan, SeparablePlan
+from .report import LayerReport, Report
+from .shapes import DIM_NAMES, Traced, TracedLayer, Value
 from .source import layer_label
 
 # Colours in drawings: (fill, stroke).
@@ -47,11 +49,11 @@ LINEAR_COLOURS = ("#fdeaea", "#c05656")
 PLAIN_COLOURS = ("#f4f4f4", "#8a8a8a")
 
 
-def no_buffers(report: shapes.LayerReport) -> int:
+def no_buffers(report: LayerReport) -> int:
     return 0
 
 
-def plan_buffers(report: shapes.LayerReport) -> int:
+def plan_buffers(report: LayerReport) -> int:
     """Values held as buffers by a conv-like or norm layer: BatchNorm statistics, a frozen fixed kernel."""
     plan = report.plan
     if isinstance(plan, SeparablePlan):
@@ -77,7 +79,7 @@ class ExportTarget:
     dynamic_spatial: bool  # spatial sizes are symbolic in the file
 
 
-def _adaptive_pool_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+def _adaptive_pool_export_limit(report: LayerReport, target: ExportTarget) -> tuple[str, str] | None:
     if target.dynamic_spatial and any(s != 1 for s in report.plan.size):
         return "size", (
             f"adaptive_pool to size {list(report.plan.size)} cannot be exported exactly with a dynamic "
@@ -87,7 +89,7 @@ def _adaptive_pool_export_limit(report: shapes.LayerReport, target: ExportTarget
     return None
 
 
-def _pool_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+def _pool_export_limit(report: LayerReport, target: ExportTarget) -> tuple[str, str] | None:
     # MaxPool/AveragePool before opset 22 keep a ceil_mode window that starts in the right padding
     # (onnx/onnx#5711); PyTorch drops it. At a fixed size the plan has ceil_mode only where no window
     # is dropped; at a dynamic size some sizes would differ in runtimes that follow the old spec.
@@ -117,12 +119,12 @@ def _pool_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tupl
     return None
 
 
-def _transposed_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+def _transposed_export_limit(report: LayerReport, target: ExportTarget) -> tuple[str, str] | None:
     # PyTorch allows output_padding < max(stride, dilation); onnxruntime's ConvTranspose wants < stride
     g = report.plan.geometry
     for axis, (op, s) in enumerate(zip(g.transposed_parts[1], g.stride)):
         if op >= s:
-            dim = shapes.DIM_NAMES[g.dims][axis]
+            dim = DIM_NAMES[g.dims][axis]
             written = getattr(report.layer, "output_padding", None) is not None
             cause = f"output_padding={op} in {dim}" if written else f"`padding: same` needs output_padding={op} in {dim}, which"
             return ("output_padding" if written else "padding"), (
@@ -136,7 +138,7 @@ def _transposed_export_limit(report: shapes.LayerReport, target: ExportTarget) -
 LAYER_NORM_OPSET = 17  # ONNX's LayerNormalization, which torch's exporter writes for `layer` norms
 
 
-def _norm_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+def _norm_export_limit(report: LayerReport, target: ExportTarget) -> tuple[str, str] | None:
     # onnx's version converter has no form of LayerNormalization before opset 17
     if target.opset >= LAYER_NORM_OPSET:
         return None
@@ -156,16 +158,16 @@ def _norm_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tupl
     return None
 
 
-def _first_limit(*limits: Callable[[shapes.LayerReport, ExportTarget], tuple[str, str] | None]):
+def _first_limit(*limits: Callable[[LayerReport, ExportTarget], tuple[str, str] | None]):
     """An export_limit that is the first refusal of `limits`."""
 
-    def limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+    def limit(report: LayerReport, target: ExportTarget) -> tuple[str, str] | None:
         return next((found for check in limits if (found := check(report, target)) is not None), None)
 
     return limit
 
 
-def _upsample_export_limit(report: shapes.LayerReport, target: ExportTarget) -> tuple[str, str] | None:
+def _upsample_export_limit(report: LayerReport, target: ExportTarget) -> tuple[str, str] | None:
     # ONNX's Resize takes float32 scales and samples at the scale it is given; PyTorch floors
     # in * scale in double and samples some axes at another scale (`interpolation_scale`). At a
     # fixed size the exporter writes what PyTorch does; at a dynamic size only a scale that
@@ -175,7 +177,7 @@ def _upsample_export_limit(report: shapes.LayerReport, target: ExportTarget) -> 
         return None
     dims = len(plan.scale)
     if not target.dynamic_spatial:
-        # at a fixed size nearest upsampling exports as index gathers (`layers.Upsample`), not as a Resize
+        # at a fixed size nearest upsampling exports as index gathers (`layers_resample.Upsample`), not as a Resize
         sizes, outs = tuple(report.input_shapes[0][2:]), tuple(report.output_shape[2:])
         if plan.mode != "nearest" and None not in sizes and resize_copied_by_onnxruntime(plan.mode, sizes, outs, plan.scale):
             return "scale", _copied(plan, sizes)
@@ -189,7 +191,7 @@ def _upsample_export_limit(report: shapes.LayerReport, target: ExportTarget) -> 
             continue
         size, how = found
         out = resize_output_size(size, scale)
-        dim = shapes.DIM_NAMES[dims][axis]
+        dim = DIM_NAMES[dims][axis]
         if how == "size":
             reason = (
                 f"ONNX's Resize stores it as a float32 and would make {onnx_resize_output_size(size, scale)} of {size} "
@@ -217,7 +219,7 @@ def _copied(plan: Any, sizes: tuple[int, ...]) -> str:
     )
 
 
-def export_limit_problems(report: shapes.Report, target: ExportTarget) -> list[Problem]:
+def export_limit_problems(report: Report, target: ExportTarget) -> list[Problem]:
     """Every layer of a checked report that its kind's `export_limit` refuses for `target`, located at the key to change."""
     problems = []
     source = report.spec.source
@@ -237,15 +239,15 @@ class Kind:
 
     name: str
     model: type[S.LayerBase]
-    rule: Callable[[shapes.TracedLayer, list[shapes.Value]], shapes.Traced]
+    rule: Callable[[TracedLayer, list[Value]], Traced]
     builder: str | Callable[..., Any]  # "module:function", or the function itself
     many_inputs: bool = False  # takes two or more `from` inputs (add, mul, concat)
     child_lists: tuple[str, ...] = ()  # keys holding inner layer lists (containers)
     parts: Callable[[S.LayerBase], int] | None = None  # outputs read as NAME.0, NAME.1, ... (split)
-    buffers: Callable[[shapes.LayerReport], int] = no_buffers  # values held besides parameters, for the budget
+    buffers: Callable[[LayerReport], int] = no_buffers  # values held besides parameters, for the budget
     colours: tuple[str, str] = PLAIN_COLOURS  # (fill, stroke) of its box in drawings
     # (report, dynamic_spatial) -> (key, reason) when the layer cannot be exported that way, else None
-    export_limit: Callable[[shapes.LayerReport, ExportTarget], tuple[str, str] | None] | None = None
+    export_limit: Callable[[LayerReport, ExportTarget], tuple[str, str] | None] | None = None
     origin: str = "convspec"  # the package that declared it
 
     def resolve_builder(self) -> Callable[..., Any]:
@@ -331,7 +333,7 @@ class KindRegistry:
 _BUILDER = "convspec.builder:"
 
 
-def _conv_kind(name: str, model: type[S.LayerBase], rule=shapes.rule_conv, builder: str = "build_conv") -> Kind:
+def _conv_kind(name: str, model: type[S.LayerBase], rule=shapes_conv.rule_conv, builder: str = "build_conv") -> Kind:
     return Kind(name, model, rule, _BUILDER + builder, buffers=plan_buffers, colours=CONV_COLOURS, export_limit=_norm_export_limit)
 
 
@@ -342,37 +344,37 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
     _conv_kind("dilated", S.DilatedLayer),
     _conv_kind("depthwise", S.DepthwiseLayer),
     _conv_kind("group", S.GroupLayer),
-    _conv_kind("separable", S.SeparableLayer, shapes.rule_separable, "build_separable"),
+    _conv_kind("separable", S.SeparableLayer, shapes_conv.rule_separable, "build_separable"),
     dataclasses.replace(
-        _conv_kind("transposed", S.TransposedLayer, shapes.rule_transposed),
+        _conv_kind("transposed", S.TransposedLayer, shapes_conv.rule_transposed),
         export_limit=_first_limit(_transposed_export_limit, _norm_export_limit),
     ),
-    _conv_kind("dynamic", S.DynamicLayer, shapes.rule_dynamic, "build_dynamic"),
-    Kind("fixed", S.FixedLayer, shapes.rule_fixed, _BUILDER + "build_fixed", buffers=plan_buffers, colours=FIXED_COLOURS),
-    Kind("norm", S.NormLayer, shapes.rule_norm, _BUILDER + "build_norm", buffers=plan_buffers, export_limit=_norm_export_limit),
-    Kind("act", S.ActLayer, shapes.rule_act, _BUILDER + "build_act"),
-    Kind("pool", S.PoolLayer, shapes.rule_pool, _BUILDER + "build_pool", colours=POOL_COLOURS, export_limit=_pool_export_limit),
+    _conv_kind("dynamic", S.DynamicLayer, shapes_conv.rule_dynamic, "build_dynamic"),
+    Kind("fixed", S.FixedLayer, shapes_conv.rule_fixed, _BUILDER + "build_fixed", buffers=plan_buffers, colours=FIXED_COLOURS),
+    Kind("norm", S.NormLayer, shapes_basic.rule_norm, _BUILDER + "build_norm", buffers=plan_buffers, export_limit=_norm_export_limit),
+    Kind("act", S.ActLayer, shapes_basic.rule_act, _BUILDER + "build_act"),
+    Kind("pool", S.PoolLayer, shapes_resample.rule_pool, _BUILDER + "build_pool", colours=POOL_COLOURS, export_limit=_pool_export_limit),
     Kind(
-        "adaptive_pool", S.AdaptivePoolLayer, shapes.rule_adaptive_pool, _BUILDER + "build_adaptive_pool",
+        "adaptive_pool", S.AdaptivePoolLayer, shapes_resample.rule_adaptive_pool, _BUILDER + "build_adaptive_pool",
         colours=POOL_COLOURS, export_limit=_adaptive_pool_export_limit,
     ),
-    Kind("global_pool", S.GlobalPoolLayer, shapes.rule_global_pool, _BUILDER + "build_global_pool", colours=POOL_COLOURS),
+    Kind("global_pool", S.GlobalPoolLayer, shapes_resample.rule_global_pool, _BUILDER + "build_global_pool", colours=POOL_COLOURS),
     Kind(
-        "upsample", S.UpsampleLayer, shapes.rule_upsample, _BUILDER + "build_upsample", colours=POOL_COLOURS,
+        "upsample", S.UpsampleLayer, shapes_resample.rule_upsample, _BUILDER + "build_upsample", colours=POOL_COLOURS,
         export_limit=_upsample_export_limit,
     ),
-    Kind("shuffle", S.ShuffleLayer, shapes.rule_shuffle, _BUILDER + "build_shuffle"),
-    Kind("split", S.SplitLayer, shapes.rule_split, _BUILDER + "build_split", parts=shapes.split_parts, colours=JOIN_COLOURS),
-    Kind("dropout", S.DropoutLayer, shapes.rule_dropout, _BUILDER + "build_dropout"),
-    Kind("flatten", S.FlattenLayer, shapes.rule_flatten, _BUILDER + "build_flatten"),
-    Kind("linear", S.LinearLayer, shapes.rule_linear, _BUILDER + "build_linear", colours=LINEAR_COLOURS),
-    Kind("identity", S.IdentityLayer, shapes.rule_passthrough, _BUILDER + "build_identity"),
-    Kind("add", S.AddLayer, shapes.rule_add, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
-    Kind("concat", S.ConcatLayer, shapes.rule_concat, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
-    Kind("mul", S.MulLayer, shapes.rule_mul, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
-    Kind("residual", S.ResidualLayer, shapes.rule_residual, _BUILDER + "build_residual", child_lists=("layers", "shortcut")),
-    Kind("repeat", S.RepeatLayer, shapes.rule_repeat, _BUILDER + "build_repeat", child_lists=("first", "layers")),
-    Kind("block", S.BlockLayer, shapes.rule_block, _BUILDER + "build_block", child_lists=("layers",)),
+    Kind("shuffle", S.ShuffleLayer, shapes_basic.rule_shuffle, _BUILDER + "build_shuffle"),
+    Kind("split", S.SplitLayer, shapes_graph.rule_split, _BUILDER + "build_split", parts=shapes_graph.split_parts, colours=JOIN_COLOURS),
+    Kind("dropout", S.DropoutLayer, shapes_basic.rule_dropout, _BUILDER + "build_dropout"),
+    Kind("flatten", S.FlattenLayer, shapes_basic.rule_flatten, _BUILDER + "build_flatten"),
+    Kind("linear", S.LinearLayer, shapes_basic.rule_linear, _BUILDER + "build_linear", colours=LINEAR_COLOURS),
+    Kind("identity", S.IdentityLayer, shapes_basic.rule_passthrough, _BUILDER + "build_identity"),
+    Kind("add", S.AddLayer, shapes_graph.rule_add, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
+    Kind("concat", S.ConcatLayer, shapes_graph.rule_concat, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
+    Kind("mul", S.MulLayer, shapes_graph.rule_mul, _BUILDER + "build_join", many_inputs=True, colours=JOIN_COLOURS),
+    Kind("residual", S.ResidualLayer, shapes_graph.rule_residual, _BUILDER + "build_residual", child_lists=("layers", "shortcut")),
+    Kind("repeat", S.RepeatLayer, shapes_graph.rule_repeat, _BUILDER + "build_repeat", child_lists=("first", "layers")),
+    Kind("block", S.BlockLayer, shapes_graph.rule_block, _BUILDER + "build_block", child_lists=("layers",)),
 )
 
 registry = KindRegistry()

@@ -22,7 +22,7 @@ import yaml
 from .errors import InputError, Location, Problem, SpecError
 from .kinds import ExportTarget, export_limit_problems
 from .opsets import DEFAULT_OPSET
-from .shapes import LayerReport, Report
+from .report import LayerReport, Report
 from .source import parse_yaml
 from .templates import LAYER_LIST_KEYS
 

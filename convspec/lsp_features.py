@@ -17,8 +17,9 @@ from typing import Any
 from .geometry import format_shape
 from .kernels import NAMED_FILTERS
 from .lsp_analysis import Analysis, LayerFigures, NodePath, Point, Span, SpanIndex, index_spans
+from .report import LayerReport
 from .report_view import format_figures
-from .shapes import DIM_NAMES, LayerReport
+from .shapes import DIM_NAMES
 from .templates import LAYER_LIST_KEYS, USE_KEYS
 
 SHOWN_INSTANCES = 6  # a template used more often lists this many of its instances

@@ -1,6 +1,6 @@
 """Typed plans: what a shape rule hands the builder, resolved and frozen. No torch.
 
-A rule (`shapes.py`) returns a plan with everything its builder (`builder.py`)
+A rule (`shapes_*.py`) returns a plan with everything its builder (`builder.py`)
 needs; a builder reads its plan and nothing else (not the pydantic layer, not
 the report's figures). A plan holds plain numbers, tuples and the parsed
 initialisers, so it can be compared, printed and tested without torch.
@@ -135,6 +135,8 @@ class LinearPlan:
 
 @dataclass(frozen=True)
 class ShufflePlan:
+    """A channel shuffle in `groups` groups (ShuffleNet)."""
+
     groups: int
 
 
@@ -147,6 +149,8 @@ class SplitPlan:
 
 @dataclass(frozen=True)
 class DropoutPlan:
+    """nn.Dropout with probability `p`."""
+
     p: float
 
 
@@ -173,11 +177,14 @@ class EmptyPlan:
 
 @dataclass(frozen=True)
 class GlobalPoolPlan:
+    """Max / avg pooling over every spatial position of a `dims`-D map, to size 1."""
+
     op: str
     dims: int
 
 
 def act_plan(fn: str | None, negative_slope: float | None = None) -> ActPlan | None:
+    """The ActPlan of an activation name, or None for no activation."""
     return None if fn is None else ActPlan(fn, negative_slope)
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from .errors import Problem, SpecError, first_line
 from .plugins import UserKind, UserPlan, resolve
-from .shapes import LayerReport
+from .report import LayerReport
 
 
 def layer_seed(seed: int, index: int) -> int:

@@ -35,8 +35,9 @@ from typing import Any
 from .errors import ConvspecError, Location, Problem, SpecError, first_line, in_order, listing, quote
 from .kinds import PLAIN_COLOURS, ExportTarget, Kind, KindRegistry, registry
 from .layer_names import NAME_PATTERN
+from .report import LayerReport
 from .schema import LayerBase
-from .shapes import LayerFailed, LayerReport, Traced, TracedLayer, Value, _merge_rf, _spread, _whole_input
+from .shapes import LayerFailed, Traced, TracedLayer, Value, merged_field, whole_input_field, window_field
 
 ENTRY_POINT_GROUP = "convspec.kinds"
 
@@ -187,13 +188,14 @@ def _checked_figures(figures: Any, inputs: list[Value], dims: int) -> tuple[Valu
     trainable = figures.params if figures.trainable is None else figures.trainable
     if not isinstance(trainable, int) or isinstance(trainable, bool) or not 0 <= trainable <= figures.params:
         raise ValueError(f"Figures.trainable must be from 0 to params ({figures.params}), not {trainable!r:.40}")
-    rf, jump = _merge_rf(inputs) if len(inputs) > 1 else (inputs[0].rf, inputs[0].jump)
+    rf, jump = merged_field(inputs) if len(inputs) > 1 else (inputs[0].rf, inputs[0].jump)
     source = Value(inputs[0].shape, rf, jump, inputs[0].flat)
     if figures.whole_input and not source.flat:
-        rf, jump = _whole_input(source)
+        rf, jump = whole_input_field(source)
     elif figures.kernel_size is not None or figures.stride != 1:
         kernel = _per_dim(1 if figures.kernel_size is None else figures.kernel_size, dims, "kernel_size")
-        rf, jump = _spread(source, kernel, _per_dim(figures.stride, dims, "stride", fractions=True), _per_dim(figures.dilation, dims, "dilation"))
+        stride = _per_dim(figures.stride, dims, "stride", fractions=True)
+        rf, jump = window_field(source, kernel, stride, _per_dim(figures.dilation, dims, "dilation"))
     return Value(shape, rf, jump, flat=len(shape) == 2), figures.params, trainable, figures.macs, figures.buffers
 
 

@@ -12,7 +12,7 @@ from .errors import ConvspecError, SpecError
 from .geometry import FLOPS_PER_MAC
 from .geometry import format_shape as _shape
 from .plans import ConvPlan, DynamicPlan, FixedPlan, PoolPlan, SeparablePlan
-from .shapes import LayerReport, Report
+from .report import LayerReport, Report
 
 if TYPE_CHECKING:  # input_sizes imports trace; the table only reads what it found
     from .input_sizes import InputSizes

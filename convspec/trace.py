@@ -19,9 +19,11 @@ from .errors import CloseNames, InputError, Problem, SpecError, in_order, listin
 from .kinds import ExportTarget, Kind, export_limit_problems, registry
 from .limits import INT_LIMIT, describe_number, exact_int, whole_text
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from .report import LayerReport, Report
 from .scaling import explain_joins
 from .schema import LayerBase, Spec
-from .shapes import MAX_LAYERS, LayerFailed, LayerReport, Report, Traced, TraceContext, TracedLayer, Value, _part_names
+from .shapes import MAX_LAYERS, LayerFailed, Traced, TraceContext, TracedLayer, Value
+from .shapes_graph import part_names
 
 # ---------------------------------------------------------------- walking lists
 
@@ -54,7 +56,7 @@ class _Scope:
                     inputs.append(self.values[source])
                     continue
                 if dot or explicit:  # an implicit `from` after a split is reported by the caller
-                    layer.error("from", f"{quote(source)}: the split {quote(base)} has {self.parts[base]} parts: {_part_names(base, self.parts[base])}")
+                    layer.error("from", f"{quote(source)}: the split {quote(base)} has {self.parts[base]} parts: {part_names(base, self.parts[base])}")
             elif dot and base in self.values:
                 if base not in self.broken:
                     layer.error("from", self._not_a_split(source, base))
@@ -147,7 +149,7 @@ def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceCon
             layer.error(
                 None,
                 f"the layer before is the split {quote(previous)}; say which part this layer reads, "
-                f"with `from:` one of {_part_names(previous, scope.parts[previous])}",
+                f"with `from:` one of {part_names(previous, scope.parts[previous])}",
             )
         inputs = scope.inputs(layer, index, sources)
         if len(sources) > 1 and not kind.many_inputs:

@@ -37,8 +37,8 @@ from torch import nn
 from .edge_shapes import infer_shapes, layer_problem
 from .errors import ExportError, InputError, Problem, first_line, listing
 from .layer_parity import compare_layers, has_external_data, input_spread, layer_failure, layer_tensors, module_paths
+from .report import Report
 from .schema import Spec
-from .shapes import Report
 from .trace import check_spec, checked_report
 
 # max|diff| <= ATOL + RTOL * max|reference|, per output. float32 with BatchNorm folded into

@@ -33,7 +33,7 @@ import torch
 
 from .errors import ConvspecError, InputError, Location, Problem
 from .limits import flag_argument, path_argument, seed_argument
-from .shapes import Report
+from .report import Report
 from .trace import checked_report
 
 # where training scripts and timm / Lightning checkpoints keep the state_dict in a dict of their own

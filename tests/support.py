@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from convspec.shapes import LayerReport, Report
+from convspec.report import LayerReport, Report
 
 
 def qualified(reports: list[LayerReport], prefix: str = "") -> Iterator[tuple[str, LayerReport]]:

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import convspec
-from convspec.layers import StochasticDepth
+from convspec.layers_wiring import StochasticDepth
 from support import CountMultiplies  # tests/ is on sys.path (conftest.py)
 
 SPECS = Path(__file__).parent.parent / "specs"

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 import convspec
 from convspec.cli import cli
 from convspec.draw import diagram, render, to_mermaid, to_svg
-from convspec.shapes import LayerReport, Report
+from convspec.report import LayerReport, Report
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))

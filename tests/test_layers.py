@@ -15,7 +15,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convspec.layers import ChannelShuffle, DynamicConv, attention_hidden, pad_input
+from convspec.geometry import attention_hidden
+from convspec.layers import pad_input
+from convspec.layers_kernels import DynamicConv
+from convspec.layers_wiring import ChannelShuffle
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 MODES = ["zeros", "reflect", "replicate", "circular"]

@@ -17,7 +17,7 @@ from torch import nn
 import convspec
 from convspec.export import export_onnx
 from convspec.geometry import auto_pad_total, auto_padding, transposed_auto_padding
-from convspec.layers import StochasticDepth
+from convspec.layers_wiring import StochasticDepth
 from support import CountMultiplies, assert_report_matches_model, printed_problems
 
 EXAMPLES = int(os.environ.get("CONVSPEC_HYPOTHESIS_EXAMPLES", "60"))
