@@ -39,8 +39,8 @@ from .errors import did_you_mean as _did_you_mean
 from .geometry import PAD_MODES
 from .limits import FLOAT32_MAX, INT_LIMIT, float32_problem
 from .source import Source, layer_label, read_python
+from .template_schema import template_json_schema
 from .templates import expand as expand_templates
-from .templates import template_json_schema
 
 ACTIVATIONS = (
     "relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "mish", "hardsigmoid", "hardtanh",
