@@ -38,7 +38,8 @@ from .errors import InputError, Location, Problem, SpecError, first_line, in_ord
 from .errors import did_you_mean as _did_you_mean
 from .geometry import PAD_MODES
 from .limits import FLOAT32_MAX, INT_LIMIT, float32_problem
-from .source import Source, layer_label, read_python
+from .python_data import read_python
+from .source import Source, layer_label
 from .template_schema import template_json_schema
 from .templates import expand as expand_templates
 
