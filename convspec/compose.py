@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CloseNames, InputError, Location, Problem, SpecError, quote, shorten
+from .node_tree import Node, plain_of, record_positions, tree_of
 from .source import MAX_FILE_BYTES, MAX_NODES, Source, parse_yaml, read_spec_file
-from .templates import _install, _Node, _nodes, _plain  # the templates' position-keeping trees
 
 MAX_CHAIN = 16  # bases of bases; a real chain is one or two deep
 LAYER_LISTS = ("layers", "shortcut", "first")
@@ -58,10 +58,10 @@ def compose(data: dict, source: Source) -> dict:
         return data
     budget = _Budget(source)
     root = _compose_node(data, source, budget, (), 0)
-    merged = _plain(root)
+    merged = plain_of(root)
     for table in (source.key_positions, source.value_positions):
         table.clear()
-    _install(root, (), source)
+    record_positions(root, (), source)
     return merged
 
 
@@ -106,17 +106,17 @@ def _tagged(source: Source) -> None:
                 table[path] = (pos[0], pos[1], source.file)
 
 
-def _compose_node(data: dict, source: Source, budget: _Budget, chain: tuple[Path, ...], depth: int) -> _Node:
+def _compose_node(data: dict, source: Source, budget: _Budget, chain: tuple[Path, ...], depth: int) -> Node:
     """The merged tree of `data` (read by `source`) and its bases."""
     own = _file_of(source)
     chain = chain + ((own.resolve(),) if own is not None else ())
-    child = _nodes(data, source, ())
+    child = tree_of(data, source, ())
     if "extends" not in data:
         return child
     extends = child.value.pop("extends")
     at = source.at(extends.key_at or extends.at)
     if not isinstance(extends.value, str) or not extends.value.strip():
-        raise SpecError([Problem(f"`extends` must be the path of one base spec (a string), not {quote(_plain(extends))}", at)])
+        raise SpecError([Problem(f"`extends` must be the path of one base spec (a string), not {quote(plain_of(extends))}", at)])
     base_dir = own.parent if own is not None else Path.cwd()
     base_path = base_dir / extends.value
     shown = str(base_path) if own is not None else extends.value
@@ -144,15 +144,15 @@ def _compose_node(data: dict, source: Source, budget: _Budget, chain: tuple[Path
 
 
 class _Merger:
-    def __init__(self, source: Source, problems: list[Problem], base: _Node):
+    def __init__(self, source: Source, problems: list[Problem], base: Node):
         self.source, self.problems = source, problems
         blocks = base.value.get("blocks")
         self.blocks = blocks.value if blocks is not None and isinstance(blocks.value, dict) else {}
 
-    def problem(self, message: str, node: _Node, label: str | None = None) -> None:
+    def problem(self, message: str, node: Node, label: str | None = None) -> None:
         self.problems.append(Problem(message, self.source.at(node.key_at or node.at), label))
 
-    def mapping(self, base: _Node, child: _Node, path: tuple) -> _Node:
+    def mapping(self, base: Node, child: Node, path: tuple) -> Node:
         result = dict(base.value)
         for key, value in child.value.items():
             if value.value is None:
@@ -165,9 +165,9 @@ class _Merger:
                 result[key] = self.mapping(known, value, path + (key,))
             else:
                 result[key] = value
-        return _Node(result, child.key_at or base.key_at, child.at or base.at)
+        return Node(result, child.key_at or base.key_at, child.at or base.at)
 
-    def _default_name(self, layer: _Node, index: int) -> str | None:
+    def _default_name(self, layer: Node, index: int) -> str | None:
         kind = layer.value.get("type")
         kind = kind.value if kind is not None else None
         if kind == "use":  # an instance is named after its template's kind
@@ -177,14 +177,14 @@ class _Merger:
             kind = inner.value if inner is not None else None
         return f"{kind}_{index}" if isinstance(kind, str) else None
 
-    def layers(self, base: _Node, child: _Node, path: tuple) -> _Node:
+    def layers(self, base: Node, child: Node, path: tuple) -> Node:
         """The base's layer list with the child's entries merged by name (see the module's docstring)."""
-        items: list[_Node] = []
+        items: list[Node] = []
         for index, layer in enumerate(base.value):
             if isinstance(layer.value, dict) and "name" not in layer.value:
                 name = self._default_name(layer, index)
                 if name is not None:  # kept, so inserting or removing layers renames nothing
-                    layer = _Node({**layer.value, "name": _Node(name, layer.key_at, layer.at)}, layer.key_at, layer.at)
+                    layer = Node({**layer.value, "name": Node(name, layer.key_at, layer.at)}, layer.key_at, layer.at)
             items.append(layer)
 
         def names() -> dict[str, int]:
@@ -231,7 +231,7 @@ class _Merger:
                     hint = CloseNames(known).did_you_mean(anchor.value) if isinstance(anchor.value, str) else ""
                     self.problem(f"`{placement[0]}: {shorten(str(anchor.value))}`: the base's {where} has no layer of that name{hint}", anchor)
                     continue
-                layer = _Node({k: v for k, v in keys.items() if k not in PLACEMENT_KEYS}, entry.key_at, entry.at)
+                layer = Node({k: v for k, v in keys.items() if k not in PLACEMENT_KEYS}, entry.key_at, entry.at)
                 at = known[anchor.value] + (1 if placement[0] == "after" else 0)
                 items.insert(at, layer)
             elif name is not None and name in known:
@@ -239,7 +239,7 @@ class _Merger:
                 items[index] = self.mapping(items[index], entry, path + (index,))
             else:
                 items.append(entry)  # a new layer without a place: at the end
-        return _Node(items, child.key_at or base.key_at, child.at or base.at)
+        return Node(items, child.key_at or base.key_at, child.at or base.at)
 
 
 def extends_json_schema(schema: dict) -> dict:

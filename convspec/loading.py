@@ -13,7 +13,8 @@ from .partial_spec import partial_spec
 from .schema import Spec
 from .schema_errors import drop_missing_explained_by_typos, validation_problems
 from .schema_values import describe_value
-from .source import Source, looks_like_yaml_text, parse_yaml, read_python, read_spec_file
+from .python_data import read_python
+from .source import Source, looks_like_yaml_text, parse_yaml, read_spec_file
 from .templates import Expansion
 from .templates import expand as expand_templates
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .schema import KEY_ALIASES, Spec
-from .templates import template_json_schema
+from .template_schema import template_json_schema
 
 
 def json_schema() -> dict:

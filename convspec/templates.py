@@ -27,7 +27,6 @@ entry's line, under the instance's layer path.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from .errors import LISTED_NAMES, CloseNames, LayerRef, Location, Problem, SpecE
 from .expressions import Expression, ExpressionError, is_expression
 from .expressions import evaluate as evaluate_expression
 from .expressions import parse as parse_expression
+from .node_tree import Node, copy_tree, measure, plain_of, record_positions, tree_of, walk
 from .source import MAX_DEPTH, MAX_NODES, Source, layer_label
 
 # `$out`, or `${out}` (which YAML reads only in block style or quoted: `{` is a flow indicator)
@@ -46,82 +46,6 @@ BLOCK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 REQUIRED = "required"  # a parameter's "default" that means: must be given in `with:`
 USE_KEYS = ("type", "name", "from", "block", "with")
 LAYER_LIST_KEYS = ("layers", "shortcut", "first")  # keys of a layer that hold layer lists
-
-Position = tuple[int, int]
-
-
-@dataclass
-class _Node:
-    """A YAML value with where its key and its value are written."""
-
-    value: Any  # a scalar, dict[str, _Node] or list[_Node]
-    key_at: Position | None = None
-    at: Position | None = None
-    measure: tuple[int, int] | None = None  # (nodes, levels) of a value substituted for a placeholder, once counted
-
-
-def _measure(node: _Node) -> tuple[int, int]:
-    """How many nodes `node` holds, itself included, and how many levels deep it goes (a scalar: 1, 1)."""
-    if node.measure is None:
-        size, height = 1, 0
-        children = node.value.values() if isinstance(node.value, dict) else node.value if isinstance(node.value, list) else ()
-        for child in children:
-            child_size, child_height = _measure(child)
-            size, height = size + child_size, max(height, child_height)
-        node.measure = (size, height + 1)
-    return node.measure
-
-
-def _copy(node: _Node) -> _Node:
-    """A fresh copy of a node tree (a substituted value: each instance gets its own)."""
-    if isinstance(node.value, dict):
-        return _Node({k: _copy(v) for k, v in node.value.items()}, node.key_at, node.at, node.measure)
-    if isinstance(node.value, list):
-        return _Node([_copy(v) for v in node.value], node.key_at, node.at, node.measure)
-    return _Node(node.value, node.key_at, node.at, node.measure)
-
-
-def _nodes(data: Any, source: Source, path: tuple) -> _Node:
-    node = _Node(None, source.key_positions.get(path), source.value_positions.get(path))
-    if isinstance(data, dict):
-        node.value = {k: _nodes(v, source, path + (k,)) for k, v in data.items()}
-    elif isinstance(data, list):
-        node.value = [_nodes(v, source, path + (i,)) for i, v in enumerate(data)]
-    else:
-        node.value = data
-    return node
-
-
-def _plain(node: _Node) -> Any:
-    if isinstance(node.value, dict):
-        return {k: _plain(v) for k, v in node.value.items()}
-    if isinstance(node.value, list):
-        return [_plain(v) for v in node.value]
-    return node.value
-
-
-def _install(node: _Node, path: tuple, source: Source) -> None:
-    if node.key_at is not None:
-        source.key_positions[path] = node.key_at
-    if node.at is not None:
-        source.value_positions[path] = node.at
-    if isinstance(node.value, dict):
-        for k, v in node.value.items():
-            _install(v, path + (k,), source)
-    elif isinstance(node.value, list):
-        for i, v in enumerate(node.value):
-            _install(v, path + (i,), source)
-
-
-def _walk(node: _Node, path: tuple = ()):
-    """(path, node) for every node under `node`, itself first."""
-    yield path, node
-    if isinstance(node.value, dict):
-        for k, v in node.value.items():
-            yield from _walk(v, path + (k,))
-    elif isinstance(node.value, list):
-        for i, v in enumerate(node.value):
-            yield from _walk(v, path + (i,))
 
 
 def _param(text: Any) -> str | None:
@@ -135,15 +59,15 @@ def _looks_like_placeholder(text: Any) -> bool:
     return isinstance(text, str) and "$" in text
 
 
-def _is_use(node: _Node) -> bool:
-    return isinstance(node.value, dict) and isinstance(node.value.get("type"), _Node) and node.value["type"].value == "use"
+def _is_use(node: Node) -> bool:
+    return isinstance(node.value, dict) and isinstance(node.value.get("type"), Node) and node.value["type"].value == "use"
 
 
 @dataclass
 class _Template:
     name: str
-    body: _Node  # the layer, without `params`
-    params: dict[str, _Node]  # name -> default node (value REQUIRED when it must be given)
+    body: Node  # the layer, without `params`
+    params: dict[str, Node]  # name -> default node (value REQUIRED when it must be given)
     valid: bool = True
     _hints: CloseNames | None = None
 
@@ -175,16 +99,16 @@ class _Expander:
         self.made = 0  # nodes created by instances (every node copied), against templates that explode
         self.leftovers: list[tuple] = []  # paths of placeholders outside any template
         self._seen: set[Problem] = set()
-        self.root: _Node | None = None  # the layers, as they are being expanded
+        self.root: Node | None = None  # the layers, as they are being expanded
         self._template_hints: CloseNames | None = None
 
     # ------------------------------------------------------------ reporting
 
-    def _at(self, node: _Node | None, value: bool = False) -> Location:
+    def _at(self, node: Node | None, value: bool = False) -> Location:
         pos = ((node.at or node.key_at) if value else (node.key_at or node.at)) if node is not None else None  # a key, as `Source.locate` prefers
         return self.source.at(pos)
 
-    def _problem(self, message: str, node: _Node | None, path: tuple | None, label: str | None = None, value: bool = False) -> None:
+    def _problem(self, message: str, node: Node | None, path: tuple | None, label: str | None = None, value: bool = False) -> None:
         problem = Problem(message, self._at(node, value), label)
         if problem not in self._seen:
             self._seen.add(problem)
@@ -196,7 +120,7 @@ class _Expander:
         raw = self.data.get("blocks")
         if not isinstance(raw, dict):
             return  # none, or not a mapping: the validator reports that ("`blocks` must be a mapping")
-        root = _nodes(raw, self.source, ("blocks",))
+        root = tree_of(raw, self.source, ("blocks",))
         for name, node in root.value.items():
             label = LayerRef(f"blocks.{name}")
             if not isinstance(name, str) or not BLOCK_NAME.match(name):
@@ -204,7 +128,9 @@ class _Expander:
                 continue
             self.templates[name] = self._template(name, node, label)
 
-    def _template(self, name: str, node: _Node, label: str) -> _Template:
+    def _template(self, name: str, node: Node, label: str) -> _Template:
+        """One `blocks:` entry read and checked (its layer, `params` and placeholders); problems recorded, and
+        `valid` False when no instance can be made of it."""
         template = _Template(name, node, {})
         if not isinstance(node.value, dict):
             self._problem(f"block {quote(name)} must be a mapping: a layer (with `type`) and its `params`", node, None, label)
@@ -212,7 +138,7 @@ class _Expander:
             return template
         keys = node.value
         params_node = keys.get("params")
-        template.body = _Node({k: v for k, v in keys.items() if k != "params"}, node.key_at, node.at)
+        template.body = Node({k: v for k, v in keys.items() if k != "params"}, node.key_at, node.at)
         kind = keys.get("type")
         if kind is None:
             self._problem(f"block {quote(name)} needs `type`: a template is one layer (use `type: block` for several)", node, None, label)
@@ -226,22 +152,38 @@ class _Expander:
                 self._problem(f"block {quote(name)}: a template has no `{key}`; {where}", keys[key], None, label)
                 template.valid = False
         if params_node is not None:
-            if not isinstance(params_node.value, dict):
-                self._problem(f"`params` of block {quote(name)} must be a mapping, e.g. {{out: required, stride: 1}}", params_node, None, label)
+            self._read_params(template, params_node, label)
+        used = self._placeholders_used(template, label)
+        for param, default in template.params.items():
+            if param not in used:
+                # a mistake, but harmless to the instances: they are still made and checked
+                self._problem(f"parameter {quote(param)} of block {quote(name)} is never used (no ${shorten(param)} in the template); drop it", default, None, label)
+        return template
+
+    def _read_params(self, template: _Template, params_node: Node, label: str) -> None:
+        """The template's `params:` (name -> default) into `template.params`; a bad one marks it invalid (reported)."""
+        name = template.name
+        if not isinstance(params_node.value, dict):
+            self._problem(f"`params` of block {quote(name)} must be a mapping, e.g. {{out: required, stride: 1}}", params_node, None, label)
+            template.valid = False
+            return
+        for param, default in params_node.value.items():
+            if not isinstance(param, str) or not PARAM_NAME.match(param):
+                self._problem(f"{quote(param)} is not a valid parameter name: letters, digits and underscores", default, None, label)
                 template.valid = False
-            else:
-                for param, default in params_node.value.items():
-                    if not isinstance(param, str) or not PARAM_NAME.match(param):
-                        self._problem(f"{quote(param)} is not a valid parameter name: letters, digits and underscores", default, None, label)
-                        template.valid = False
-                        continue
-                    for _, inner in _walk(default):
-                        if _looks_like_placeholder(inner.value):
-                            self._problem(f"the default of parameter {quote(param)} cannot hold a placeholder ({quote(inner.value)}); give a plain value", inner, None, label)
-                            template.valid = False
-                    template.params[param] = default
+                continue
+            for _, inner in walk(default):
+                if _looks_like_placeholder(inner.value):
+                    self._problem(f"the default of parameter {quote(param)} cannot hold a placeholder ({quote(inner.value)}); give a plain value", inner, None, label)
+                    template.valid = False
+            template.params[param] = default
+
+    def _placeholders_used(self, template: _Template, label: str) -> set[str]:
+        """The parameters the template's placeholders and expressions name (a typo counting as the names it is close
+        to); a placeholder naming no parameter, or standing for a `type`, marks the template invalid (reported)."""
+        name = template.name
         used: set[str] = set()
-        for path, inner in _walk(template.body):
+        for path, inner in walk(template.body):
             if not _looks_like_placeholder(inner.value):
                 continue
             used.update(MENTION.findall(inner.value))
@@ -273,22 +215,18 @@ class _Expander:
                     inner, None, label,
                 )
                 template.valid = False
-        for param, default in template.params.items():
-            if param not in used:
-                # a mistake, but harmless to the instances: they are still made and checked
-                self._problem(f"parameter {quote(param)} of block {quote(name)} is never used (no ${shorten(param)} in the template); drop it", default, None, label)
-        return template
+        return used
 
     # ------------------------------------------------------------ instances
 
-    def expand_layers(self) -> _Node | None:
+    def expand_layers(self) -> Node | None:
         if "layers" not in self.data:
             return None
-        root = self.root = _nodes(self.data["layers"], self.source, ("layers",))
+        root = self.root = tree_of(self.data["layers"], self.source, ("layers",))
         self._expand_list(root, ("layers",), ())
         return root
 
-    def _expand_list(self, node: _Node, path: tuple, stack: tuple[str, ...]) -> None:
+    def _expand_list(self, node: Node, path: tuple, stack: tuple[str, ...]) -> None:
         if not isinstance(node.value, list):
             return
         for index, item in enumerate(node.value):
@@ -305,27 +243,59 @@ class _Expander:
             if item_path not in self.broken:
                 self._expand_inside(item, item_path, inner_stack)
 
-    def _expand_inside(self, layer: _Node, path: tuple, stack: tuple[str, ...]) -> None:
+    def _expand_inside(self, layer: Node, path: tuple, stack: tuple[str, ...]) -> None:
         if isinstance(layer.value, dict):
             for key in LAYER_LIST_KEYS:
                 if key in layer.value:
                     self._expand_list(layer.value[key], path + (key,), stack)
 
-    def _instance(self, use: _Node, path: tuple, stack: tuple[str, ...]) -> tuple[_Node, tuple[str, ...]] | None:
-        """The template's layer for one `use`, with the use's name and from; None (reported) if it cannot be made."""
-        keys: dict[str, _Node] = use.value
-        ok = True
+    def _instance(self, use: Node, path: tuple, stack: tuple[str, ...]) -> tuple[Node, tuple[str, ...]] | None:
+        """The template's layer for one `use`, with the use's name and from; None (reported) if it cannot be made.
+
+        `stack` names the blocks whose instances hold this one (a block that uses itself is refused).
+        Raises SpecError when the instance would pass the node budget (`MAX_NODES`), as the loader does.
+        """
+        keys: dict[str, Node] = use.value
+        keys_known = self._use_keys_known(keys, path)
+        template = self._template_for(use, path, stack)
+        if template is None:
+            return None
+        args = self._arguments(template, keys, path, keys_known)
+        if args is None or not template.valid:
+            return None  # a broken template's problems are reported once, at the template
+        block = keys["block"]
+        if len(stack) >= MAX_DEPTH:
+            self._problem(f"blocks place blocks more than {MAX_DEPTH} deep (through {quote(template.name)}); a spec nests far less", block, path)
+            return None
+        env = self._environment(template, args, path)
+        instance = None if env is None else self._substituted(template, env, block, path)
+        if instance is None:
+            return None
+        instance.key_at, instance.at = use.key_at, use.at  # "this layer" is the `use` line
+        instance.value = dict(instance.value)
+        for key in ("name", "from"):
+            if key in keys:
+                instance.value[key] = keys[key]
+        return instance, stack + (template.name,)
+
+    def _use_keys_known(self, keys: dict[str, Node], path: tuple) -> bool:
+        """False (each reported) when the `use` layer has a key a `use` layer does not take."""
+        known = True
         for key, node in keys.items():
             if key not in USE_KEYS:
                 hint = did_you_mean(str(key), USE_KEYS) or f"; a `use` layer has: {', '.join(USE_KEYS)}"
                 self._problem(f"unknown key {quote(key)}{hint}", node, path)
-                ok = False
-        block = keys.get("block")
+                known = False
+        return known
+
+    def _template_for(self, use: Node, path: tuple, stack: tuple[str, ...]) -> _Template | None:
+        """The template a `use` layer names in `block`, or None (reported): missing, unknown, or one of `stack`."""
+        block = use.value.get("block")
         if block is None:
             self._problem("missing required key `block` (the name of a template in `blocks:`)", use, path)
             return None
         if not isinstance(block.value, str):
-            self._problem(f"`block` must be the name of a template in `blocks:`, not {quote(_plain(block))}", block, path)
+            self._problem(f"`block` must be the name of a template in `blocks:`, not {quote(plain_of(block))}", block, path)
             return None
         name = block.value
         template = self.templates.get(name)
@@ -346,8 +316,16 @@ class _Expander:
                 chain = f"{shorten(name)} -> ... ({len(stack) - stack.index(name)} blocks) -> {shorten(name)}"
             self._problem(f"block {quote(name)} uses itself ({chain}); a template cannot contain itself", block, path)
             return None
+        return template
+
+    def _arguments(self, template: _Template, keys: dict[str, Node], path: tuple, keys_known: bool) -> dict[str, Node] | None:
+        """The `with:` values by parameter, or None (reported) when `with` is no mapping, names an unknown parameter
+        or leaves out a required one; with `keys_known` False the layer's key mistake is reported already, and a
+        parameter it leaves out is not reported again."""
+        name = template.name
         args_node = keys.get("with")
-        args: dict[str, _Node] = {}
+        args: dict[str, Node] = {}
+        ok = keys_known
         if args_node is not None:
             if not isinstance(args_node.value, dict):
                 self._problem("`with` must be a mapping of parameter values, e.g. {out: 64}", args_node, path)
@@ -366,17 +344,17 @@ class _Expander:
         missing = [p for p, default in template.params.items() if p not in args and default.value == REQUIRED]
         if missing and ok:  # after an unknown key (`wiht:`), "missing" would only repeat it
             names = listing(f"`{shorten(p)}`" for p in missing)
-            where = args_node if args_node is not None else block
+            where = args_node if args_node is not None else keys["block"]
             self._problem(
                 f"block {quote(name)} needs {names} (required parameter{'s' if len(missing) > 1 else ''}); give {'them' if len(missing) > 1 else 'it'} in `with:`",
                 where, path,
             )
             ok = False
-        if not ok or not template.valid:
-            return None  # a broken template's problems are reported once, at the template
-        if len(stack) >= MAX_DEPTH:
-            self._problem(f"blocks place blocks more than {MAX_DEPTH} deep (through {quote(name)}); a spec nests far less", block, path)
-            return None
+        return args if ok else None
+
+    def _environment(self, template: _Template, args: dict[str, Node], path: tuple) -> dict[str, Node] | None:
+        """Every parameter's value: its `with:` entry (an expression there computed) or its default; None (reported)
+        when an expression fails."""
         env = {p: args.get(p, default) for p, default in template.params.items()}
         for param, value in env.items():  # `with: {out: $(64 * width)}` outside a template: its value first
             if is_expression(value.value):
@@ -384,6 +362,13 @@ class _Expander:
                 if computed is None:
                     return None
                 env[param] = computed
+        return env
+
+    def _substituted(self, template: _Template, env: dict[str, Node], block: Node, path: tuple) -> Node | None:
+        """A copy of the template's layer with `env`'s values in place of its placeholders, measured before it is
+        made; None (reported) when it would nest past `MAX_DEPTH` or an expression fails; raises SpecError past
+        the node budget."""
+        name = template.name
         # count what the instance would create before creating it: a big value placed by many
         # placeholders, or in many instances, is refused in moments, not after gigabytes of copies
         size, height = self._instance_measure(template.body, env)
@@ -393,7 +378,7 @@ class _Expander:
                 f"the block templates expand to more than {MAX_NODES:,} nodes (this instance of {quote(name)} alone makes {size:,}); "
                 "a spec is far smaller than that"
             )
-            label = layer_label({"layers": _plain(self.root)}, path)[1]  # the path is in the expanded tree
+            label = layer_label({"layers": plain_of(self.root)}, path)[1]  # the path is in the expanded tree
             raise SpecError([Problem(message, self._at(block), label)])
         if len(path) + height - 1 > MAX_DEPTH:
             self._problem(
@@ -403,22 +388,16 @@ class _Expander:
             return None
         self.made += size
         try:
-            instance = self._substitute(template.body, env)
+            return self._substitute(template.body, env)
         except _Failed as failed:
             self._problem(failed.message, failed.node, path, value=True)
             return None
-        instance.key_at, instance.at = use.key_at, use.at  # "this layer" is the `use` line
-        instance.value = dict(instance.value)
-        for key in ("name", "from"):
-            if key in keys:
-                instance.value[key] = keys[key]
-        return instance, stack + (name,)
 
-    def _instance_measure(self, node: _Node, env: dict[str, _Node]) -> tuple[int, int]:
+    def _instance_measure(self, node: Node, env: dict[str, Node]) -> tuple[int, int]:
         """(nodes, levels) of `node` with its placeholders replaced by `env`'s values, without making it."""
         param = _param(node.value)
         if param is not None:
-            return _measure(env[param])
+            return measure(env[param])
         size, height = 1, 0
         children = node.value.values() if isinstance(node.value, dict) else node.value if isinstance(node.value, list) else ()
         for child in children:
@@ -428,7 +407,7 @@ class _Expander:
 
     # ------------------------------------------------------------ expressions
 
-    def _parse(self, node: _Node, path: tuple | None, label: str | None = None) -> Expression | None:
+    def _parse(self, node: Node, path: tuple | None, label: str | None = None) -> Expression | None:
         """The expression `node` holds, or None (the problem recorded at its value)."""
         try:
             return parse_expression(node.value)
@@ -436,7 +415,7 @@ class _Expander:
             self._problem(f"{quote(node.value)}: {err}", node, path, label, value=True)
             return None
 
-    def _evaluate(self, node: _Node, params: dict[str, Any], path: tuple | None) -> _Node | None:
+    def _evaluate(self, node: Node, params: dict[str, Any], path: tuple | None) -> Node | None:
         """`node`'s expression computed (with `params`' plain values and the factors), or None (recorded)."""
         expression = self._parse(node, path)
         if expression is None:
@@ -450,28 +429,28 @@ class _Expander:
         except ExpressionError as err:
             self._problem(f"{quote(node.value)}: {err}", node, path, value=True)
             return None
-        return _Node(result, node.key_at, node.at)
+        return Node(result, node.key_at, node.at)
 
-    def _substitute(self, node: _Node, env: dict[str, _Node]) -> _Node:
+    def _substitute(self, node: Node, env: dict[str, Node]) -> Node:
         if isinstance(node.value, str):
             param = _param(node.value)
             if param is not None:
                 # the value as given, with the `with:` entry's (or the default's) positions;
                 # every placeholder was checked against `params` when the template was read
-                return _copy(env[param])
+                return copy_tree(env[param])
             if is_expression(node.value):  # checked when the template was read
                 try:
-                    params = {name: _plain(env[name]) for name in parse_expression(node.value).params}
-                    return _Node(evaluate_expression(parse_expression(node.value), params, self.factors), node.key_at, node.at)
+                    params = {name: plain_of(env[name]) for name in parse_expression(node.value).params}
+                    return Node(evaluate_expression(parse_expression(node.value), params, self.factors), node.key_at, node.at)
                 except ExpressionError as err:
                     raise _Failed(f"{quote(node.value)}: {err}", node) from None
         if isinstance(node.value, dict):
-            return _Node({k: self._substitute(v, env) for k, v in node.value.items()}, node.key_at, node.at)
+            return Node({k: self._substitute(v, env) for k, v in node.value.items()}, node.key_at, node.at)
         if isinstance(node.value, list):
-            return _Node([self._substitute(v, env) for v in node.value], node.key_at, node.at)
-        return _Node(node.value, node.key_at, node.at)
+            return Node([self._substitute(v, env) for v in node.value], node.key_at, node.at)
+        return Node(node.value, node.key_at, node.at)
 
-    def leftover_placeholders(self, root: _Node) -> None:
+    def leftover_placeholders(self, root: Node) -> None:
         stack = [(("layers",), root)]
         while stack:
             path, node = stack.pop()
@@ -498,7 +477,7 @@ class _Expander:
 class _Failed(Exception):
     """An expression of an instance could not be computed: the message and the node it is at."""
 
-    def __init__(self, message: str, node: _Node):
+    def __init__(self, message: str, node: Node):
         super().__init__(message)
         self.message, self.node = message, node
 
@@ -546,14 +525,14 @@ def expand(data: dict, source: Source, factors: dict[str, Any] | None = None) ->
     if root is None:
         return Expansion(data, [p for _, p in expander.problems])
     expander.leftover_placeholders(root)
-    layers = _plain(root)
+    layers = plain_of(root)
     expanded = {**data, "layers": layers}
     # positions of the expanded layers replace those of the written ones
     for table in (source.key_positions, source.value_positions):
         for path in [p for p in table if p[:1] == ("layers",) and len(p) > 1]:
             del table[path]
     for index, item in enumerate(root.value if isinstance(root.value, list) else []):
-        _install(item, ("layers", index), source)
+        record_positions(item, ("layers", index), source)
     # label problems by the layer path of the instance, while the failed `use` layers are still in place
     problems = []
     for path, problem in expander.problems:
@@ -568,153 +547,3 @@ def expand(data: dict, source: Source, factors: dict[str, Any] | None = None) ->
             parent = parent[part]
         parent[path[-1]] = _stand_in(parent[path[-1]], path[-1])
     return Expansion(expanded, problems, broken)
-
-
-# ---------------------------------------------------------------- JSON Schema
-
-_GROUP = "blocks"  # the definitions below live in $defs/blocks/$defs, apart from the layer models'
-_PLACEHOLDER_JSON = {
-    "type": "string",
-    "pattern": r"^(?:[^$]*[^$A-Za-z0-9_])?\$",  # a `$` starting a term: `$out`, `$out * 2`, `max($a, 4)`; not `conv_$k`
-    "description": "a parameter of the enclosing block template, e.g. $out, or an expression, e.g. $out * 2 or $(64 * width)",
-}
-
-
-def _group_ref(name: str) -> str:
-    return f"#/$defs/{_GROUP}/$defs/{name}"
-
-
-def _layer_unions(node: Any):
-    """Every `oneOf` of layer kinds (discriminated on `type`) in the schema."""
-    if isinstance(node, dict):
-        discriminator = node.get("discriminator")
-        if isinstance(discriminator, dict) and discriminator.get("propertyName") == "type" and "conv" in discriminator.get("mapping", {}):
-            yield node
-        for value in node.values():
-            yield from _layer_unions(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _layer_unions(value)
-
-
-class _TemplatedSchema:
-    """Copies of definitions in which every value may also be a `$param` placeholder.
-
-    `Open<Def>` is the copy without `additionalProperties: false`, so that
-    `Template<Def>` (a layer inside a template) and `Block<Def>` (a template's top
-    layer, which adds `params`) can close it with `unevaluatedProperties`.
-    """
-
-    def __init__(self, defs: dict, group: dict, layer_union: dict):
-        self.defs, self.group, self.layer_union = defs, group, layer_union
-
-    def target(self, ref: str) -> str:
-        name = ref.rsplit("/", 1)[-1]
-        closed = f"Template{name}"
-        if closed not in self.group:
-            open_ = f"Open{name}"
-            self.group[closed] = {"$ref": _group_ref(open_), "unevaluatedProperties": False}
-            self.group[open_] = {}  # reserved first: definitions refer to each other
-            source = self.group[name] if ref == _group_ref(name) else self.defs[name]
-            body = self.copy(source, wrap=False)
-            body.pop("additionalProperties", None)
-            self.group[open_] = body
-        return _group_ref(closed)
-
-    def union(self, node: dict) -> dict:
-        """One shared definition for "any layer" inside a template."""
-        if "TemplateLayer" not in self.group:
-            self.group["TemplateLayer"] = {}
-            self.group["TemplateLayer"] = {
-                "discriminator": {**node["discriminator"], "mapping": {k: self.target(v) for k, v in node["discriminator"]["mapping"].items()}},
-                "oneOf": [{"$ref": self.target(v["$ref"])} for v in node["oneOf"]],
-            }
-        return {"$ref": _group_ref("TemplateLayer")}
-
-    def copy(self, node: Any, wrap: bool) -> Any:
-        if not isinstance(node, dict):
-            return copy.deepcopy(node)
-        if node == self.layer_union:
-            out = self.union(node)
-        else:
-            out = {}
-            for key, value in node.items():
-                if key == "$ref":
-                    out[key] = self.target(value)
-                elif key == "properties":
-                    # a layer's `type` stays literal: it picks the kind
-                    out[key] = {k: (copy.deepcopy(v) if k == "type" else self.copy(v, wrap=True)) for k, v in value.items()}
-                elif key in ("items", "additionalProperties") and isinstance(value, dict):
-                    out[key] = self.copy(value, wrap=True)
-                elif key in ("anyOf", "oneOf", "allOf"):
-                    out[key] = [self.copy(v, wrap=False) for v in value]
-                else:
-                    out[key] = copy.deepcopy(value)
-        if not wrap:
-            return out
-        wrapped: dict = {"anyOf": [{"$ref": _group_ref("Placeholder")}, out]}
-        if "description" in out:
-            wrapped["description"] = out["description"]
-        return wrapped
-
-
-def template_json_schema(schema: dict) -> None:
-    """Add `blocks:` and `use` layers to the format's JSON Schema (in place).
-
-    A `use` layer is accepted wherever a layer is. In a template every value
-    except a layer's `type` may be a placeholder, and a template's top layer
-    takes `params` and no `name` or `from`.
-    """
-    defs = schema["$defs"]
-    group: dict = {"Placeholder": _PLACEHOLDER_JSON}
-    layer_props = defs["ConvLayer"]["properties"]
-    group["UseLayer"] = {
-        "type": "object",
-        "title": "UseLayer",
-        "description": "An instance of a block template: the template's layer with the `with:` values in place of its `$params`.",
-        "properties": {
-            "name": copy.deepcopy(layer_props["name"]),
-            "from": copy.deepcopy(layer_props["from"]),
-            "type": {"const": "use", "type": "string"},
-            "block": {"type": "string", "description": "the name of a template in `blocks:`"},
-            "with": {
-                "type": "object",
-                "description": "a value for each parameter of the template (whole YAML values)",
-                "propertyNames": {"pattern": PARAM_NAME.pattern},
-            },
-        },
-        "required": ["type", "block"],
-        "additionalProperties": False,
-    }
-    unions = list(_layer_unions(schema))
-    for union in unions:
-        union["oneOf"].append({"$ref": _group_ref("UseLayer")})
-        union["discriminator"]["mapping"]["use"] = _group_ref("UseLayer")
-    templated = _TemplatedSchema(defs, group, copy.deepcopy(unions[0]))
-    roots: dict[str, str] = {}
-    for kind, ref in unions[0]["discriminator"]["mapping"].items():
-        templated.target(ref)
-        name = ref.rsplit("/", 1)[-1]
-        group[f"Block{name}"] = {
-            "$ref": _group_ref(f"Open{name}"),
-            "properties": {
-                "params": {
-                    "type": "object",
-                    "description": "the template's parameters and their defaults; `required` marks one that `with:` must give",
-                    "propertyNames": {"pattern": PARAM_NAME.pattern},
-                }
-            },
-            "not": {"anyOf": [{"required": ["name"]}, {"required": ["from"]}]},  # given on the `use` layer
-            "unevaluatedProperties": False,
-        }
-        roots[kind] = _group_ref(f"Block{name}")
-    defs[_GROUP] = {"description": "block templates (`blocks:`) and their instances (`use`)", "$defs": group}
-    schema["properties"]["blocks"] = {
-        "type": "object",
-        "description": schema["properties"].get("blocks", {}).get("description", "named block templates"),
-        "propertyNames": {"pattern": BLOCK_NAME.pattern},
-        "additionalProperties": {
-            "discriminator": {"propertyName": "type", "mapping": roots},
-            "oneOf": [{"$ref": ref} for ref in roots.values()],
-        },
-    }

@@ -34,7 +34,8 @@ import convspec
 from convspec import errors, geometry, source, templates
 from convspec.errors import CloseNames, listing, quote
 from convspec.schema import Spec
-from convspec.source import MAX_DEPTH, MAX_NODES, parse_yaml, read_python
+from convspec.python_data import read_python
+from convspec.source import MAX_DEPTH, MAX_NODES, parse_yaml
 from convspec.trace import load_and_check  # an invalid spec's report, as `convspec check` prints it
 from support import Hang, watchdog  # tests/ is on sys.path (conftest.py)
 
