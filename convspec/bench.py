@@ -209,6 +209,132 @@ def timed_rounds(
     return samples, done
 
 
+def _check_arguments(
+    batches: tuple[int, ...], threads: int | None, rounds: int, seconds: float, block_seconds: float,
+    seed: int, weights: str | Path | None,
+) -> tuple[int, ...]:
+    """`bench`'s arguments checked before any work (InputError); the batches as a tuple of ints."""
+    batches = batches_argument(batches)
+    if threads is not None:
+        whole_argument("threads", threads, 1, MAX_THREADS)
+    whole_argument("rounds", rounds, 1, MAX_ROUNDS)
+    number_argument("seconds", seconds, 0, MAX_SECONDS, above=True)
+    number_argument("block_seconds", block_seconds, 0, 60, above=True)
+    seed_argument(seed)
+    if weights is not None:
+        from .fileio import check_readable
+        from .limits import path_argument
+
+        check_readable(path_argument("weights", weights))
+    return batches
+
+
+def _macs_per_sample(report: Report, example: tuple[int, ...]) -> int:
+    """MACs of one sample at the example's spatial size: the report's when it was traced at that size."""
+    if tuple(report.input_shape[1:]) == tuple(example[1:]):
+        return report.total_macs // report.input_shape[0]  # MACs grow linearly with the batch
+    return check_spec(report.spec, (1, *example[1:])).total_macs
+
+
+def _baseline_model(report: Report, seed: int, weights: str | Path | None) -> torch.nn.Module:
+    """The model timed as eager NCHW, in eval mode: built from the report with `seed`, or given `weights`."""
+    from .builder import build_from_report
+
+    model = build_from_report(report, seed=seed, memory_format="contiguous").eval()
+    if weights is not None:
+        from .checkpoint import load_weights_file
+
+        load_weights_file(model, weights)
+    return model
+
+
+def _onnxruntime_session(onnx_path: Path, threads: int) -> Any:
+    """An onnxruntime CPU session of the file on `threads` intra-op threads, its workers not spinning."""
+    import onnxruntime as ort
+
+    options = session_options()  # all graph optimisations, onnxruntime's own log silenced
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Idle onnxruntime workers spin for a while after each run, stealing the cores from the eager
+    # block that follows; without spinning every engine gets the machine to itself.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def _channels_last_copy(
+    model: torch.nn.Module, report: Report, seed: int, rank: int
+) -> tuple[torch.nn.Module, torch.memory_format | None]:
+    """A second build holding `model`'s weights, in channels_last (4-D) or channels_last_3d (5-D) memory.
+
+    The memory format is None for 1-D inputs (rank 3), which have no channels-last layout;
+    the copy then stays NCHW-like and is not timed.
+    """
+    from .builder import build_from_report, to_memory_format
+
+    copy = build_from_report(report, seed=seed, memory_format="contiguous").eval()
+    copy.load_state_dict(model.state_dict())
+    memory_format = {4: torch.channels_last, 5: torch.channels_last_3d}.get(rank)
+    if memory_format is not None:
+        to_memory_format(copy, memory_format, rank)
+        copy._memory_format = memory_format
+    return copy, memory_format
+
+
+def _engines(
+    model: torch.nn.Module, channels_last_model: torch.nn.Module, memory_format: torch.memory_format | None,
+    session: Any, x: torch.Tensor,
+) -> dict[str, Callable[[], Any]]:
+    """One call of each engine on the input `x` (NCHW), by engine name; channels_last only where it exists."""
+    x_numpy = x.numpy()
+    engines: dict[str, Callable[[], Any]] = {
+        "eager": lambda: model(x),
+        "onnxruntime": lambda: session.run(None, {"input": x_numpy}),
+    }
+    if memory_format is not None:
+        x_last = x.contiguous(memory_format=memory_format)
+        engines["eager channels_last"] = lambda: channels_last_model(x_last)
+    return engines
+
+
+def _time_batch(
+    engines: dict[str, Callable[[], Any]], batch: int, share: float, rounds: int, block_seconds: float, per_sample: int
+) -> tuple[list[EngineTiming], list[str], dict[str, tuple[int, int]]]:
+    """Each engine calibrated within CALIBRATION_SHARE of its `share` (seconds), then timed in interleaved rounds.
+
+    Returns the engines' figures, a note when the rounds met their deadline, and each engine's
+    planned (rounds, calls per round).
+    """
+    plans: dict[str, tuple[int, int]] = {}
+    once: dict[str, float] = {}
+    for name, fn in engines.items():
+        once[name], spent = _calibrate(fn, share * CALIBRATION_SHARE)
+        plans[name] = plan_rounds(once[name], max(share - spent, 0.0), rounds, block_seconds)
+    samples, done = timed_rounds(engines, plans, OVERRUN * share * len(engines))
+    stopped = []
+    if done < max(r for r, _ in plans.values()):
+        stopped.append(f"batch {batch}: stopped after {done} round{'s' if done != 1 else ''}, the calls took longer than calibrated")
+    return _engine_timings(batch, samples, plans, once, per_sample), stopped, plans
+
+
+def _engine_timings(
+    batch: int, samples: dict[str, list[float]], plans: dict[str, tuple[int, int]], once: dict[str, float],
+    per_sample: int,
+) -> list[EngineTiming]:
+    """The figures of each engine timed at `batch` (seconds per call in, ms out), ratios against eager NCHW."""
+    baseline = statistics.median(samples["eager"])
+    timings = []
+    for name in ("eager", "eager channels_last", "onnxruntime"):
+        if name not in samples:
+            continue
+        median = statistics.median(samples[name])
+        q1, q3 = _quartiles(samples[name])
+        timings.append(EngineTiming(
+            name, batch, median * 1e3, median / baseline, per_sample * batch / median / 1e9, len(samples[name]),
+            plans[name][1], once[name] * 1e3, q1 * 1e3, q3 * 1e3, min(samples[name]) * 1e3, max(samples[name]) * 1e3,
+        ))  # fmt: skip
+    return timings
+
+
 def bench(
     spec: Any,
     *,
@@ -235,35 +361,15 @@ def bench(
     budget (BudgetError).
     `weights` (a state_dict, `.safetensors` file or checkpoint) replace the seeded initial weights.
     """
-    from .builder import build_from_report, to_memory_format
-
-    batches = batches_argument(batches)
-    if threads is not None:
-        whole_argument("threads", threads, 1, MAX_THREADS)
-    whole_argument("rounds", rounds, 1, MAX_ROUNDS)
-    number_argument("seconds", seconds, 0, MAX_SECONDS, above=True)
-    number_argument("block_seconds", block_seconds, 0, 60, above=True)
-    seed_argument(seed)
-    if weights is not None:
-        from .fileio import check_readable
-        from .limits import path_argument
-
-        check_readable(path_argument("weights", weights))
+    batches = _check_arguments(batches, threads, rounds, seconds, block_seconds, seed, weights)
     report, input_shape = checked_report(spec, input_shape, report)
     parsed = report.spec
     threads = threads or torch.get_num_threads()
     example = _example_shape(parsed, input_shape)
     # the model is built at the report's batch, but the inputs are made at each batch: the largest must fit too
     enforce_budget(check_spec(parsed, (max(batches), *example[1:])))
-    if tuple(report.input_shape[1:]) == tuple(example[1:]):
-        per_sample = report.total_macs // report.input_shape[0]  # MACs grow linearly with the batch
-    else:
-        per_sample = check_spec(parsed, (1, *example[1:])).total_macs
-    model = build_from_report(report, seed=seed, memory_format="contiguous").eval()  # the baseline: NCHW
-    if weights is not None:
-        from .checkpoint import load_weights_file
-
-        load_weights_file(model, weights)
+    per_sample = _macs_per_sample(report, example)
+    model = _baseline_model(report, seed, weights)
     timings: list[EngineTiming] = []
     layers: list[LayerTiming] = []
     stopped: list[str] = []  # batches whose rounds met the deadline
@@ -272,61 +378,25 @@ def bench(
         onnx_path = Path(folder) / "model.onnx"
         with torch.inference_mode(False):
             export_onnx(model, parsed, onnx_path, input_shape=input_shape, verify=True, report=report)
-        import onnxruntime as ort
-
-        options = session_options()  # all graph optimisations, onnxruntime's own log silenced
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Idle onnxruntime workers spin for a while after each run, stealing the cores from the eager
-        # block that follows; without spinning every engine gets the machine to itself.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        channels_last_model = build_from_report(report, seed=seed, memory_format="contiguous").eval()
-        channels_last_model.load_state_dict(model.state_dict())
-        memory_format = {4: torch.channels_last, 5: torch.channels_last_3d}.get(len(example))  # none for 1-D
-        if memory_format is not None:
-            to_memory_format(channels_last_model, memory_format, len(example))
-            channels_last_model._memory_format = memory_format
+        session = _onnxruntime_session(onnx_path, threads)
+        channels_last_model, memory_format = _channels_last_copy(model, report, seed, len(example))
         engine_count = 3 if memory_format is not None else 2
         share = seconds / (len(batches) * engine_count)  # each (batch, engine) pair's part of the budget
         for batch in batches:
             x = torch.randn((batch, *example[1:]), generator=torch.Generator().manual_seed(seed))
-            x_numpy = x.numpy()
-            engines: dict[str, Callable[[], Any]] = {
-                "eager": lambda: model(x),
-                "onnxruntime": lambda: session.run(None, {"input": x_numpy}),
-            }
-            if memory_format is not None:
-                x_last = x.contiguous(memory_format=memory_format)
-                engines["eager channels_last"] = lambda: channels_last_model(x_last)
-            plans: dict[str, tuple[int, int]] = {}
-            once: dict[str, float] = {}
-            for name, fn in engines.items():
-                once[name], spent = _calibrate(fn, share * CALIBRATION_SHARE)
-                plans[name] = plan_rounds(once[name], max(share - spent, 0.0), rounds, block_seconds)
-            samples, done = timed_rounds(engines, plans, OVERRUN * share * len(engines))
-            if done < max(r for r, _ in plans.values()):
-                stopped.append(f"batch {batch}: stopped after {done} round{'s' if done != 1 else ''}, the calls took longer than calibrated")
-            baseline = statistics.median(samples["eager"])
-            for name in ("eager", "eager channels_last", "onnxruntime"):
-                if name not in samples:
-                    continue
-                median = statistics.median(samples[name])
-                q1, q3 = _quartiles(samples[name])
-                timings.append(EngineTiming(
-                    name, batch, median * 1e3, median / baseline, per_sample * batch / median / 1e9, len(samples[name]),
-                    plans[name][1], once[name] * 1e3, q1 * 1e3, q3 * 1e3, min(samples[name]) * 1e3, max(samples[name]) * 1e3,
-                ))  # fmt: skip
+            engines = _engines(model, channels_last_model, memory_format, session, x)
+            batch_timings, batch_stopped, plans = _time_batch(engines, batch, share, rounds, block_seconds, per_sample)
+            timings.extend(batch_timings)
+            stopped.extend(batch_stopped)
             if per_layer:
                 calls = max(1, min(rounds, plans["eager"][0] * plans["eager"][1]))
                 layers.extend(eager_layer_times(model, report, x, batch, calls))
-                layers.extend(onnxruntime_layer_times(onnx_path, threads, report, x_numpy, batch, calls, Path(folder)))
+                layers.extend(onnxruntime_layer_times(onnx_path, threads, report, x.numpy(), batch, calls, Path(folder)))
     load = Load(load_before, _load_average(), _cores())
-    result = BenchResult(
+    return BenchResult(
         parsed.source.file or parsed.name or "spec", tuple(example[1:]), threads, per_sample, timings, seconds, load,
         load_warnings(load, threads, timings) + stopped, layers,
     )  # fmt: skip
-    return result
 
 
 __all__ = ["bench", "BenchResult", "EngineTiming", "LayerTiming", "Load", "plan_rounds", "timed_rounds", "load_warnings"]

@@ -177,69 +177,85 @@ class _Merger:
             kind = inner.value if inner is not None else None
         return f"{kind}_{index}" if isinstance(kind, str) else None
 
-    def layers(self, base: Node, child: Node, path: tuple) -> Node:
-        """The base's layer list with the child's entries merged by name (see the module's docstring)."""
+    def _named(self, layers: list[Node]) -> list[Node]:
+        """The base's layers, each mapping without a `name` given its default name (`<type>_<index>`), so
+        inserting or removing layers renames nothing."""
         items: list[Node] = []
-        for index, layer in enumerate(base.value):
+        for index, layer in enumerate(layers):
             if isinstance(layer.value, dict) and "name" not in layer.value:
                 name = self._default_name(layer, index)
-                if name is not None:  # kept, so inserting or removing layers renames nothing
+                if name is not None:
                     layer = Node({**layer.value, "name": Node(name, layer.key_at, layer.at)}, layer.key_at, layer.at)
             items.append(layer)
+        return items
 
-        def names() -> dict[str, int]:
-            found = {}
-            for i, item in enumerate(items):
-                name = item.value.get("name") if isinstance(item.value, dict) else None
-                if name is not None and isinstance(name.value, str):
-                    found.setdefault(name.value, i)
-            return found
+    def _remove(self, items: list[Node], entry: Node, known: dict[str, int], where: str) -> None:
+        """A `{remove: NAME}` entry: the named layer dropped from `items`, or the problem recorded."""
+        keys = entry.value
+        target = keys[REMOVE_KEY]
+        if len(keys) > 1:
+            others = ", ".join(f"`{k}`" for k in keys if k != REMOVE_KEY)
+            self.problem(f"a `remove` entry holds only the name of the base layer to drop, not {others}", entry)
+        elif not isinstance(target.value, str) or target.value not in known:
+            hint = CloseNames(known).did_you_mean(target.value) if isinstance(target.value, str) else ""
+            self.problem(f"`remove: {shorten(str(target.value))}`: the base's {where} has no layer of that name{hint}", target)
+        else:
+            del items[known[target.value]]
 
+    def _insert(self, items: list[Node], entry: Node, placement: list[str], known: dict[str, int], where: str) -> None:
+        """A new layer with `before` / `after: NAME`: inserted next to the named layer, or the problem recorded."""
+        keys = entry.value
+        if len(placement) > 1:
+            self.problem("give `before` or `after`, not both", keys["after"])
+            return
+        anchor = keys[placement[0]]
+        name = keys.get("name")
+        if name is not None and isinstance(name.value, str) and name.value in known:
+            self.problem(
+                f"the base already has a layer {quote(name.value)}; to change it drop `{placement[0]}`, to move it `remove` it first",
+                keys[placement[0]],
+            )
+            return
+        if not isinstance(anchor.value, str) or anchor.value not in known:
+            hint = CloseNames(known).did_you_mean(anchor.value) if isinstance(anchor.value, str) else ""
+            self.problem(f"`{placement[0]}: {shorten(str(anchor.value))}`: the base's {where} has no layer of that name{hint}", anchor)
+            return
+        layer = Node({k: v for k, v in keys.items() if k not in PLACEMENT_KEYS}, entry.key_at, entry.at)
+        items.insert(known[anchor.value] + (1 if placement[0] == "after" else 0), layer)
+
+    def layers(self, base: Node, child: Node, path: tuple) -> Node:
+        """The base's layer list with the child's entries merged by name (see the module's docstring)."""
+        items = self._named(base.value)
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
         for entry in child.value:
             if not isinstance(entry.value, dict):
                 items.append(entry)  # the validator says what is wrong with it
                 continue
             keys = entry.value
-            known = names()
-            if REMOVE_KEY in keys:
-                target = keys[REMOVE_KEY]
-                if len(keys) > 1:
-                    others = ", ".join(f"`{k}`" for k in keys if k != REMOVE_KEY)
-                    self.problem(f"a `remove` entry holds only the name of the base layer to drop, not {others}", entry)
-                elif not isinstance(target.value, str) or target.value not in known:
-                    hint = CloseNames(known).did_you_mean(target.value) if isinstance(target.value, str) else ""
-                    self.problem(f"`remove: {shorten(str(target.value))}`: the base's {where} has no layer of that name{hint}", target)
-                else:
-                    del items[known[target.value]]
-                continue
+            known = _first_index_of_names(items)
             placement = [k for k in PLACEMENT_KEYS if k in keys]
             name = keys.get("name")
             name = name.value if name is not None and isinstance(name.value, str) else None
-            if placement:
-                if len(placement) > 1:
-                    self.problem("give `before` or `after`, not both", keys["after"])
-                    continue
-                anchor = keys[placement[0]]
-                if name is not None and name in known:
-                    self.problem(
-                        f"the base already has a layer {quote(name)}; to change it drop `{placement[0]}`, to move it `remove` it first",
-                        keys[placement[0]],
-                    )
-                    continue
-                if not isinstance(anchor.value, str) or anchor.value not in known:
-                    hint = CloseNames(known).did_you_mean(anchor.value) if isinstance(anchor.value, str) else ""
-                    self.problem(f"`{placement[0]}: {shorten(str(anchor.value))}`: the base's {where} has no layer of that name{hint}", anchor)
-                    continue
-                layer = Node({k: v for k, v in keys.items() if k not in PLACEMENT_KEYS}, entry.key_at, entry.at)
-                at = known[anchor.value] + (1 if placement[0] == "after" else 0)
-                items.insert(at, layer)
+            if REMOVE_KEY in keys:
+                self._remove(items, entry, known, where)
+            elif placement:
+                self._insert(items, entry, placement, known, where)
             elif name is not None and name in known:
                 index = known[name]
                 items[index] = self.mapping(items[index], entry, path + (index,))
             else:
                 items.append(entry)  # a new layer without a place: at the end
         return Node(items, child.key_at or base.key_at, child.at or base.at)
+
+
+def _first_index_of_names(items: list[Node]) -> dict[str, int]:
+    """Each layer name in a merged list, with the index of its first layer."""
+    found: dict[str, int] = {}
+    for i, item in enumerate(items):
+        name = item.value.get("name") if isinstance(item.value, dict) else None
+        if name is not None and isinstance(name.value, str):
+            found.setdefault(name.value, i)
+    return found
 
 
 def extends_json_schema(schema: dict) -> dict:

@@ -35,6 +35,7 @@ Modules: `draw_model` (the tree from a report), `draw_labels` (the words),
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
 from .draw_layout import (
@@ -316,66 +317,84 @@ def _mermaid_text(text: str) -> str:
     return text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
 
+@dataclass
+class _MermaidClasses:
+    """The node ids each Mermaid class styles, gathered while the nodes are written."""
+
+    frozen: list[str] = field(default_factory=list)
+    ports: list[str] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The `classDef` and `class` lines, ports in lines of at most 40 ids."""
+        out = [
+            "  classDef frozen fill:#eeeeee,stroke:#3d434a,stroke-dasharray:3 3",
+            "  classDef port fill:#6e7781,stroke:#6e7781,color:#6e7781",
+        ]
+        if self.frozen:
+            out.append(f"  class {','.join(self.frozen)} frozen")
+        if self.wrong:
+            out.append(f"  classDef error fill:{ERROR_FILL},stroke:{ERROR_STROKE},stroke-width:3px")
+            out.append(f"  class {','.join(self.wrong)} error")
+        for start in range(0, len(self.ports), 40):  # keep lines short
+            out.append(f"  class {','.join(self.ports[start:start + 40])} port")
+        return out
+
+
+def _mermaid_node(node: Node, indent: str, classes: _MermaidClasses) -> str:
+    """One node's line: a port as a small circle, input and output as stadiums, an add as a circle, a layer as a box."""
+    if node.is_port:
+        classes.ports.append(node.id)
+        return f'{indent}{node.id}((" "))'
+    title = _mermaid_text(node.title)
+    if node.badge:
+        title += f" {_mermaid_text(node.badge)}"
+    if node.frozen:
+        classes.frozen.append(node.id)
+        title = "🔒 " + title
+    if node.error:
+        classes.wrong.append(node.id)
+    lines = [node.operation] if node.operation else []
+    label = f"<b>{title}</b>" + "".join(f"<br/>{_mermaid_text(line)}" for line in [*lines, node.detail] if line)
+    if node.kind in ("input", "output"):
+        return f'{indent}{node.id}(["{label}"])'
+    if node.kind == "add":
+        return f'{indent}{node.id}(("{label}"))'
+    return f'{indent}{node.id}["{label}"]'
+
+
+def _mermaid_items(group: Group, depth: int, classes: _MermaidClasses) -> list[str]:
+    """The lines of a group's items, an inner group as a subgraph holding its ports and items (recursively)."""
+    indent = "  " * depth
+    out = []
+    for item in group.items:
+        if not isinstance(item, Group):
+            out.append(_mermaid_node(item, indent, classes))
+            continue
+        title = _mermaid_text(item.title + (f" {item.badge}" if item.badge else ""))
+        out.append(f'{indent}subgraph {item.id}["{title}"]')
+        out.append(f"{indent}  direction TB")
+        out.append(_mermaid_node(item.in_port, indent + "  ", classes))
+        out.extend(_mermaid_items(item, depth + 1, classes))
+        out.append(_mermaid_node(item.out_port, indent + "  ", classes))
+        out.append(f"{indent}end")
+        if item.error:
+            out.append(f"{indent}style {item.id} stroke:{ERROR_STROKE},stroke-width:3px")
+    return out
+
+
 def to_mermaid(result: Diagram) -> str:
     """The diagram as a Mermaid flowchart (`TD`, or `LR` for direction LR): the same nodes, labels, groups
     (subgraphs) and edges as the SVG; the layers with problems in red, the problems as comments at the top."""
     out = [f"%% {_mermaid_text(result.title)}: {_mermaid_text(result.subtitle)}"]
     out.extend(f"%% {_mermaid_text(problem)}" for problem in result.problems)
     out.append("flowchart LR" if result.direction == "LR" else "flowchart TD")
-    frozen: list[str] = []
-    ports: list[str] = []
-    wrong: list[str] = []
-
-    def node_line(node: Node, indent: str) -> str:
-        if node.is_port:
-            ports.append(node.id)
-            return f'{indent}{node.id}((" "))'
-        title = _mermaid_text(node.title)
-        if node.badge:
-            title += f" {_mermaid_text(node.badge)}"
-        if node.frozen:
-            frozen.append(node.id)
-            title = "🔒 " + title
-        if node.error:
-            wrong.append(node.id)
-        lines = [node.operation] if node.operation else []
-        label = f"<b>{title}</b>" + "".join(f"<br/>{_mermaid_text(line)}" for line in [*lines, node.detail] if line)
-        if node.kind in ("input", "output"):
-            return f'{indent}{node.id}(["{label}"])'
-        if node.kind == "add":
-            return f'{indent}{node.id}(("{label}"))'
-        return f'{indent}{node.id}["{label}"]'
-
-    def visit(group: Group, depth: int) -> None:
-        indent = "  " * depth
-        for item in group.items:
-            if isinstance(item, Group):
-                title = _mermaid_text(item.title + (f" {item.badge}" if item.badge else ""))
-                out.append(f'{indent}subgraph {item.id}["{title}"]')
-                out.append(f"{indent}  direction TB")
-                out.append(node_line(item.in_port, indent + "  "))
-                visit(item, depth + 1)
-                out.append(node_line(item.out_port, indent + "  "))
-                out.append(f"{indent}end")
-                if item.error:
-                    out.append(f"{indent}style {item.id} stroke:{ERROR_STROKE},stroke-width:3px")
-            else:
-                out.append(node_line(item, indent))
-
-    visit(result.root, 1)
+    classes = _MermaidClasses()
+    out.extend(_mermaid_items(result.root, 1, classes))
     for edge in result.edges():
         label = f'|"{_mermaid_text("." + edge.label)}"|' if edge.label else ""
         out.append(f"  {edge.src} -->{label} {edge.dst}")
-    out.append("  classDef frozen fill:#eeeeee,stroke:#3d434a,stroke-dasharray:3 3")
-    out.append("  classDef port fill:#6e7781,stroke:#6e7781,color:#6e7781")
-    if frozen:
-        out.append(f"  class {','.join(frozen)} frozen")
-    if wrong:
-        out.append(f"  classDef error fill:{ERROR_FILL},stroke:{ERROR_STROKE},stroke-width:3px")
-        out.append(f"  class {','.join(wrong)} error")
-    if ports:
-        for start in range(0, len(ports), 40):  # keep lines short
-            out.append(f"  class {','.join(ports[start:start + 40])} port")
+    out.extend(classes.lines())
     return "\n".join(out) + "\n"
 
 # ---------------------------------------------------------------- entry points

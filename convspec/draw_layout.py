@@ -14,6 +14,8 @@ import math
 
 from .draw_model import IN, OUT, Diagram, Group, Node, _Link
 
+Point = tuple[float, float]  # (x, y) in px
+
 # geometry, in px
 TITLE_SIZE, DETAIL_SIZE, FRAME_SIZE = 12, 11, 11
 NODE_H, PILL_H = 38, 28
@@ -68,23 +70,49 @@ def _anchor(item: Node | Group) -> float:
     return item._axis if isinstance(item, Group) else item.w / 2
 
 
-def _measure_group(group: Group) -> None:
-    """Sizes, rows and relative positions of a group's items (recursively); positions relative to the group."""
+def _measure_items(group: Group) -> None:
+    """Sizes of a group's items (inner groups measured whole, recursively) and of its ports."""
     for item in group.items:
         _measure_group(item) if isinstance(item, Group) else _measure_node(item)
     if group.in_port:
         _measure_node(group.in_port)
         _measure_node(group.out_port)
-    layer = _rows(group)
-    count = max(layer, default=-1) + 1
-    rows: list[list[int]] = [[] for _ in range(count)]
-    for index, row in enumerate(layer):
-        rows[row].append(index)
+
+
+def _place_row(group: Group, row: list[int], wanted: dict[int, float], fan_out: bool, centre: dict[int, float]) -> None:
+    """Anchor x of each item of `row` (in order) into `centre`: each near its `wanted` x, none overlapping.
+
+    A fan-out from one source is spread evenly around it; otherwise items are pushed right
+    as far as their left neighbour needs, and the row is then moved back by the mean push.
+    """
+    items = [group.items[index] for index in row]
+    if fan_out:
+        left = -(sum(item.w for item in items) + H_GAP * (len(row) - 1)) / 2
+        for index, item in zip(row, items):
+            centre[index] = left + _anchor(item)
+            left += item.w + H_GAP
+        return
+    placed_right = None
+    shifts = []
+    for index, item in zip(row, items):
+        x = wanted[index]
+        if placed_right is not None:
+            x = max(x, placed_right + H_GAP + _anchor(item))
+        centre[index] = x
+        placed_right = x - _anchor(item) + item.w
+        shifts.append(x - wanted[index])
+    mean = sum(shifts) / len(shifts) if shifts else 0.0
+    for index in row:
+        centre[index] -= mean  # balance the pushes: a pair under one source sits either side of it
+
+
+def _centres(group: Group, rows: list[list[int]], layer: list[int]) -> dict[int, float]:
+    """Each item's anchor x around an axis at 0, row by row, near the mean x of what it reads; sorts `rows` in place."""
     preds: dict[int, list[int]] = {i: [] for i in range(len(group.items))}
     for link in group.links:
         if link.b >= 0:
             preds[link.b].append(link.a)
-    centre: dict[int, float] = {}  # anchor x per item, around an axis at 0
+    centre: dict[int, float] = {}
     for row in rows:
         wanted = {}
         for index in row:
@@ -93,36 +121,13 @@ def _measure_group(group: Group) -> None:
         # items reached only by skips go right, where the skip lanes run; otherwise the list order among equals
         skipped = {i: bool(preds[i]) and all(p == IN or layer[i] - layer[p] > 1 for p in preds[i]) and layer[i] > 0 for i in row}
         row.sort(key=lambda i: (skipped[i], wanted[i]))
-        if len(row) > 1 and all(not preds[i] or preds[i] == [IN] for i in row):
-            # a fan-out from one source: spread around it
-            total = sum(group.items[i].w for i in row) + H_GAP * (len(row) - 1)
-            left = -total / 2
-            for index in row:
-                item = group.items[index]
-                centre[index] = left + _anchor(item)
-                left += item.w + H_GAP
-            continue
-        placed_right = None
-        shifts = []
-        for index in row:
-            item = group.items[index]
-            x = wanted[index]
-            if placed_right is not None:
-                x = max(x, placed_right + H_GAP + _anchor(item))
-            centre[index] = x
-            placed_right = x - _anchor(item) + item.w
-            shifts.append(x - wanted[index])
-        mean = sum(shifts) / len(shifts) if shifts else 0.0
-        for index in row:
-            centre[index] -= mean  # balance the pushes: a pair under one source sits either side of it
-    left = min((centre[i] - _anchor(group.items[i]) for i in centre), default=0.0)
-    right = max((centre[i] - _anchor(group.items[i]) + group.items[i].w for i in centre), default=0.0)
-    framed = group.kind != "root"
-    pad = FRAME_PAD if framed else 0.0
-    top = FRAME_TOP + V_GAP * 0.75 if framed else 0.0
-    left = min(left, -PORT_R)
-    right = max(right, PORT_R)
-    # the rows
+        fan_out = len(row) > 1 and all(not preds[i] or preds[i] == [IN] for i in row)
+        _place_row(group, row, wanted, fan_out, centre)
+    return centre
+
+
+def _stack_rows(group: Group, rows: list[list[int]], centre: dict[int, float], pad: float, left: float, top: float) -> None:
+    """Item positions relative to the group, rows stacked down from `top`, the leftmost item's left edge at `pad`."""
     y = top
     group._row_top, group._row_bottom = [], []
     for row in rows:
@@ -134,21 +139,52 @@ def _measure_group(group: Group) -> None:
             item.x = pad + (centre[index] - _anchor(item)) - left
             item.y = y
         y += height + V_GAP
+
+
+def _frame_width(group: Group, content_width: float) -> float:
+    """A frame wide enough for its content and for its title, which sits right of the entry port."""
+    title = group._axis + TITLE_OFFSET + _text_width(group.title, FRAME_SIZE, bold=True) + FRAME_PAD
+    if group.badge:
+        title += _text_width(group.badge, FRAME_SIZE, bold=True) + 18
+    return max(content_width, title)
+
+
+def _measure_group(group: Group) -> None:
+    """Sizes, rows and relative positions of a group's items (recursively); positions relative to the group."""
+    _measure_items(group)
+    layer = _rows(group)
+    count = max(layer, default=-1) + 1
+    rows: list[list[int]] = [[] for _ in range(count)]
+    for index, row in enumerate(layer):
+        rows[row].append(index)
+    centre = _centres(group, rows, layer)
+    left = min((centre[i] - _anchor(group.items[i]) for i in centre), default=0.0)
+    right = max((centre[i] - _anchor(group.items[i]) + group.items[i].w for i in centre), default=0.0)
+    framed = group.kind != "root"
+    pad = FRAME_PAD if framed else 0.0
+    top = FRAME_TOP + V_GAP * 0.75 if framed else 0.0
+    left = min(left, -PORT_R)
+    right = max(right, PORT_R)
+    _stack_rows(group, rows, centre, pad, left, top)
     content_bottom = group._row_bottom[-1] if rows else top
     group._rows = rows
     group._axis = pad - left
     group._content_right = pad + right - left
-    layer_of = {i: r for r, row in enumerate(rows) for i in row}
-    long_links = [link for link in group.links if _span(link, layer_of, count) > 1]
-    group._lanes = len(long_links)
-    width = group._content_right + (group._lanes * LANE_GAP + (LANE_GAP / 2 if group._lanes else 0)) + pad
-    if framed:  # the title sits right of the entry port, whose edges run straight down the axis
-        title = group._axis + TITLE_OFFSET + _text_width(group.title, FRAME_SIZE, bold=True) + FRAME_PAD
-        if group.badge:
-            title += _text_width(group.badge, FRAME_SIZE, bold=True) + 18
-        width = max(width, title)
-    group.w = width
+    layer_of = _layer_of(rows)
+    group._lanes = sum(1 for link in group.links if _span(link, layer_of, count) > 1)
+    width = group._content_right + _lanes_width(group._lanes) + pad
+    group.w = _frame_width(group, width) if framed else width  # the entry port's edges run straight down the axis
     group.h = content_bottom + (FRAME_BOTTOM + V_GAP * 0.5 if framed else 0.0)
+
+
+def _layer_of(rows: list[list[int]]) -> dict[int, int]:
+    """The row of each item index, from the rows' lists of indices."""
+    return {i: r for r, row in enumerate(rows) for i in row}
+
+
+def _lanes_width(lanes: int) -> float:
+    """The width (px) right of a list's content taken by `lanes` skip lanes."""
+    return lanes * LANE_GAP + LANE_GAP / 2 if lanes else 0.0
 
 
 def _span(link: _Link, layer_of: dict[int, int], count: int) -> int:
@@ -175,65 +211,88 @@ def _row_of(index: int, layer_of: dict[int, int]) -> int:
     return -1 if index == IN else layer_of[index]
 
 
-def _route(group: Group) -> None:
-    rows = group._rows
-    count = len(rows)
-    layer_of = {i: r for r, row in enumerate(rows) for i in row}
+def _lanes(group: Group, layer_of: dict[int, int]) -> dict[int, int]:
+    """The lane of each skip (by the link's id), shorter spans nearer the list; each of the root's columns has its own lanes."""
+    count = len(group._rows)
     long_links = sorted(
         (link for link in group.links if _span(link, layer_of, count) > 1), key=lambda link: _span(link, layer_of, count)
     )
     lane_of: dict[int, int] = {}
-    lanes_used: dict[int, int] = {}  # per column: the root's columns each have their own lanes
+    lanes_used: dict[int, int] = {}  # per column
     for link in long_links:
         column = group._column_of_row.get(_row_of(link.a, layer_of), 0)
         lane_of[id(link)] = lanes_used.get(column, 0)
         lanes_used[column] = lane_of[id(link)] + 1
+    return lane_of
 
-    def lane_x0(link: _Link) -> float:
-        return group.x + group._lane_base.get(_row_of(link.a, layer_of), group._content_right) + LANE_GAP / 2
 
-    # several edges into one box meet its top side side by side, in the order they come from
+def _side_by_side(item: Node, links: list[_Link], max_step: float) -> dict[int, float]:
+    """The x of each of `links` (by id) on one side of `item`, in their order, centred and at most `max_step` apart."""
+    step = min(max_step, (item.w - 24) / (len(links) - 1))
+    return {id(link): item.x + item.w / 2 + (number - (len(links) - 1) / 2) * step for number, link in enumerate(links)}
+
+
+def _arrival_x(group: Group, lane_of: dict[int, int]) -> dict[int, float]:
+    """Where edges end when several enter one box: its top side, side by side, in the order they come from."""
     arrivals: dict[int, list[_Link]] = {}
     for link in group.links:
         if link.b >= 0 and isinstance(group.items[link.b], Node):
             arrivals.setdefault(link.b, []).append(link)
+
+    def comes_from(link: _Link) -> float:
+        if id(link) in lane_of:
+            return float("inf")
+        source = group.in_port if link.a == IN else group.items[link.a]
+        return source.x + (PORT_R if link.a == IN else _anchor(source))
+
     end_x: dict[int, float] = {}
     for index, links in arrivals.items():
-        if len(links) < 2:
-            continue
-        target = group.items[index]
+        if len(links) >= 2:
+            end_x.update(_side_by_side(group.items[index], sorted(links, key=comes_from), 16.0))
+    return end_x
 
-        def comes_from(link: _Link) -> float:
-            if id(link) in lane_of:
-                return float("inf")
-            source = group.in_port if link.a == IN else group.items[link.a]
-            return source.x + (PORT_R if link.a == IN else _anchor(source))
 
-        links.sort(key=comes_from)
-        step = min(16.0, (target.w - 24) / (len(links) - 1))
-        for number, link in enumerate(links):
-            end_x[id(link)] = target.x + target.w / 2 + (number - (len(links) - 1) / 2) * step
-    # a split's parts leave its bottom side side by side, ordered by where they go (skips, on the right, last)
+def _departure_x(group: Group, lane_of: dict[int, int]) -> dict[int, float]:
+    """Where a split's parts start: its bottom side, side by side, ordered by where they go (skips, on the right, last)."""
     departures: dict[int, list[_Link]] = {}
     for link in group.links:
         if link.a >= 0 and link.edge.label:
             departures.setdefault(link.a, []).append(link)
+
+    def goes_to(link: _Link) -> tuple[float, str]:
+        if id(link) in lane_of or link.b == OUT:
+            return float("inf"), link.edge.label
+        target = group.items[link.b]
+        return target.x + _anchor(target), link.edge.label
+
     start_x: dict[int, float] = {}
     for index, links in departures.items():
-        if len(links) < 2:
-            continue
-        source = group.items[index]
+        if len(links) >= 2:
+            start_x.update(_side_by_side(group.items[index], sorted(links, key=goes_to), 22.0))
+    return start_x
 
-        def goes_to(link: _Link) -> tuple[float, str]:
-            if id(link) in lane_of or link.b == OUT:
-                return float("inf"), link.edge.label
-            target = group.items[link.b]
-            return target.x + _anchor(target), link.edge.label
 
-        links.sort(key=goes_to)
-        step = min(22.0, (source.w - 24) / (len(links) - 1))
-        for number, link in enumerate(links):
-            start_x[id(link)] = source.x + source.w / 2 + (number - (len(links) - 1) / 2) * step
+def _lane_points(group: Group, link: _Link, start: Point, end: Point, lane: int, layer_of: dict[int, int]) -> list[Point]:
+    """A skip's route: down out of its source's row, right to its lane, down the lane, left above its target's row, in."""
+    x_lane = group.x + group._lane_base.get(_row_of(link.a, layer_of), group._content_right) + LANE_GAP / 2 + LANE_GAP * (lane + 1)
+    nudge = (lane % 3) * 3  # edges that share a gap do not share a line
+    if link.a == IN:
+        y_out = group.y + group._row_top[0] - V_GAP * 0.3 + nudge
+    else:
+        y_out = group.y + group._row_bottom[layer_of[link.a]] + V_GAP * 0.35 + nudge
+    if link.b == OUT:
+        y_in = group.y + group._row_bottom[-1] + V_GAP * 0.35 + nudge
+    else:
+        y_in = group.y + group._row_top[layer_of[link.b]] - V_GAP * 0.55 + nudge
+    return [start, (start[0], y_out), (x_lane, y_out), (x_lane, y_in), (end[0], y_in), end]
+
+
+def _route(group: Group) -> None:
+    """Every edge of a group's list: curves between neighbouring rows, skips down their lanes (absolute px)."""
+    layer_of = _layer_of(group._rows)
+    lane_of = _lanes(group, layer_of)
+    end_x = _arrival_x(group, lane_of)
+    start_x = _departure_x(group, lane_of)
     for link in group.links:
         a = group.in_port if link.a == IN else group.items[link.a]
         b = group.out_port if link.b == OUT else group.items[link.b]
@@ -247,26 +306,13 @@ def _route(group: Group) -> None:
             end = (end_x.get(id(link), b.x + _anchor(b)), b.y)
         edge = link.edge
         edge.to_port = link.b == OUT or isinstance(b, Group)
-        if id(link) not in lane_of:
-            edge.curved = True
-            if link.a == IN:  # straight down past the frame's title, then the curve
-                edge.points = [start, (start[0], group.y + FRAME_TOP), end]
-            else:
-                edge.points = [start, end]
-            continue
-        lane = lane_of[id(link)]
-        x_lane = lane_x0(link) + LANE_GAP * (lane + 1)
-        nudge = (lane % 3) * 3  # edges that share a gap do not share a line
-        if link.a == IN:
-            y_out = group.y + group._row_top[0] - V_GAP * 0.3 + nudge
+        edge.curved = id(link) not in lane_of
+        if not edge.curved:
+            edge.points = _lane_points(group, link, start, end, lane_of[id(link)], layer_of)
+        elif link.a == IN:  # straight down past the frame's title, then the curve
+            edge.points = [start, (start[0], group.y + FRAME_TOP), end]
         else:
-            y_out = group.y + group._row_bottom[layer_of[link.a]] + V_GAP * 0.35 + nudge
-        if link.b == OUT:
-            y_in = group.y + group._row_bottom[-1] + V_GAP * 0.35 + nudge
-        else:
-            y_in = group.y + group._row_top[layer_of[link.b]] - V_GAP * 0.55 + nudge
-        edge.points = [start, (start[0], y_out), (x_lane, y_out), (x_lane, y_in), (end[0], y_in), end]
-        edge.curved = False
+            edge.points = [start, end]
 
 
 COLUMN_GAP = 40  # between the root's columns, where the connectors run
@@ -326,6 +372,64 @@ def _column_extent(root: Group, rows: list[int], lanes: int) -> tuple[float, flo
     return left, right, height
 
 
+def _allowed_cuts(root: Group, layer_of: dict[int, int]) -> list[bool]:
+    """For each gap between two rows of the root: may a column end there (one edge crosses it, joining neighbouring rows)?"""
+    count = len(root._rows)
+    allowed = []
+    for cut in range(count - 1):
+        crossing = [l for l in root.links if layer_of[l.a] <= cut < layer_of[l.b]]
+        allowed.append(len(crossing) == 1 and _span(crossing[0], layer_of, count) == 1)
+    allowed[0] = allowed[-1] = False  # the input starts a column, the outputs end one: never a column of their own
+    return allowed
+
+
+class _Columns:
+    """The root's rows cut into columns: each column's extent, and the width and height of them side by side."""
+
+    def __init__(self, root: Group, layer_of: dict[int, int], long_links: list[_Link], columns: list[list[int]]):
+        self.columns = columns
+        self.lanes = [sum(1 for l in long_links if layer_of[l.a] in set(column)) for column in columns]
+        self.extents = [_column_extent(root, column, lanes) for column, lanes in zip(columns, self.lanes)]
+        self.width = sum(right - left for left, right, _ in self.extents) + COLUMN_GAP * (len(columns) - 1)
+        self.height = max(h for _, _, h in self.extents)
+
+
+def _choose_columns(result: Diagram, layer_of: dict[int, int], long_links: list[_Link]) -> _Columns:
+    """The columns to draw: for "LR" cut wherever allowed; for "TB" the count (up to MAX_COLUMNS) whose
+    height over width is nearest TARGET_RATIO."""
+    root = result.root
+    count = len(root._rows)
+    allowed = _allowed_cuts(root, layer_of)
+    if result.direction == "LR":
+        return _Columns(root, layer_of, long_links, _column_plan(root, count, allowed))
+    best, best_score = None, None
+    for wanted in range(1, min(count, MAX_COLUMNS) + 1):
+        columns = _Columns(root, layer_of, long_links, _column_plan(root, wanted, allowed))
+        score = abs(math.log(max(columns.height, 1.0) / max(columns.width, 1.0) / TARGET_RATIO))
+        if best_score is None or score < best_score - 1e-9:
+            best, best_score = columns, score
+    return best
+
+
+def _move_into_columns(root: Group, chosen: _Columns) -> None:
+    """Shift each column's rows right of the previous column and up to the top; note each row's column and lane base."""
+    top0 = root._row_top[0]
+    x = 0.0
+    for number, (column, (left, right, _), lanes) in enumerate(zip(chosen.columns, chosen.extents, chosen.lanes)):
+        dx = x - left
+        dy = CONNECTOR_SPACE - (root._row_top[column[0]] - top0)
+        for row in column:
+            for index in root._rows[row]:
+                root.items[index].x += dx
+                root.items[index].y += dy
+            root._row_top[row] += dy
+            root._row_bottom[row] += dy
+            root._column_of_row[row] = number
+            root._lane_base[row] = x + (right - left) - _lanes_width(lanes)
+        root._column_right.append(x + right - left)
+        x += right - left + COLUMN_GAP
+
+
 def _wrap_columns(result: Diagram) -> None:
     """Lay the root's rows out in columns, left to right: a long chain wrapped so the picture's ratio is sane.
 
@@ -335,68 +439,24 @@ def _wrap_columns(result: Diagram) -> None:
     wherever it may, so the top level reads left to right.
     """
     root = result.root
-    rows = root._rows
-    if len(rows) < 2:
+    if len(root._rows) < 2:
         return
-    layer_of = {i: r for r, row in enumerate(rows) for i in row}
-    count = len(rows)
-    allowed = []
-    for cut in range(count - 1):
-        crossing = [l for l in root.links if layer_of[l.a] <= cut < layer_of[l.b]]
-        allowed.append(len(crossing) == 1 and _span(crossing[0], layer_of, count) == 1)
-    allowed[0] = allowed[-1] = False  # the input starts a column, the outputs end one: never a column of their own
-    long_links = [l for l in root.links if _span(l, layer_of, count) > 1]
-
-    def shape(columns: list[list[int]]) -> tuple[float, float, list[tuple[float, float, float]]]:
-        extents = []
-        for column in columns:
-            inside = set(column)
-            lanes = sum(1 for l in long_links if layer_of[l.a] in inside)
-            extents.append(_column_extent(root, column, lanes))
-        width = sum(right - left for left, right, _ in extents) + COLUMN_GAP * (len(columns) - 1)
-        height = max(h for _, _, h in extents)
-        return width, height, extents
-
-    if result.direction == "LR":
-        best = _column_plan(root, count, allowed)
-    else:
-        best, best_score = [list(range(count))], None
-        for wanted in range(1, min(count, MAX_COLUMNS) + 1):
-            columns = _column_plan(root, wanted, allowed)
-            width, height, _ = shape(columns)
-            score = abs(math.log(max(height, 1.0) / max(width, 1.0) / TARGET_RATIO))
-            if best_score is None or score < best_score - 1e-9:
-                best, best_score = columns, score
-    if len(best) < 2:
+    layer_of = _layer_of(root._rows)
+    long_links = [l for l in root.links if _span(l, layer_of, len(root._rows)) > 1]
+    chosen = _choose_columns(result, layer_of, long_links)
+    if len(chosen.columns) < 2:
         return
-    width, height, extents = shape(best)
-    top0 = root._row_top[0]
-    x = 0.0
-    for number, (column, (left, right, _)) in enumerate(zip(best, extents)):
-        dx = x - left
-        dy = CONNECTOR_SPACE - (root._row_top[column[0]] - top0)
-        for row in column:
-            for index in rows[row]:
-                root.items[index].x += dx
-                root.items[index].y += dy
-            root._row_top[row] += dy
-            root._row_bottom[row] += dy
-            root._column_of_row[row] = number
-        lanes = sum(1 for l in long_links if layer_of[l.a] in set(column))
-        for row in column:
-            root._lane_base[row] = x + (right - left) - (lanes * LANE_GAP + LANE_GAP / 2 if lanes else 0.0)
-        root._column_right.append(x + right - left)
-        x += right - left + COLUMN_GAP
+    _move_into_columns(root, chosen)
     root._connectors = [l for l in root.links if root._column_of_row[layer_of[l.a]] != root._column_of_row[layer_of[l.b]]]
-    root._content_right = width
-    root.w = width
-    root.h = height + 2 * CONNECTOR_SPACE
-    result.columns = best
+    root._content_right = chosen.width
+    root.w = chosen.width
+    root.h = chosen.height + 2 * CONNECTOR_SPACE
+    result.columns = chosen.columns
 
 
 def _route_connectors(root: Group) -> None:
     """Edges from a column's last row to the next column's first: down, across the gap, up, across, down."""
-    row_of = {i: r for r, row in enumerate(root._rows) for i in row}
+    row_of = _layer_of(root._rows)
     for link in root._connectors:
         a, b = root.items[link.a], root.items[link.b]
         start = (a.x + _anchor(a), a.y + a.h)

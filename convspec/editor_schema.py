@@ -39,22 +39,25 @@ def for_editors(schema: dict) -> dict:
 # ---------------------------------------------------------------- layer unions
 
 
-def _unions(node: Any, seen: set[int] | None = None):
-    """Every {"discriminator": ..., "oneOf": ...} dict in the schema, outermost first, each object once
-    (a schema may hold one object at two places)."""
+def _objects(node: Any, seen: set[int] | None = None):
+    """Every dict in the schema tree, outermost first, each object once (a schema may hold one object at two places)."""
     seen = set() if seen is None else seen
     if isinstance(node, (dict, list)):
         if id(node) in seen:
             return
         seen.add(id(node))
     if isinstance(node, dict):
-        if "discriminator" in node and "oneOf" in node:
-            yield node
+        yield node
         for value in node.values():
-            yield from _unions(value, seen)
+            yield from _objects(value, seen)
     elif isinstance(node, list):
         for value in node:
-            yield from _unions(value, seen)
+            yield from _objects(value, seen)
+
+
+def _unions(schema: Any):
+    """Every {"discriminator": ..., "oneOf": ...} dict in the schema, outermost first, each object once."""
+    return (node for node in _objects(schema) if "discriminator" in node and "oneOf" in node)
 
 
 def by_type(mapping: dict[str, str], key: str = "type") -> dict:
@@ -173,21 +176,9 @@ def _describe_filters(schema: dict) -> None:
         definition.setdefault("allOf", []).extend(_filter_rules())
 
 
-def _definitions(node: Any, seen: set[int] | None = None):
+def _definitions(schema: Any):
     """Every object schema with `properties` in the tree, each object once."""
-    seen = set() if seen is None else seen
-    if isinstance(node, (dict, list)):
-        if id(node) in seen:
-            return
-        seen.add(id(node))
-    if isinstance(node, dict):
-        if isinstance(node.get("properties"), dict):
-            yield node
-        for value in node.values():
-            yield from _definitions(value, seen)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _definitions(value, seen)
+    return (node for node in _objects(schema) if isinstance(node.get("properties"), dict))
 
 
 # ---------------------------------------------------------------- values of several forms

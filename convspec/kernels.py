@@ -93,21 +93,15 @@ def _info3x3(name: str, description: str) -> FilterInfo:
     return FilterInfo(name, description, dims=(2,), takes_kernel_size=False, takes_sigma=False)
 
 
+def _info_any_size(name: str, description: str, takes_sigma: bool = False) -> FilterInfo:
+    return FilterInfo(name, description, dims=(1, 2, 3), takes_kernel_size=True, takes_sigma=takes_sigma)
+
+
 NAMED_FILTERS: dict[str, FilterInfo] = {
-    "gaussian": FilterInfo(
-        "gaussian",
-        "Gaussian blur, sums to 1; kernel_size and/or sigma (int/float or per-dim list)",
-        dims=(1, 2, 3),
-        takes_kernel_size=True,
-        takes_sigma=True,
+    "gaussian": _info_any_size(
+        "gaussian", "Gaussian blur, sums to 1; kernel_size and/or sigma (int/float or per-dim list)", takes_sigma=True
     ),
-    "box": FilterInfo(
-        "box",
-        "box (mean) blur, every entry 1/size; kernel_size required",
-        dims=(1, 2, 3),
-        takes_kernel_size=True,
-        takes_sigma=False,
-    ),
+    "box": _info_any_size("box", "box (mean) blur, every entry 1/size; kernel_size required"),
     "sobel_x": _info3x3("sobel_x", "3x3 Sobel derivative along x (columns, W): vertical edges"),
     "sobel_y": _info3x3("sobel_y", "3x3 Sobel derivative along y (rows, H): horizontal edges"),
     "scharr_x": _info3x3("scharr_x", "3x3 Scharr derivative along x (W), more rotation-invariant than Sobel"),
@@ -117,12 +111,8 @@ NAMED_FILTERS: dict[str, FilterInfo] = {
     "laplacian": _info3x3("laplacian", "3x3 Laplacian (4-neighbour), second derivative; sums to 0"),
     "sharpen": _info3x3("sharpen", "3x3 sharpen: identity plus negative Laplacian; sums to 1"),
     "emboss": _info3x3("emboss", "3x3 emboss: relief lit from the bottom-right"),
-    "identity": FilterInfo(
-        "identity",
-        "a single 1 at the centre (passes input through); kernel_size optional and odd, default 1",
-        dims=(1, 2, 3),
-        takes_kernel_size=True,
-        takes_sigma=False,
+    "identity": _info_any_size(
+        "identity", "a single 1 at the centre (passes input through); kernel_size optional and odd, default 1"
     ),
 }
 
@@ -411,16 +401,12 @@ def _example(dims: int) -> str:
     return {1: "[1, -1]", 2: "[[1, -1]]", 3: "[[[1, -1]]]"}.get(dims, "nested lists")
 
 
-def literal_kernel(value: object, dims: int) -> list:
-    """Validate a user-written kernel and return it as nested lists of floats.
+def _check_matrix(value: object, dims: int) -> None:
+    """FilterError unless `value` is a non-empty list whose first path (value[0][0]...) is `dims` levels deep.
 
-    It must be nested lists exactly `dims` levels deep, rectangular and
-    non-empty, every entry a finite int or float (a bool is not a number
-    here). Messages count rows and planes from 1 ("row 2 has 3 entries, row 1
-    has 2") and give entry positions as 0-based indices ("entry [1][0]"), as
-    in the spec's YAML lists. Raises `FilterError` saying what is wrong.
+    A depth mismatch is the likeliest slip (a 2-D matrix for a 1-D input), so it is named as
+    such rather than as the first misplaced entry.
     """
-    dims = _check_dims(dims)
     levels = _plural(dims, "level")
     if not _is_seq(value):
         if _is_number(value):
@@ -434,16 +420,16 @@ def literal_kernel(value: object, dims: int) -> list:
         )
     if len(value) == 0:  # type: ignore[arg-type]
         raise FilterError(f"the kernel is empty: give at least one entry, e.g. {_example(dims)}")
-
     depth, leaf = _first_path_depth(value)
-    # A depth mismatch is the likeliest slip (a 2-D matrix for a 1-D input),
-    # so name it as such rather than as the first misplaced entry.
     if _is_number(leaf) and depth != dims:
         raise FilterError(
             f"the kernel is {_nd(depth)} but the input is {_nd(dims)}: "
             f"give {levels} of nesting, e.g. {_example(dims)}"
         )
 
+
+def _first_path_shape(value: object, dims: int) -> list[int]:
+    """The lengths along value[0][0]... (at most `dims` of them): what every container must match."""
     shape: list[int] = []
     probe: object = value
     for _ in range(dims):
@@ -451,47 +437,71 @@ def literal_kernel(value: object, dims: int) -> list:
             break
         shape.append(len(probe))  # type: ignore[arg-type]
         probe = probe[0]  # type: ignore[index]
+    return shape
 
-    def walk(node: object, path: tuple[int, ...]) -> list | float:
-        depth = len(path)
-        if depth == dims:
-            if _is_seq(node):
-                raise FilterError(
-                    f"entry {_index(path)} is a list, but the kernel is {_nd(dims)}: "
-                    f"entries must be numbers ({levels} of nesting)"
-                )
-            if not _is_number(node):
-                why = " (true/false are not numbers here)" if isinstance(node, bool) else ""
-                raise FilterError(f"entry {_index(path)} is {node!r}, not a number{why}")
-            problem = float32_problem(node)  # type: ignore[arg-type]  # entries become float32 weights
-            if problem:
-                raise FilterError(f"entry {_index(path)} {problem}")
-            return float(node)  # type: ignore[arg-type]
 
-        what = _label(path, dims) if path else "the kernel"
-        remaining = dims - depth
-        if not _is_seq(node):
-            inner = _CONTAINER.get(remaining, "slice")
-            raise FilterError(
-                f"element {_index(path)} is {node!r}, but a {inner} (a list) belongs there: "
-                f"the kernel is {_nd(dims)}, so every entry sits {levels} deep"
-            )
-        if len(node) == 0:  # type: ignore[arg-type]
-            raise FilterError(f"{what} is empty: every {_CONTAINER.get(remaining, 'slice')} needs at least one entry")
-        if depth < len(shape) and len(node) != shape[depth]:  # type: ignore[arg-type]
-            first = _label((0,) * depth, dims)
-            items = _ITEMS.get(remaining, "items")
-            if len(node) == 1:  # type: ignore[arg-type]
-                items = items[:-3] + "y" if items.endswith("ies") else items[:-1]
-            # "plane 2, row 1 has ..." already holds a comma, so split the two halves with ";".
-            sep = "; " if "," in first else ", "
-            raise FilterError(
-                f"{what} has {len(node)} {items}{sep}{first} has {shape[depth]}: "  # type: ignore[arg-type]
-                f"the kernel must be rectangular"
-            )
-        return [walk(child, path + (i,)) for i, child in enumerate(node)]  # type: ignore[arg-type]
+def _literal_entry(node: object, path: tuple[int, ...], dims: int) -> float:
+    """The entry at `path` as a float; FilterError unless it is a number a float32 weight can hold."""
+    if _is_seq(node):
+        raise FilterError(
+            f"entry {_index(path)} is a list, but the kernel is {_nd(dims)}: "
+            f"entries must be numbers ({_plural(dims, 'level')} of nesting)"
+        )
+    if not _is_number(node):
+        why = " (true/false are not numbers here)" if isinstance(node, bool) else ""
+        raise FilterError(f"entry {_index(path)} is {node!r}, not a number{why}")
+    problem = float32_problem(node)  # type: ignore[arg-type]  # entries become float32 weights
+    if problem:
+        raise FilterError(f"entry {_index(path)} {problem}")
+    return float(node)  # type: ignore[arg-type]
 
-    result = walk(value, ())
+
+def _check_container(node: object, path: tuple[int, ...], dims: int, shape: list[int]) -> None:
+    """FilterError unless the container at `path` is a non-empty list as long as the first one at its depth."""
+    depth = len(path)
+    what = _label(path, dims) if path else "the kernel"
+    remaining = dims - depth
+    if not _is_seq(node):
+        inner = _CONTAINER.get(remaining, "slice")
+        raise FilterError(
+            f"element {_index(path)} is {node!r}, but a {inner} (a list) belongs there: "
+            f"the kernel is {_nd(dims)}, so every entry sits {_plural(dims, 'level')} deep"
+        )
+    if len(node) == 0:  # type: ignore[arg-type]
+        raise FilterError(f"{what} is empty: every {_CONTAINER.get(remaining, 'slice')} needs at least one entry")
+    if depth < len(shape) and len(node) != shape[depth]:  # type: ignore[arg-type]
+        first = _label((0,) * depth, dims)
+        items = _ITEMS.get(remaining, "items")
+        if len(node) == 1:  # type: ignore[arg-type]
+            items = items[:-3] + "y" if items.endswith("ies") else items[:-1]
+        # "plane 2, row 1 has ..." already holds a comma, so split the two halves with ";".
+        sep = "; " if "," in first else ", "
+        raise FilterError(
+            f"{what} has {len(node)} {items}{sep}{first} has {shape[depth]}: "  # type: ignore[arg-type]
+            f"the kernel must be rectangular"
+        )
+
+
+def _literal_floats(node: object, path: tuple[int, ...], dims: int, shape: list[int]) -> list | float:
+    """The part of the kernel at `path`, checked, as nested lists of floats (depth first, so the first fault is named)."""
+    if len(path) == dims:
+        return _literal_entry(node, path, dims)
+    _check_container(node, path, dims, shape)
+    return [_literal_floats(child, path + (i,), dims, shape) for i, child in enumerate(node)]  # type: ignore[arg-type]
+
+
+def literal_kernel(value: object, dims: int) -> list:
+    """Validate a user-written kernel and return it as nested lists of floats.
+
+    It must be nested lists exactly `dims` levels deep, rectangular and
+    non-empty, every entry a finite int or float (a bool is not a number
+    here). Messages count rows and planes from 1 ("row 2 has 3 entries, row 1
+    has 2") and give entry positions as 0-based indices ("entry [1][0]"), as
+    in the spec's YAML lists. Raises `FilterError` saying what is wrong.
+    """
+    dims = _check_dims(dims)
+    _check_matrix(value, dims)
+    result = _literal_floats(value, (), dims, _first_path_shape(value, dims))
     assert isinstance(result, list)
     return result
 

@@ -21,6 +21,7 @@ import asyncio
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,9 +199,16 @@ _OUTLINE_KINDS = {
 }
 
 
-def make_server(debounce: float = DEFAULT_DEBOUNCE) -> SpecServer:
-    """A convspec language server with every feature registered; `start_io()` runs it on stdin/stdout."""
-    server = SpecServer(debounce)
+def _answer(ls: SpecServer, uri: str, empty: Any, answer: Callable[[TextDocument, DocumentState, SpanIndex], Any]) -> Any:
+    """`answer(document, state, spans)` for a request on `uri`; `empty` for YAML that is not a spec (or not open)."""
+    found = ls.current(uri)
+    if found is None:
+        return empty
+    return answer(*found)
+
+
+def _register_document_sync(server: SpecServer) -> None:
+    """Initialisation options, and open, change and close: each opened or changed text is checked (debounced)."""
 
     @server.feature(lsp.INITIALIZE)
     def initialize(ls: SpecServer, params: lsp.InitializeParams) -> None:
@@ -227,30 +235,36 @@ def make_server(debounce: float = DEFAULT_DEBOUNCE) -> SpecServer:
         for uri in state.published:
             ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
+
+def _hints(ls: SpecServer, uri: str, first: int, last: int) -> list[tuple[lsp.Position, str]]:
+    """The output shapes shown on lines `first` to `last` (0-based), at the client's positions."""
+
+    def shapes(document: TextDocument, state: DocumentState, spans: SpanIndex) -> list[tuple[lsp.Position, str]]:
+        lines = [line.rstrip("\r\n") for line in document.lines]
+        found = inlay_hints(spans, state.good, lines, first, last)
+        return [(_to_client(document.lines, point, document.position_codec), label) for point, label in found]
+
+    return _answer(ls, uri, [], shapes)
+
+
+def _register_figures(server: SpecServer) -> None:
+    """Hover (a layer's figures), and its output shapes as inlay hints, or code lenses for clients without them."""
+
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def on_hover(ls: SpecServer, params: lsp.HoverParams) -> lsp.Hover | None:
-        found = ls.current(params.text_document.uri)
-        if found is None:
-            return None
-        document, state, spans = found
-        shown = hover(spans, state.good, _from_client(document, params.position))
-        if shown is None:
-            return None
-        text, span = shown
-        content = lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text)
-        return lsp.Hover(contents=content, range=_range(document.lines, span, document.position_codec))
+        def shown(document: TextDocument, state: DocumentState, spans: SpanIndex) -> lsp.Hover | None:
+            found = hover(spans, state.good, _from_client(document, params.position))
+            if found is None:
+                return None
+            text, span = found
+            content = lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text)
+            return lsp.Hover(contents=content, range=_range(document.lines, span, document.position_codec))
 
-    def hints(ls: SpecServer, uri: str, first: int, last: int) -> list[tuple[lsp.Position, str]]:
-        found = ls.current(uri)
-        if found is None:
-            return []
-        document, state, spans = found
-        lines = [line.rstrip("\r\n") for line in document.lines]
-        return [(_to_client(document.lines, point, document.position_codec), label) for point, label in inlay_hints(spans, state.good, lines, first, last)]
+        return _answer(ls, params.text_document.uri, None, shown)
 
     @server.feature(lsp.TEXT_DOCUMENT_INLAY_HINT, lsp.InlayHintOptions(resolve_provider=False))
     def on_inlay_hint(ls: SpecServer, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
-        found = hints(ls, params.text_document.uri, params.range.start.line, params.range.end.line)
+        found = _hints(ls, params.text_document.uri, params.range.start.line, params.range.end.line)
         return [lsp.InlayHint(position=position, label=label, kind=lsp.InlayHintKind.Type, padding_left=True) for position, label in found]
 
     @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS, lsp.CodeLensOptions(resolve_provider=False))
@@ -259,60 +273,71 @@ def make_server(debounce: float = DEFAULT_DEBOUNCE) -> SpecServer:
         capabilities = ls.client_capabilities.text_document
         if capabilities is not None and capabilities.inlay_hint is not None:
             return []
-        found = hints(ls, params.text_document.uri, 0, sys.maxsize)
+        found = _hints(ls, params.text_document.uri, 0, sys.maxsize)
         return [
             lsp.CodeLens(range=lsp.Range(start=lsp.Position(line=p.line, character=0), end=p), command=lsp.Command(title=label, command=""))
             for p, label in found
         ]
 
+
+def _register_navigation(server: SpecServer) -> None:
+    """The outline of layers and blocks, and definition and references of a layer's name."""
+
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     def on_symbols(ls: SpecServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
-        found = ls.current(params.text_document.uri)
-        if found is None:
-            return []
-        document, state, spans = found
+        def symbols(document: TextDocument, state: DocumentState, spans: SpanIndex) -> list[lsp.DocumentSymbol]:
+            def symbol(entry) -> lsp.DocumentSymbol:
+                return lsp.DocumentSymbol(
+                    name=entry.name, detail=entry.detail, kind=_OUTLINE_KINDS[entry.kind],
+                    range=_range(document.lines, entry.span, document.position_codec),
+                    selection_range=_range(document.lines, entry.selection, document.position_codec),
+                    children=[symbol(child) for child in entry.children],
+                )  # fmt: skip
 
-        def symbol(entry) -> lsp.DocumentSymbol:
-            return lsp.DocumentSymbol(
-                name=entry.name, detail=entry.detail, kind=_OUTLINE_KINDS[entry.kind],
-                range=_range(document.lines, entry.span, document.position_codec),
-                selection_range=_range(document.lines, entry.selection, document.position_codec),
-                children=[symbol(child) for child in entry.children],
-            )  # fmt: skip
+            return [symbol(entry) for entry in outline(spans, state.good)]
 
-        return [symbol(entry) for entry in outline(spans, state.good)]
-
-    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=[":", " ", "[", ","]))
-    def on_completion(ls: SpecServer, params: lsp.CompletionParams) -> lsp.CompletionList | None:
-        found = ls.current(params.text_document.uri)
-        if found is None:
-            return None
-        document, _, _ = found
-
-        def item(s: Suggestion) -> lsp.CompletionItem:
-            edit = lsp.TextEdit(range=_range(document.lines, s.replace, document.position_codec), new_text=s.insert)
-            return lsp.CompletionItem(label=s.label, kind=_SUGGESTION_KINDS[s.kind], detail=s.detail or None, text_edit=edit)
-
-        found_items = completions(document.source, _from_client(document, params.position), ls.schema)
-        return lsp.CompletionList(is_incomplete=False, items=[item(s) for s in found_items])
+        return _answer(ls, params.text_document.uri, [], symbols)
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     def on_definition(ls: SpecServer, params: lsp.DefinitionParams) -> lsp.Location | None:
-        found = ls.current(params.text_document.uri)
-        if found is None:
-            return None
-        document, _, spans = found
-        span = definition(spans, _from_client(document, params.position))
-        return None if span is None else lsp.Location(uri=document.uri, range=_range(document.lines, span, document.position_codec))
+        def defined(document: TextDocument, state: DocumentState, spans: SpanIndex) -> lsp.Location | None:
+            span = definition(spans, _from_client(document, params.position))
+            return None if span is None else lsp.Location(uri=document.uri, range=_range(document.lines, span, document.position_codec))
+
+        return _answer(ls, params.text_document.uri, None, defined)
 
     @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
     def on_references(ls: SpecServer, params: lsp.ReferenceParams) -> list[lsp.Location]:
-        found = ls.current(params.text_document.uri)
-        if found is None:
-            return []
-        document, _, spans = found
-        spans_found = references(spans, _from_client(document, params.position), params.context.include_declaration)
-        return [lsp.Location(uri=document.uri, range=_range(document.lines, s, document.position_codec)) for s in spans_found]
+        def used(document: TextDocument, state: DocumentState, spans: SpanIndex) -> list[lsp.Location]:
+            found = references(spans, _from_client(document, params.position), params.context.include_declaration)
+            return [lsp.Location(uri=document.uri, range=_range(document.lines, s, document.position_codec)) for s in found]
+
+        return _answer(ls, params.text_document.uri, [], used)
+
+
+def _register_completion(server: SpecServer) -> None:
+    """Completion of keys, types, values, layer names and block names, from the format's JSON Schema."""
+
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=[":", " ", "[", ","]))
+    def on_completion(ls: SpecServer, params: lsp.CompletionParams) -> lsp.CompletionList | None:
+        def suggested(document: TextDocument, state: DocumentState, spans: SpanIndex) -> lsp.CompletionList:
+            def item(s: Suggestion) -> lsp.CompletionItem:
+                edit = lsp.TextEdit(range=_range(document.lines, s.replace, document.position_codec), new_text=s.insert)
+                return lsp.CompletionItem(label=s.label, kind=_SUGGESTION_KINDS[s.kind], detail=s.detail or None, text_edit=edit)
+
+            found = completions(document.source, _from_client(document, params.position), ls.schema)
+            return lsp.CompletionList(is_incomplete=False, items=[item(s) for s in found])
+
+        return _answer(ls, params.text_document.uri, None, suggested)
+
+
+def make_server(debounce: float = DEFAULT_DEBOUNCE) -> SpecServer:
+    """A convspec language server with every feature registered; `start_io()` runs it on stdin/stdout."""
+    server = SpecServer(debounce)
+    _register_document_sync(server)
+    _register_figures(server)
+    _register_navigation(server)
+    _register_completion(server)
 
     @server.feature(STATUS_REQUEST)
     def status(ls: SpecServer, params: Any) -> dict:

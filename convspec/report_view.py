@@ -15,6 +15,8 @@ from .plans import ConvPlan, DynamicPlan, FixedPlan, PoolPlan, SeparablePlan
 from .report import LayerReport, Report
 
 if TYPE_CHECKING:  # input_sizes imports trace; the table only reads what it found
+    from rich.table import Table
+
     from .input_sizes import InputSizes
 
 
@@ -175,11 +177,9 @@ def table_text(
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
-def _renderables(report: Report, depth: int | None, flops: bool, train: str | None, sizes: InputSizes | None = None) -> list:
+def _layer_table(report: Report, depth: int | None, flops: bool) -> tuple[Table, int, int | None]:
+    """The per-layer rich Table, the number of nested rows folded away, and the depth shown (None: all)."""
     from rich.table import Table
-    from rich.text import Text
-
-    from .budget import estimate_memory, estimate_training_memory, human
 
     spec = report.spec
     title = f"{spec.name or spec.source.file}: input {_shape(report.input_shape)}"
@@ -205,39 +205,51 @@ def _renderables(report: Report, depth: int | None, flops: bool, train: str | No
         if flops:
             cells.append(f"{FLOPS_PER_MAC * layer.macs:,}")
         table.add_row(*cells, _figures(layer.receptive_field), _figures(layer.stride))
-    lines = [table]
+    return table, folded, limit
 
-    def note(text: str) -> None:
-        lines.append(Text(text))
 
-    if folded:
-        note(
-            f"{folded:,} nested rows folded (NAME (+N): N rows under that layer; showing depth {limit}); "
-            f"--depth {_deepest(report.layers)} shows every row"
-        )
-    note("kernel, stride: the layer's own; RF, RF stride: receptive field and effective stride in input pixels")
-    frozen = report.total_params - report.trainable_params
-    outputs = ", ".join(f"{name} {_shape(shape)}" for name, shape in report.outputs.items())
-    flops_text = f", {FLOPS_PER_MAC * report.total_macs:,} FLOPs ({FLOPS_PER_MAC} per MAC)" if flops else ""
-    note(
-        f"total: {report.total_params:,} parameters ({report.trainable_params:,} trainable"
-        f"{f', {frozen:,} frozen' if frozen else ''}), {report.total_macs:,} MACs{flops_text}; outputs: {outputs}"
-    )
+def _memory_notes(report: Report, train: str | None) -> list[str]:
+    """The memory lines under the table: inference (weights, activations), and a training step with `train`."""
+    from .budget import estimate_memory, estimate_training_memory, human
+
     memory = estimate_memory(report)
-    note(
+    notes = [
         f"memory: about {human(memory.weight_bytes)} of weights and {human(memory.activation_bytes)} of activations "
         f"(float32, every output kept, batch {report.input_shape[0]})"
-    )
+    ]
     if train is not None:
         step = estimate_training_memory(report, train)
-        note(
+        notes.append(
             f"training ({train}): about {human(step.total)}: {human(step.weight_bytes)} weights, "
             f"{human(step.gradient_bytes)} gradients, {human(step.optimizer_bytes)} optimizer state, "
             f"{human(step.activation_bytes)} activations kept for backward (float32, batch {report.input_shape[0]})"
         )
+    return notes
+
+
+def _renderables(report: Report, depth: int | None, flops: bool, train: str | None, sizes: InputSizes | None = None) -> list:
+    """The table and the lines under it (folded rows, column notes, totals, memory, input sizes) as rich renderables."""
+    from rich.text import Text
+
+    table, folded, limit = _layer_table(report, depth, flops)
+    notes = []
+    if folded:
+        notes.append(
+            f"{folded:,} nested rows folded (NAME (+N): N rows under that layer; showing depth {limit}); "
+            f"--depth {_deepest(report.layers)} shows every row"
+        )
+    notes.append("kernel, stride: the layer's own; RF, RF stride: receptive field and effective stride in input pixels")
+    frozen = report.total_params - report.trainable_params
+    outputs = ", ".join(f"{name} {_shape(shape)}" for name, shape in report.outputs.items())
+    flops_text = f", {FLOPS_PER_MAC * report.total_macs:,} FLOPs ({FLOPS_PER_MAC} per MAC)" if flops else ""
+    notes.append(
+        f"total: {report.total_params:,} parameters ({report.trainable_params:,} trainable"
+        f"{f', {frozen:,} frozen' if frozen else ''}), {report.total_macs:,} MACs{flops_text}; outputs: {outputs}"
+    )
+    notes.extend(_memory_notes(report, train))
     if sizes is not None:
-        note(f"input sizes: {sizes.describe()}")
-    return lines
+        notes.append(f"input sizes: {sizes.describe()}")
+    return [table, *(Text(note) for note in notes)]
 
 
 def sizes_json(sizes: InputSizes | None) -> dict | None:

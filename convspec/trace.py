@@ -124,6 +124,57 @@ def _run_rule(kind: Kind, layer: TracedLayer, inputs: list[Value]) -> tuple[Trac
         return None, failed.assumed
 
 
+def _wired_inputs(
+    layer: TracedLayer, kind: Kind, index: int, sources: list[str], previous: str, scope: _Scope, earlier: dict[str, int]
+) -> list[Value | None]:
+    """The values a layer reads, every wiring problem recorded on the way: a name used before in
+    the list (`earlier`: each name's first index), an implicit read of a split, a name that does
+    not resolve, several inputs to a kind that takes one."""
+    model = layer.model
+    name = layer_name(model, index)
+    if name in earlier:
+        layer.error("name", f"the name {quote(name)} is already used by {layer.path[-2]}[{earlier[name]}] in this list; names must be unique")
+    if model.sources is None and previous in scope.parts:
+        layer.error(
+            None,
+            f"the layer before is the split {quote(previous)}; say which part this layer reads, "
+            f"with `from:` one of {part_names(previous, scope.parts[previous])}",
+        )
+    inputs = scope.inputs(layer, index, sources)
+    if len(sources) > 1 and not kind.many_inputs:
+        article = "an" if model.type[0] in "aeiou" else "a"
+        layer.error("from", f"{article} {model.type} layer takes one input, but `from` names {len(sources)}; join them with add, concat or mul first")
+    return inputs
+
+
+def _trace_layer(kind: Kind, layer: TracedLayer, inputs: list[Value], repair: str | None) -> tuple[Traced | None, Value | None]:
+    """Run a layer's rule: (its result, its output), the output assumed from its own keys when the rule failed.
+
+    `repair` is "spatial" for a layer invalid in the schema, traced without its wrong keys, whose
+    sizes cannot be trusted: its own findings are muted and its output keeps batch and channels only.
+    """
+    with layer.ctx.muted() if repair == "spatial" else contextlib.nullcontext():
+        traced, output = _run_rule(kind, layer, inputs)
+    if traced is not None:
+        output = traced.value
+    elif output is None:
+        output = _assumed_after_failure(kind, layer.model, inputs)
+    if repair == "spatial" and output is not None:
+        output = Value((output.shape[0], output.shape[1], *(None,) * len(output.spatial)), output.rf, (None,) * len(output.jump), output.flat)
+        traced = None
+    return traced, output
+
+
+def _keep_output(scope: _Scope, kind: Kind, model: LayerBase, name: str, traced: Traced | None, output: Value | None) -> None:
+    """A layer's output under its name for later layers, and a split's parts as NAME.0, NAME.1, ... (None when unknown)."""
+    scope.values[name] = output
+    if kind.parts is not None:
+        scope.parts[name] = kind.parts(model)
+        parts = traced.parts if traced is not None and output is not None else None
+        for i in range(scope.parts[name]):
+            scope.values[f"{name}.{i}"] = parts[i] if parts else None
+
+
 def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceContext) -> tuple[list[LayerReport], Value | None]:
     """Trace one list (a scope). Returns its layer reports and its output (None if it cannot be known)."""
     scope = _Scope(layers, {"input": value})
@@ -142,19 +193,8 @@ def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceCon
         name = layer_name(model, index)
         layer = TracedLayer(model, layer_path, ctx)
         kind = registry[model.type]
-        if name in positions:
-            layer.error("name", f"the name {quote(name)} is already used by {path[-1]}[{positions[name]}] in this list; names must be unique")
         sources = model.sources or [previous]
-        if model.sources is None and previous in scope.parts:
-            layer.error(
-                None,
-                f"the layer before is the split {quote(previous)}; say which part this layer reads, "
-                f"with `from:` one of {part_names(previous, scope.parts[previous])}",
-            )
-        inputs = scope.inputs(layer, index, sources)
-        if len(sources) > 1 and not kind.many_inputs:
-            article = "an" if model.type[0] in "aeiou" else "a"
-            layer.error("from", f"{article} {model.type} layer takes one input, but `from` names {len(sources)}; join them with add, concat or mul first")
+        inputs = _wired_inputs(layer, kind, index, sources, previous, scope, positions)
         # invalid in the schema (already reported): traced without its wrong keys where that is
         # sound ("exact"; "spatial" when the sizes cannot be trusted), else a stand-in with no output
         broken = layer_path in broken_layers
@@ -163,25 +203,12 @@ def trace_list(layers: list[LayerBase], path: tuple, value: Value, ctx: TraceCon
             scope.broken.add(name)
         traced, output = None, None
         if not layer.failed and (not broken or repair) and all(v is not None for v in inputs):
-            with ctx.muted() if repair == "spatial" else contextlib.nullcontext():
-                traced, output = _run_rule(kind, layer, inputs)  # type: ignore[arg-type]
-            if traced is not None:
-                output = traced.value
-            elif output is None:
-                output = _assumed_after_failure(kind, model, inputs)
-            if repair == "spatial" and output is not None:
-                output = Value((output.shape[0], output.shape[1], *(None,) * len(output.spatial)), output.rf, (None,) * len(output.jump), output.flat)
-                traced = None
+            traced, output = _trace_layer(kind, layer, inputs, repair)  # type: ignore[arg-type]
         reports.append(_report(name, model, layer_path, sources, inputs, traced))
         if scaling is not None:
             reports[-1].requested = scaling.requested(layer_path)
         positions.setdefault(name, index)
-        scope.values[name] = output
-        if kind.parts is not None:
-            scope.parts[name] = kind.parts(model)
-            parts = traced.parts if traced is not None and output is not None else None
-            for i in range(scope.parts[name]):
-                scope.values[f"{name}.{i}"] = parts[i] if parts else None
+        _keep_output(scope, kind, model, name, traced, output)
         previous = name
     if previous in scope.parts:
         ctx.problem(
