@@ -5,7 +5,7 @@ A `Kind` ties together everything convspec knows about a layer type:
 - `model`: its pydantic model (the keys, their types and defaults, the JSON Schema);
 - `rule`: its torch-free shape rule, `(TracedLayer, [Value]) -> Traced` (`shapes.py` and its family modules), which
   returns the figures and the frozen plan its builder reads;
-- `builder`: `(plan, LayerReport, dims) -> nn.Module`, given as "module:function" so that
+- `builder`: `(plan, LayerReport, BuildContext) -> nn.Module`, given as "module:function" so that
   the checker, which never imports torch, can hold it; resolved on the first build;
 - what the other views need: the buffers it holds (memory budget), the keys holding inner
   layer lists (containers), how many inputs it takes, its colours in drawings, and what

@@ -27,7 +27,7 @@ def parse_spec(
 ) -> Spec:
     """Validate a spec's data against the format. Raises SpecError listing every problem.
 
-    `data` with its `source` is what `source.parse_yaml` or `source.read_python` read; without
+    `data` with its `source` is what `source.parse_yaml` or `python_data.read_python` read; without
     one it is Python data, read here by `read_python` (named `file` in messages), so every
     spec passes the same limits of depth, nodes, cycles and types, whatever it was made from.
 

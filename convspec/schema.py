@@ -2,8 +2,8 @@
 
 Every model forbids unknown keys; its fields take the strict value types of `schema_values`.
 Rules that need the input's shape (groups dividing channels, list lengths matching the number
-of spatial dims) belong to `shapes`, which sees the whole graph; this module checks what one
-layer can know on its own. `loading.parse_spec` validates data against `Spec` and
+of spatial dims) belong to the shape rules (`shapes_*`), which see the whole graph; this module
+checks what one layer can know on its own. `loading.parse_spec` validates data against `Spec` and
 `schema_errors` turns pydantic's errors into located `Problem`s with hints, so a user never
 sees pydantic's raw error text.
 """

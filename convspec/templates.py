@@ -14,9 +14,10 @@
 A template is one layer (any kind) plus `params`. `use` is replaced, when the
 spec is loaded and before it is validated, by a copy of its template in which
 every placeholder `$param` (or `${param}`) is replaced by the whole YAML value
-given in `with:` (or the declared default). Nothing is evaluated: a placeholder
-is a whole value, never part of a string. The copy takes the `use` layer's
-`name` and `from`, so its module and state_dict keys follow the instance.
+given in `with:` (or the declared default); a string holding any other use of `$`
+(`$out * 2`, `$(64 * width)`) is an expression, evaluated by `expressions` and
+nothing else. The copy takes the `use` layer's `name` and `from`, so its module
+and state_dict keys follow the instance.
 
 Every node of the copy keeps a position: template text for what the template
 wrote, the `with:` entry (or the `params:` default) for a substituted value. So
