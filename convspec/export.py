@@ -38,7 +38,7 @@ from .errors import ExportError, InputError, Problem, first_line
 from .fileio import check_free_space, check_writable, publish, staging
 from .geometry import interpolation_scale, onnx_ceil_pool, onnx_resize_output_size
 from .kinds import ExportTarget, export_limit_problems
-from .layer_parity import module_paths
+from .layer_parity import module_paths, record_layer_outputs
 from .limits import exact_int, flag_argument, number_argument, path_argument, seed_argument, whole_argument
 from .opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from .report import Report
@@ -895,6 +895,7 @@ def _export_staged(
     with _quiet(verbose):  # onnxscript's version converter reports its fallback on stdout
         proto = finish_model(proto, opset, report, example_report, dynamic_spatial)
     _add_metadata(proto, parsed, opset, seed)
+    record_layer_outputs(proto, module_paths(example_report))  # so a verification finds them whatever tools rename
     counts = _node_counts(proto)
     summary = ", ".join(f"{op} {n}" for op, n in counts.items())
     step("export", started, f"opset {opset}, {sum(counts.values())} nodes ({summary})")

@@ -16,8 +16,9 @@ output is held to the export's criterion on its own scale: max|diff| <= atol + r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,8 +26,10 @@ import onnx
 import torch
 from torch import nn
 
-from .edge_shapes import layer_outputs
+from .edge_shapes import infer_shapes, layer_outputs
 from .errors import Problem
+
+LAYER_OUTPUTS = "convspec.layer_outputs"  # the metadata key of the {module path: tensor} map export records
 
 _FLOAT = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
 
@@ -76,7 +79,32 @@ def layer_tensors(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]) -> 
         ]
         if len(fitting) == 1:  # several: parts of one output, none of which is the layer's output alone
             found[path] = fitting[0]
-    return found
+    return in_graph_order(proto, found)
+
+
+def in_graph_order(proto: onnx.ModelProto, tensors: dict[str, str]) -> dict[str, str]:
+    """`tensors` ({path: tensor}) ordered by the node making each tensor: a container's output after its layers'."""
+    made_at = {name: index for index, node in enumerate(proto.graph.node) for name in node.output}
+    return dict(sorted(tensors.items(), key=lambda item: made_at.get(item[1], len(made_at))))
+
+
+def record_layer_outputs(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]) -> None:
+    """Write `layer_tensors` into the file's metadata (LAYER_OUTPUTS, JSON), so that a verification finds each layer's
+    tensor by its name even after a tool renamed the nodes, and knows how many layers the file should show."""
+    prop = proto.metadata_props.add()
+    prop.key, prop.value = LAYER_OUTPUTS, json.dumps(layer_tensors(proto, layers))
+
+
+def recorded_layer_outputs(proto: onnx.ModelProto) -> dict[str, str] | None:
+    """The {module path: tensor} map export recorded (LAYER_OUTPUTS), or None where the file has none readable."""
+    text = next((p.value for p in proto.metadata_props if p.key == LAYER_OUTPUTS), None)
+    try:
+        recorded = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    if not isinstance(recorded, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in recorded.items()):
+        return None
+    return recorded
 
 
 def has_external_data(proto: onnx.ModelProto) -> bool:
@@ -84,22 +112,50 @@ def has_external_data(proto: onnx.ModelProto) -> bool:
     return any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
 
 
-def compare_layers(
-    proto: onnx.ModelProto, tensors: dict[str, str], model: nn.Module, x: torch.Tensor, input_name: str,
-    session_options: Any, compare: Callable[[str, np.ndarray, np.ndarray], Any], places: dict[str, Problem] | None = None,
-) -> list[LayerCheck]:
-    """Run `model` (eval mode) and `proto` with `tensors` as extra outputs on `x` (NCHW float32); compare each layer.
+@dataclass
+class LayerProbe:
+    """The file's model with each spec layer's tensor known: runs it and PyTorch's model, and compares layer by layer.
 
-    `compare(path, expected, actual)` is verification's criterion (an OutputCheck with `ok`);
-    `places` gives each layer's place in the spec (`edge_shapes.layer_problem`), for messages.
-    Returns a LayerCheck per layer of `tensors` whose module returned one tensor, in graph
-    order. Raises what onnxruntime raises when the changed model does not load or run.
+    `tensors` maps module paths to the file's tensors, in graph order; `expected` is how many
+    layers the file should show (the layers export recorded, or the spec's layers that make
+    nodes of their own): fewer found means the comparison cannot vouch for the rest. `places`
+    gives each layer's place in the spec (`edge_shapes.layer_problem`), for messages.
     """
-    import onnxruntime as ort
 
+    proto: onnx.ModelProto
+    tensors: dict[str, str]
+    expected: int
+    input_name: str
+    session_options: Any
+    places: dict[str, Problem] = field(default_factory=dict)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, compare: Callable[[str, np.ndarray, np.ndarray], Any]) -> list[LayerCheck]:
+        """Run `model` (eval mode) and the file with the layers' tensors as extra outputs on `x` (NCHW float32).
+
+        `compare(path, expected, actual)` is verification's criterion (an OutputCheck with `ok`).
+        Returns a LayerCheck per layer whose module returned one tensor, in graph order. Raises
+        what onnxruntime raises when the changed model does not load or run.
+        """
+        import onnxruntime as ort
+
+        captured = _layer_outputs_in_pytorch(model, x, list(self.tensors))
+        names = [name for path, name in self.tensors.items() if path in captured]
+        session = ort.InferenceSession(_with_outputs(self.proto, names).SerializeToString(), self.session_options, providers=["CPUExecutionProvider"])
+        values = dict(zip(names, session.run(names, {self.input_name: x.numpy()})))
+        return [
+            LayerCheck(
+                path, name, compare(path, captured[path].numpy(), np.asarray(values[name], dtype=np.float32)),
+                input_spread(captured[path]) if x.shape[0] > 1 else None, self.places.get(path),
+            )
+            for path, name in self.tensors.items() if path in captured
+        ]
+
+
+def _layer_outputs_in_pytorch(model: nn.Module, x: torch.Tensor, paths: list[str]) -> dict[str, torch.Tensor]:
+    """{path: the output of the module at `path`} on `x`, for the modules that return one tensor (forward hooks)."""
     captured: dict[str, torch.Tensor] = {}
     hooks = []
-    for path in tensors:
+    for path in paths:
         def keep(_module, _inputs, output, path=path) -> None:
             if isinstance(output, torch.Tensor):
                 captured[path] = output.detach().clone()  # a later in-place op must not change what was seen
@@ -110,24 +166,22 @@ def compare_layers(
     finally:
         for hook in hooks:
             hook.remove()
+    return captured
+
+
+def _with_outputs(proto: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """A copy of `proto` that also returns the tensors `names` (types from its value_info, else shape inference)."""
+    known = {info.name: info for info in (*proto.graph.value_info, *proto.graph.output)}
+    if any(name not in known for name in names):
+        known = {**{info.name: info for info in infer_shapes(proto).graph.value_info}, **known}
     probed = onnx.ModelProto()
     probed.CopyFrom(proto)
-    known = {info.name: info for info in (*proto.graph.value_info, *proto.graph.output)}
     listed = {output.name for output in proto.graph.output}
-    names = [name for path, name in tensors.items() if path in captured]
     for name in names:
         if name not in listed:
-            probed.graph.output.append(known[name])
+            probed.graph.output.append(known.get(name) or onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
             listed.add(name)
-    session = ort.InferenceSession(probed.SerializeToString(), session_options, providers=["CPUExecutionProvider"])
-    values = dict(zip(names, session.run(names, {input_name: x.numpy()})))
-    return [
-        LayerCheck(
-            path, name, compare(path, captured[path].numpy(), np.asarray(values[name])),
-            input_spread(captured[path]) if x.shape[0] > 1 else None, (places or {}).get(path),
-        )
-        for path, name in tensors.items() if path in captured
-    ]
+    return probed
 
 
 def input_spread(output: torch.Tensor) -> float:
@@ -153,4 +207,4 @@ def layer_failure(layer: LayerCheck, rtol: float, atol: float) -> Problem:
     return Problem(message, layer.place.location, layer.place.layer)
 
 
-__all__ = ["LayerCheck", "compare_layers", "layer_failure", "has_external_data", "input_spread", "layer_tensors", "module_paths"]
+__all__ = ["LAYER_OUTPUTS", "LayerCheck", "LayerProbe", "in_graph_order", "layer_failure", "record_layer_outputs", "recorded_layer_outputs", "has_external_data", "input_spread", "layer_tensors", "module_paths"]

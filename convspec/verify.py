@@ -36,7 +36,9 @@ from torch import nn
 
 from .edge_shapes import infer_shapes, layer_problem
 from .errors import ExportError, InputError, Problem, first_line, listing
-from .layer_parity import compare_layers, has_external_data, input_spread, layer_failure, layer_tensors, module_paths
+from .layer_parity import (
+    LayerProbe, has_external_data, in_graph_order, input_spread, layer_failure, layer_tensors, module_paths, recorded_layer_outputs,
+)
 from .report import Report
 from .schema import Spec
 from .trace import check_spec, checked_report
@@ -83,7 +85,9 @@ class OutputCheck:
     input_spread: float | None = None
     # where the output barely depends on the input: how many layers' outputs were compared on their own, and the worst
     layers_compared: int = 0
+    layers_expected: int = 0
     layers_worst_rel: float = 0.0
+    layers_vouch: bool = False  # every layer compared, equal, and some follow the input: the graph is vouched for
 
 
 @dataclass
@@ -143,20 +147,29 @@ def summarize(checks: Sequence[OutputCheck], rtol: float, atol: float) -> str:
     shapes = sorted({"x".join(map(str, c.input_shape)) for c in checks}, key=lambda s: [int(v) for v in s.split("x")])
     worst = max(checks, key=lambda c: c.worst_rel)
     line = f"onnxruntime = PyTorch at {', '.join(shapes)} ({criterion(rtol, atol)}; worst {worst.worst_rel:.2e} x max|PyTorch|)"
-    flat = {c.name: c.input_spread for c in checks if _barely_depends(c, rtol)}
-    compared = [c for c in checks if _barely_depends(c, rtol) and c.layers_compared]
-    if flat and len(compared) == len([c for c in checks if _barely_depends(c, rtol)]):
-        line += (
-            f"; output{'' if len(flat) == 1 else 's'} {listing(sorted(flat))} barely depend{'s' if len(flat) == 1 else ''} on the input "
-            f"(samples differ by at most {max(flat.values()):.1e} x max|PyTorch|), so every layer's output was compared "
-            f"as well: {max(c.layers_compared for c in compared)} layers equal, worst {max(c.layers_worst_rel for c in compared):.2e} x max|PyTorch|"
+    weak = [c for c in checks if _barely_depends(c, rtol)]
+    if not weak:
+        return line
+    names = sorted({c.name for c in weak})
+    flat = (
+        f"output{'' if len(names) == 1 else 's'} {listing(names)} barely depend{'s' if len(names) == 1 else ''} on the input "
+        f"(samples differ by at most {max(c.input_spread for c in weak):.1e} x max|PyTorch|"
+    )
+    if all(c.layers_vouch for c in weak):
+        return line + (
+            f"; {flat}), so every layer's output was compared as well: {max(c.layers_compared for c in weak)} layers equal, "
+            f"worst {max(c.layers_worst_rel for c in weak):.2e} x max|PyTorch|"
         )
-    elif flat:
-        line += (
-            f"; warning: output{'' if len(flat) == 1 else 's'} {listing(sorted(flat))} barely depend{'s' if len(flat) == 1 else ''} on the input (samples differ by "
-            f"at most {max(flat.values()):.1e} x max|PyTorch|, within the tolerance), so this comparison cannot tell the graph "
-            "from one that ignores its input; verify with trained weights (--weights)"
-        )
+    partly = max(weak, key=lambda c: c.layers_compared)
+    found = (
+        f"; {partly.layers_compared} of the {partly.layers_expected} layers could be compared one by one, all equal "
+        "(the others' tensors are not in the file by the names it records or its nodes give)"
+        if partly.layers_compared and partly.layers_compared < partly.layers_expected else ""
+    )
+    return line + (
+        f"; warning: {flat}, within the tolerance){found}, so this comparison cannot tell the graph "
+        "from one that ignores its input; verify with trained weights (--weights)"
+    )
     return line
 
 
@@ -218,7 +231,7 @@ def ort_session(path: Path):
 
 def run_parity(
     session: Any, model: nn.Module, shapes: Sequence[tuple[int, ...]], input_name: str, outputs: Sequence[tuple[str, str]],
-    rtol: float, atol: float, compare: Callable[..., OutputCheck] = compare_output, probe: Callable[..., list] | None = None,
+    rtol: float, atol: float, compare: Callable[..., OutputCheck] = compare_output, probe: LayerProbe | None = None,
 ) -> list[OutputCheck]:
     """Run the model (eval mode, no grad) and the session on the same random inputs (NCHW float32) and compare.
 
@@ -277,22 +290,35 @@ def run_parity(
     return checks
 
 
-def layer_probe(proto: onnx.ModelProto, report: Report, input_name: str) -> Callable[..., list] | None:
-    """`layer_parity.compare_layers` bound to a float32 file and the spec's layers (`report`), for `run_parity`.
+NO_TENSOR_OF_THEIR_OWN = ("identity", "dropout", "split")  # kinds whose output is no single tensor made by nodes of theirs
+LAYER_PRECISIONS = ("fp32", "fp16")  # int8 files differ from float32 at every layer by design
 
-    None where layers cannot be compared one by one: a file of reduced precision (its layers
-    differ by design), one whose weights live in another file, or one whose nodes no longer
-    carry the spec's layer names.
+
+def layer_probe(proto: onnx.ModelProto, report: Report, input_name: str) -> LayerProbe | None:
+    """The file and the spec's layers (`report`) ready to be compared layer by layer (`layer_parity.LayerProbe`).
+
+    Each layer's tensor is the one export recorded in the file (LAYER_OUTPUTS), found by
+    its name whatever tools did to the nodes; in a file that records none, the one its node
+    names give. None where layers cannot be compared: an int8 file (its layers differ from
+    float32 by design), one whose weights live in another file, or one where no layer is found.
     """
     precision = next((p.value for p in proto.metadata_props if p.key == "convspec.precision"), "fp32")
-    if precision != "fp32" or has_external_data(proto):
+    if precision not in LAYER_PRECISIONS or has_external_data(proto):
         return None
     layers = module_paths(report)
-    tensors = layer_tensors(proto, layers)
+    paths = {path for path, _ in layers}
+    recorded = recorded_layer_outputs(proto)
+    if recorded is not None:
+        made = {name for node in proto.graph.node for name in node.output}
+        wanted = {path: tensor for path, tensor in recorded.items() if path in paths}
+        tensors, expected = in_graph_order(proto, {p: t for p, t in wanted.items() if t in made}), len(wanted)
+    else:
+        tensors = layer_tensors(proto, layers)
+        expected = max(len(tensors), sum(1 for _, layer in layers if layer.type not in NO_TENSOR_OF_THEIR_OWN))
     if not tensors:
         return None
     places = {path: layer_problem(report.spec, layer, "") for path, layer in layers if path in tensors}
-    return functools.partial(compare_layers, proto, tensors, input_name=input_name, session_options=session_options(), places=places)
+    return LayerProbe(proto, tensors, expected, input_name, session_options(), places)
 
 
 def _barely_depends(check: OutputCheck, rtol: float) -> bool:
@@ -300,7 +326,7 @@ def _barely_depends(check: OutputCheck, rtol: float) -> bool:
 
 
 def _layers_where_needed(
-    probe: Callable[..., list] | None, model: nn.Module, x: torch.Tensor | None, checks: list[OutputCheck],
+    probe: LayerProbe | None, model: nn.Module, x: torch.Tensor | None, checks: list[OutputCheck],
     rtol: float, atol: float, compare: Callable[..., OutputCheck],
 ) -> list | None:
     """Every layer compared on `x` when an output failed or barely depends on the input; else None (not needed).
@@ -317,11 +343,12 @@ def _layers_where_needed(
         layers = probe(model, x, compare=lambda path, e, a: compare(path, tuple(x.shape), e, a, rtol, atol))
     except Exception:  # a tool's change the per-layer run cannot take: the outputs' verdict stands
         return None
-    if any(layer.input_spread is not None and layer.input_spread > rtol for layer in layers):
+    follows = any(layer.input_spread is not None and layer.input_spread > rtol for layer in layers)
+    for check in weak:
+        check.layers_compared, check.layers_expected = len(layers), probe.expected
+        check.layers_worst_rel = max((layer.check.worst_rel for layer in layers), default=0.0)
         # some layer follows the input, and every layer is compared: a graph ignoring its input would differ there
-        for check in weak:
-            check.layers_compared = len(layers)
-            check.layers_worst_rel = max(layer.check.worst_rel for layer in layers)
+        check.layers_vouch = follows and len(layers) >= probe.expected
     return layers
 
 
@@ -516,7 +543,10 @@ def _match_outputs(proto: onnx.ModelProto, spec_outputs: Sequence[str]) -> list[
         return [(name, name) for name in spec_outputs]
     if len(names) == len(spec_outputs):
         return list(zip(spec_outputs, names))
-    raise ExportError(f"the file has {len(names)} outputs ({', '.join(names)}), the spec {len(spec_outputs)} ({', '.join(spec_outputs)})")
+    raise ExportError(
+        f"the file has {len(names)} output{'' if len(names) == 1 else 's'} ({', '.join(names)}), "
+        f"the spec {len(spec_outputs)} ({', '.join(spec_outputs)}): not the spec's network"
+    )
 
 
 def _tolerance(proto: onnx.ModelProto, rtol: float | None, atol: float | None) -> tuple[float, float]:
@@ -643,6 +673,12 @@ def verify_onnx(
                     f"the file is {precision}: its ranges were calibrated on the inputs its metadata names "
                     "(convspec.calibration), while verify draws standard-normal inputs; the export's own figures on "
                     "its calibration inputs are in the metadata (convspec.accuracy)"
+                ))
+            recorded_seed = meta.get("convspec.seed")
+            if seed is not None and recorded_seed is not None and str(seed) != recorded_seed:
+                problems.append(Problem(
+                    f"the file records seed {recorded_seed} (convspec.seed), and seed {seed} builds other weights: "
+                    "verify without --seed to use the file's"
                 ))
             problems.append(Problem(f"not verified: {path} against the spec with {origin}"))
             failed = ExportError(problems)

@@ -96,14 +96,96 @@ def test_the_first_differing_layer_is_named_when_an_output_fails(tmp_path):
     assert "'stem'" not in result.output  # the layer before it agrees
 
 
-def test_a_file_whose_nodes_lost_their_names_keeps_the_warning(constant_head, tmp_path):
+def _renamed_nodes(source, target, start: str | None = None) -> None:
+    """A copy whose nodes (from the first one named after `start` on, or all) carry names no layer gives."""
+    model = onnx.load(source)
+    renaming = start is None
+    for index, node in enumerate(model.graph.node):
+        renaming = renaming or node.name.startswith(start + "/")
+        if renaming:
+            node.name = f"n{index}"
+    onnx.save(model, target)
+
+
+def _renamed_tensors(source, target, start: str) -> None:
+    """A copy whose tensors made from the first node named after `start` on have other names (outputs kept)."""
+    model = onnx.load(source)
+    kept = {output.name for output in model.graph.output}
+    names: dict[str, str] = {}
+    renaming = False
+    for node in model.graph.node:
+        renaming = renaming or node.name.startswith(start + "/")
+        node.input[:] = [names.get(name, name) for name in node.input]
+        if renaming:
+            for index, name in enumerate(node.output):
+                if name not in kept:
+                    names[name] = node.output[index] = f"t{len(names)}"
+    for info in model.graph.value_info:
+        info.name = names.get(info.name, info.name)
+    onnx.save(model, target)
+
+
+def test_layers_are_found_by_the_tensors_export_recorded_whatever_the_node_names(constant_head, tmp_path):
+    path, _ = constant_head
+    _renamed_nodes(path, tmp_path / "renamed.onnx")
+    assert "3 layers equal" in _verify_line(convspec.verify_onnx(tmp_path / "renamed.onnx", CONSTANT_HEAD))
+    _tampered(path, tmp_path / "wrong.onnx", "mid", np.negative)
+    _renamed_nodes(tmp_path / "wrong.onnx", tmp_path / "wrong_renamed.onnx", start="mid")
+    with pytest.raises(convspec.ExportError, match="the first layer whose output differs is 'mid'"):
+        convspec.verify_onnx(tmp_path / "wrong_renamed.onnx", CONSTANT_HEAD)
+
+
+def test_misleading_node_names_do_not_fail_a_right_file(constant_head, tmp_path):
     path, _ = constant_head
     model = onnx.load(path)
-    for index, node in enumerate(model.graph.node):
-        node.name = f"n{index}"  # a tool that renames nodes: layers can no longer be told
-    onnx.save(model, tmp_path / "renamed.onnx")
-    line = _verify_line(convspec.verify_onnx(tmp_path / "renamed.onnx", CONSTANT_HEAD))
+    for node in model.graph.node:  # the stem's nodes named after mid and the other way round
+        owner, _, op = node.name.partition("/")
+        node.name = {"stem": "mid", "mid": "stem"}.get(owner, owner) + "/" + op
+    onnx.save(model, tmp_path / "swapped.onnx")
+    assert "3 layers equal" in _verify_line(convspec.verify_onnx(tmp_path / "swapped.onnx", CONSTANT_HEAD))
+
+
+def test_layers_that_cannot_be_found_leave_the_warning_with_how_many_were_compared(constant_head, tmp_path):
+    path, _ = constant_head
+    _tampered(path, tmp_path / "wrong.onnx", "mid", np.negative)
+    _renamed_tensors(tmp_path / "wrong.onnx", tmp_path / "hidden.onnx", start="mid")
+    line = _verify_line(convspec.verify_onnx(tmp_path / "hidden.onnx", CONSTANT_HEAD))
     assert "warning: output head barely depends on the input" in line
+    assert "2 of the 3 layers could be compared one by one" in line  # stem and the output; mid is hidden
+
+
+def test_a_file_without_layer_records_or_layer_names_keeps_the_warning(constant_head, tmp_path):
+    path, _ = constant_head
+    _renamed_nodes(path, tmp_path / "renamed.onnx")
+    model = onnx.load(tmp_path / "renamed.onnx")
+    kept = [p for p in model.metadata_props if p.key != "convspec.layer_outputs"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, tmp_path / "bare.onnx")
+    line = _verify_line(convspec.verify_onnx(tmp_path / "bare.onnx", CONSTANT_HEAD))
+    assert "warning: output head barely depends on the input" in line
+
+
+NESTED = """
+name: nested
+input: {channels: 3, size: [10, 10]}
+layers:
+  - {name: stem, type: conv, out: 4, kernel: 3, padding: same, act: relu}
+  - name: res
+    type: residual
+    layers:
+      - {name: a, type: conv, out: 4, kernel: 3, padding: same, act: relu}
+      - {name: b, type: conv, out: 4, kernel: 3, padding: same}
+  - {name: head, type: conv, out: 2, kernel: 1}
+"""
+
+
+def test_the_innermost_layer_that_differs_is_named(tmp_path):
+    export_onnx(None, NESTED, tmp_path / "n.onnx", seed=0)
+    inner = next(path for path, _ in module_paths(convspec.check(NESTED)) if path.endswith(".b"))
+    _tampered(tmp_path / "n.onnx", tmp_path / "wrong.onnx", inner, np.negative)
+    with pytest.raises(convspec.ExportError, match=f"the first layer whose output differs is '{inner}'"):
+        convspec.verify_onnx(tmp_path / "wrong.onnx", NESTED)
 
 
 def test_plain_outputs_need_no_layer_comparison(tmp_path):
@@ -131,3 +213,14 @@ def test_a_split_is_left_out_and_the_rest_compared(tmp_path):
     assert "halves" not in tensors
     assert {"stem", "right", "cat", "head"} <= set(tensors)
     assert f"every layer's output was compared as well: {len(tensors)} layers equal" in _verify_line(result)
+
+
+def test_an_fp16_file_is_compared_layer_by_layer_at_its_own_tolerance(tmp_path):
+    (tmp_path / "c.yaml").write_text(CONSTANT_HEAD)
+    made = CliRunner().invoke(cli_module.cli, ["export", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "c16.onnx"), "--precision", "fp16"])
+    assert made.exit_code == 0, made.output
+    line = _verify_line(convspec.verify_onnx(tmp_path / "c16.onnx", CONSTANT_HEAD))
+    assert "0.01 x max|PyTorch|" in line and "3 layers equal" in line
+    _tampered(tmp_path / "c16.onnx", tmp_path / "wrong16.onnx", "mid", np.negative)
+    with pytest.raises(convspec.ExportError, match="the first layer whose output differs is 'mid'"):
+        convspec.verify_onnx(tmp_path / "wrong16.onnx", CONSTANT_HEAD)

@@ -663,3 +663,20 @@ def test_a_file_with_nan_weights_is_not_verified_and_says_so(exported, tmp_path)
     result = run("verify", tmp_path / "nan.onnx", spec)
     assert result.exit_code == 1
     assert "onnxruntime gives NaN" in result.output and f"the file's own weights are not finite: {init.name}" in result.output
+
+
+def test_a_seed_other_than_the_files_is_named_when_verification_fails(tmp_path):
+    spec = write(tmp_path / "s.yaml", "input: {channels: 3, size: [8, 8]}\nlayers:\n  - {name: c, type: conv, out: 4, kernel: 3}\n")
+    assert run("export", spec, "-o", tmp_path / "m.onnx").exit_code == 0  # seed 0, recorded
+    other = run("verify", tmp_path / "m.onnx", spec, "--seed", "1")
+    assert other.exit_code == 1
+    assert "the file records seed 0 (convspec.seed), and seed 1 builds other weights" in other.output
+    assert run("verify", tmp_path / "m.onnx", spec).exit_code == 0
+
+
+def test_a_file_with_other_outputs_is_not_the_specs_network(tmp_path):
+    one = write(tmp_path / "one.yaml", "input: {channels: 3, size: [8, 8]}\nlayers:\n  - {name: c, type: conv, out: 4, kernel: 3}\n")
+    two = write(tmp_path / "two.yaml", "input: {channels: 3, size: [8, 8]}\noutputs: [a, c]\nlayers:\n  - {name: a, type: conv, out: 4, kernel: 3}\n  - {name: c, type: conv, out: 4, kernel: 3}\n")
+    assert run("export", one, "-o", tmp_path / "m.onnx").exit_code == 0
+    result = run("verify", tmp_path / "m.onnx", two)
+    assert result.exit_code == 1 and "the file has 1 output (c), the spec 2 (a, c): not the spec's network" in result.output
