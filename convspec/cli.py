@@ -295,13 +295,12 @@ def verify(
     """
     from rich.console import Console
 
-    from .trace import load_and_check
+    from .trace import report_for_input
 
     if weights is not None and seed is not None:
         raise click.UsageError("give --weights or --seed, not both")
     input_shape = input_shape_option(input_text)
-    report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=list(overrides))
-    report.raise_for_errors()
+    report = report_for_input(spec, input_shape, scale=scale, overrides=list(overrides))
     max_memory_option(max_memory)  # a malformed size is a usage error before torch loads
     with Console(stderr=True).status("verifying...", spinner="dots"):
         from .verify import verify_onnx

@@ -379,6 +379,21 @@ def checked_report(spec: Any, input_shape: Any, report: Report | None) -> tuple[
     return report, input_shape
 
 
+def report_for_input(spec: Any, input_shape: Any, *, scale: str | None = None, overrides: Any = None) -> Report:
+    """The valid Report of `spec` (sizes may stay dynamic) at `input_shape` (NCHW..., or None), to verify a file at.
+
+    Raises SpecError where the spec itself is wrong, InputError (a usage error) where it checks
+    at its own size but does not take `input_shape`, naming what breaks.
+    """
+    report = load_and_check(spec, input_shape, require_size=False, scale=scale, overrides=overrides)
+    if not report.valid and input_shape is not None:
+        if load_and_check(spec, None, require_size=False, scale=scale, overrides=overrides).valid:
+            shown = "x".join(map(str, parse_input_shape(input_shape)))
+            raise InputError([Problem(f"--input {shown} does not fit the spec: {p.message}", p.location, p.layer) for p in report.errors])
+    report.raise_for_errors()
+    return report
+
+
 def checked_with_target(
     spec: Any,
     input_shape: tuple[int, ...] | str | None = None,

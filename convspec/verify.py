@@ -41,7 +41,7 @@ from .layer_parity import (
 )
 from .report import Report
 from .schema import Spec
-from .trace import check_spec, checked_report
+from .trace import check_spec, checked_report, report_for_input
 
 # max|diff| <= ATOL + RTOL * max|reference|, per output. float32 with BatchNorm folded into
 # convs and onnxruntime's own kernels differs from eager PyTorch by about 1e-6 of the largest
@@ -601,6 +601,8 @@ def verify_onnx(
     path = path_argument("onnx_path", onnx_path)
     proto = _read_model(path)
     rtol, atol = _tolerance(proto, rtol, atol)
+    if report is None:
+        report = report_for_input(spec, input_shape)
     report, input_shape = checked_report(spec, input_shape, report)
     parsed = report.spec
     steps: list[Step] = []

@@ -680,3 +680,14 @@ def test_a_file_with_other_outputs_is_not_the_specs_network(tmp_path):
     assert run("export", one, "-o", tmp_path / "m.onnx").exit_code == 0
     result = run("verify", tmp_path / "m.onnx", two)
     assert result.exit_code == 1 and "the file has 1 output (c), the spec 2 (a, c): not the spec's network" in result.output
+
+
+def test_an_input_the_spec_does_not_take_is_a_usage_error(tmp_path):
+    spec = write(tmp_path / "u.yaml", "input: {channels: 1}\nlayers:\n  - {name: down, type: conv, out: 2, kernel: 2, stride: 2}\n"
+                 "  - {name: up, type: transposed, out: 2, kernel: 2, stride: 2}\n  - {name: skip, type: conv, out: 2, kernel: 1, from: input}\n"
+                 "  - {name: cat, type: concat, from: [up, skip]}\n")
+    assert run("export", spec, "-o", tmp_path / "u.onnx", "--dynamic-size").exit_code == 0
+    odd = run("verify", tmp_path / "u.onnx", spec, "--input", "1x1x9x8")
+    assert odd.exit_code == 2, odd.output
+    assert "--input 1x1x9x8 does not fit the spec" in odd.output and "'cat'" in odd.output
+    assert run("verify", tmp_path / "u.onnx", spec, "--input", "1x1x10x8").exit_code == 0
