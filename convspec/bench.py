@@ -27,9 +27,9 @@ import torch
 
 from .bench_layers import LayerTiming, eager_layer_times, onnxruntime_layer_times
 from .budget import enforce_budget
-from .export import _example_shape, export_onnx
+from .export import export_onnx
 from .limits import batches_argument, number_argument, seed_argument, whole_argument
-from .verify import session_options
+from .verify import example_shape, session_options
 from .report import Report
 from .trace import check_spec, checked_report
 
@@ -365,7 +365,7 @@ def bench(
     report, input_shape = checked_report(spec, input_shape, report)
     parsed = report.spec
     threads = threads or torch.get_num_threads()
-    example = _example_shape(parsed, input_shape)
+    example = example_shape(parsed, input_shape)
     # the model is built at the report's batch, but the inputs are made at each batch: the largest must fit too
     enforce_budget(check_spec(parsed, (max(batches), *example[1:])))
     per_sample = _macs_per_sample(report, example)

@@ -5,7 +5,7 @@
   everything inside it (a residual's branches, a repeat's copies) included.
 - onnxruntime: its profiler (`SessionOptions.enable_profiling`), one event per node and run.
   The exporter names every node after the layer it came from (`layer1.0.residual_0.conv1/Conv`,
-  `export._name_nodes`); onnxruntime's optimiser renames the nodes it fuses after their output
+  `node_names.name_nodes`); onnxruntime's optimiser renames the nodes it fuses after their output
   tensor (`relu_1_nchwc`), so a name that is no node's is looked up among the tensors the
   exported graph's nodes produce. What still matches no layer (onnxruntime's own layout
   conversions, `ReorderInput` / `ReorderOutput`) is one row of its own, `(onnxruntime)`.

@@ -28,8 +28,9 @@ from torch import nn
 from .errors import ExportError, InputError, Location, Problem
 from .fileio import atomic_write_text, check_writable
 from .limits import flag_argument, number_argument, path_argument
-from .onnx_import import UnsupportedModelError, read_graph
 from .layer_names import layer_name_problem
+from .onnx_import import read_graph
+from .onnx_walk import UnsupportedModelError
 
 
 @dataclass

@@ -26,20 +26,15 @@ operator is refused, naming the node and its type (UnsupportedModelError, exit s
 
 from __future__ import annotations
 
-import ast
 import math
-import re
-from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
-from .errors import ConvspecError, Location, Problem
+from .errors import Location, Problem
 from .onnx_blocks import group_residuals
-from .layer_names import layer_name_problem
+from .onnx_walk import GraphWalk, UnsupportedModelError, as_text, attribute_values, one_or_list
 
 SUPPORTED_OPS = (
     "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Dropout", "Flatten",
@@ -50,184 +45,11 @@ SIMPLE_ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish"
 CONV_TYPES = ("conv", "pointwise", "depthwise", "group", "transposed")
 
 
-class UnsupportedModelError(ConvspecError):
-    """The graph holds an operator (or a use of one) that no spec layer expresses (exit status 1)."""
-
-    exit_code = 1
-
-
-@dataclass
-class _Out:
-    """What a tensor of the graph is to the spec: the layer that makes it (`input` for the graph's input)."""
-
-    layer: str
-    spec_layer: dict | None = None
-
-
-def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    # float attributes are float32: the shortest decimal that is the same float32 (0.2, not 0.20000000298023224)
-    return {a.name: _short(onnx.helper.get_attribute_value(a)) if a.type == onnx.AttributeProto.FLOAT else onnx.helper.get_attribute_value(a)
-            for a in node.attribute}  # fmt: skip
-
-
-def _short(value: float) -> float:
-    return float(str(np.float32(value)))
-
-
-def _flat(values: list[int]) -> int | list[int]:
-    return values[0] if len(set(values)) == 1 else list(values)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _module_path(node: onnx.NodeProto, weight_name: str | None) -> str | None:
-    """The module path a node came from, as exporters leave it, or None."""
-    if weight_name and not weight_name.startswith("onnx::") and "." in weight_name:
-        return weight_name.rsplit(".", 1)[0]
-    props = {p.key: p.value for p in node.metadata_props}
-    scopes = props.get("pkg.torch.onnx.name_scopes")
-    if scopes:
-        try:
-            names = [s for s in ast.literal_eval(scopes) if s]
-        except (ValueError, SyntaxError):
-            names = []
-        try:
-            hierarchy = ast.literal_eval(props.get("pkg.torch.onnx.class_hierarchy", "[]"))
-        except (ValueError, SyntaxError):
-            hierarchy = []
-        modules, op = names[:-1], names[-1] if names else ""
-        # the call of a torch.nn module (ReLU, MaxPool2d) is named after the module; a function inside one after both
-        if modules and len(hierarchy) >= 2 and str(hierarchy[-2]).startswith("torch.nn.modules."):
-            return modules[-1]
-        if modules:
-            return f"{modules[-1]}.{op}"
-        if op:
-            return op
-    if node.name.startswith("/"):  # TorchScript: /layer2/downsample/downsample.0/Conv
-        parts = [p for p in node.name.split("/") if p]
-        path: list[str] = []
-        previous = ""
-        for part in parts[:-1]:
-            path.append(part[len(previous) + 1:] if previous and part.startswith(previous + ".") else part)
-            previous = part
-        op = parts[-1] if parts else ""
-        if not path:
-            return op.lower() or None
-        return ".".join(path) if op == node.op_type else ".".join([*path, op.lower()])
-    return None
-
-
-class _Reader:
-    """One pass over the graph, building the layers, the wiring and the weights."""
-
-    def __init__(self, proto: onnx.ModelProto, origin: str):
-        self.origin = origin
-        self.graph = proto.graph
-        inferred = onnx.shape_inference.infer_shapes(proto)
-        self.shapes: dict[str, list[int | None]] = {}
-        for info in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-            dims = info.type.tensor_type.shape.dim
-            self.shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-        self.constants: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
-        for node in self.graph.node:
-            if node.op_type == "Constant":
-                value = _attrs(node)
-                if "value" in value:
-                    self.constants[node.output[0]] = numpy_helper.to_array(value["value"])
-                elif "value_float" in value or "value_int" in value:
-                    self.constants[node.output[0]] = np.array(value.get("value_float", value.get("value_int")))
-        self.consumers = Counter(name for node in self.graph.node for name in node.input if name)
-        self.consumers.update(o.name for o in self.graph.output)
-        self.graph_outputs = {o.name for o in self.graph.output}
-        inputs = [i for i in self.graph.input if i.name not in self.constants]
-        if len(inputs) != 1:
-            raise UnsupportedModelError([Problem(f"a spec has one input; the graph has {len(inputs)} ({', '.join(i.name for i in inputs)})", Location(origin))])
-        self.input = inputs[0].name
-        self.values: dict[str, _Out] = {self.input: _Out("input")}
-        self.layers: list[dict] = []
-        self.weights: dict[str, np.ndarray] = {}
-        self.file_params = 0
-        self.names: set[str] = set()
-        self.pads: dict[str, tuple[str, list[int]]] = {}  # a Pad's output -> (its input, pads)
-        self.skip: set[str] = set()  # nodes folded into an earlier layer
-        self.last_output = self.input
-
-    # ---------------------------------------------------------------- helpers
-
-    def refuse(self, node: onnx.NodeProto, why: str) -> UnsupportedModelError:
-        label = node.name or node.output[0]
-        return UnsupportedModelError([Problem(f"node {label!r} ({node.op_type}): {why}", Location(self.origin))])
-
-    def const(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray | None:
-        if index >= len(node.input) or not node.input[index]:
-            return None
-        name = node.input[index]
-        if name not in self.constants:
-            raise self.refuse(node, f"its {what} ({name}) must be a constant (an initializer) for a spec layer")
-        return self.constants[name]
-
-    def value(self, node: onnx.NodeProto, name: str) -> _Out:
-        if name in self.pads:
-            raise self.refuse(node, "reads a Pad's output; a Pad must feed a Conv or a pool, which takes its padding")
-        if name not in self.values:
-            raise self.refuse(node, f"reads {name!r}, which no supported node makes")
-        return self.values[name]
-
-    def name_for(self, node: onnx.NodeProto, kind: str, weight: str | None = None) -> str:
-        path = _module_path(node, weight)
-        candidate = re.sub(r"\W", "_", path.replace(".", "_")) if path else ""
-        if candidate and candidate[0].isdigit():
-            candidate = f"{kind}_{candidate}"
-        if not candidate or layer_name_problem(candidate) is not None or candidate in self.names:
-            base = candidate if candidate and layer_name_problem(candidate) is None else f"{kind}_{len(self.layers)}"
-            candidate, n = base, 2
-            while candidate in self.names or layer_name_problem(candidate) is not None:
-                candidate, n = f"{base}_{n}", n + 1
-        self.names.add(candidate)
-        return candidate
-
-    def add_layer(self, node: onnx.NodeProto, layer: dict, sources: list[str], output: str) -> dict:
-        """Append `layer`, wired from the graph tensors `sources`; its output tensor is `output`."""
-        froms = [self.values[s].layer for s in sources]
-        if len(froms) > 1:
-            layer["from"] = froms
-        elif froms and sources[0] != self.last_output:
-            layer["from"] = froms[0]
-        self.layers.append(layer)
-        self.values[output] = _Out(layer["name"], layer)
-        self.last_output = output
-        return layer
-
-    def fusable(self, name: str, types: tuple[str, ...], free: tuple[str, ...]) -> dict | None:
-        """The layer making `name`, if the next node may join it: read by that node alone, and the layer's `free` keys unset."""
-        out = self.values.get(name)
-        if out is None or out.spec_layer is None or out.spec_layer["type"] not in types:
-            return None
-        if self.consumers[name] != 1 or name in self.graph_outputs or name != self.last_output:
-            return None
-        if any(key in out.spec_layer for key in free):
-            return None
-        return out.spec_layer
-
-    def alias(self, output: str, source: str) -> None:
-        self.values[output] = self.values[source]
-        if self.last_output == source:
-            self.last_output = output
-
-    def channels(self, name: str) -> int | None:
-        shape = self.shapes.get(name)
-        return shape[1] if shape and len(shape) > 1 else None
-
-    def weight(self, key: str, array: np.ndarray, parameter: bool = True) -> None:
-        self.weights[key] = np.array(array, order="C")  # a copy, C-ordered; 0-d stays 0-d (ascontiguousarray makes it 1-d)
-        if parameter:
-            self.file_params += int(array.size)
-
-    # ---------------------------------------------------------------- the walk
+class _Reader(GraphWalk):
+    """The operators of a graph read, in order, as spec layers."""
 
     def read(self) -> dict:
+        """Every node, in order, handed to its operator's `op_` method; the spec data."""
         nodes = list(self.graph.node)
         for index, node in enumerate(nodes):
             if node.op_type == "Constant" or id(node) in self.skip:
@@ -262,7 +84,7 @@ class _Reader:
     # ---------------------------------------------------------------- convolutions
 
     def _padding(self, node: onnx.NodeProto, attrs: dict, dims: int, extra: list[int] | None) -> Any:
-        auto = _text(attrs.get("auto_pad", "NOTSET"))
+        auto = as_text(attrs.get("auto_pad", "NOTSET"))
         if auto in ("SAME_UPPER", "SAME_LOWER"):
             if extra:
                 raise self.refuse(node, "a Pad before a conv with auto_pad")
@@ -272,7 +94,7 @@ class _Reader:
             pads = [a + b for a, b in zip(pads, extra)]
         before, after = pads[:dims], pads[dims:]
         if before == after:
-            return _flat(before)
+            return one_or_list(before)
         return [[b, a] for b, a in zip(before, after)]
 
     def _input_and_pad(self, node: onnx.NodeProto, dims: int) -> tuple[str, list[int] | None]:
@@ -283,8 +105,8 @@ class _Reader:
         return source, None
 
     def op_Pad(self, node: onnx.NodeProto, rest: list) -> None:
-        attrs = _attrs(node)
-        mode = _text(attrs.get("mode", "constant"))
+        attrs = attribute_values(node)
+        mode = as_text(attrs.get("mode", "constant"))
         pads = self.const(node, 1, "pads")
         value = self.const(node, 2, "constant value")
         if mode != "constant" or (value is not None and float(np.asarray(value).reshape(-1)[0]) != 0.0) or len(node.input) > 3 and node.input[3]:
@@ -300,7 +122,7 @@ class _Reader:
         self.pads[node.output[0]] = (node.input[0], spatial)
 
     def op_Conv(self, node: onnx.NodeProto, rest: list) -> None:
-        attrs = _attrs(node)
+        attrs = attribute_values(node)
         w = self.const(node, 1, "weight")
         b = self.const(node, 2, "bias")
         dims = w.ndim - 2
@@ -317,25 +139,25 @@ class _Reader:
             layer["type"] = "pointwise" if point else "conv"
             layer["out_channels"] = out
             if not point:
-                layer["kernel_size"] = _flat(kernel)
+                layer["kernel_size"] = one_or_list(kernel)
         elif in_channels is not None and groups == in_channels and out % in_channels == 0:
             layer["type"] = "depthwise"
-            layer["kernel_size"] = _flat(kernel)
+            layer["kernel_size"] = one_or_list(kernel)
             if out != in_channels:
                 layer["multiplier"] = out // in_channels
         else:
-            layer.update(type="group", out_channels=out, kernel_size=_flat(kernel), groups=groups)
+            layer.update(type="group", out_channels=out, kernel_size=one_or_list(kernel), groups=groups)
         strides = [int(s) for s in attrs.get("strides", [1] * dims)]
         dilations = [int(d) for d in attrs.get("dilations", [1] * dims)]
         padding = self._padding(node, attrs, dims, extra)
         if any(s != 1 for s in strides):
-            layer["stride"] = _flat(strides)
+            layer["stride"] = one_or_list(strides)
         if padding != 0:
             if layer["type"] == "pointwise" and padding != 0:
-                layer["type"], layer["kernel_size"] = "conv", _flat(kernel)
+                layer["type"], layer["kernel_size"] = "conv", one_or_list(kernel)
             layer["padding"] = padding
         if any(d != 1 for d in dilations):
-            layer["dilation"] = _flat(dilations)
+            layer["dilation"] = one_or_list(dilations)
         self.add_conv(node, layer, source, w, b)
 
     def add_conv(self, node: onnx.NodeProto, layer: dict[str, Any], source: str, w: Any, b: Any) -> None:
@@ -348,13 +170,13 @@ class _Reader:
             self.weight(f"{layer['name']}.conv.bias", b)
 
     def op_ConvTranspose(self, node: onnx.NodeProto, rest: list) -> None:
-        attrs = _attrs(node)
+        attrs = attribute_values(node)
         w = self.const(node, 1, "weight")
         b = self.const(node, 2, "bias")
         dims = w.ndim - 2
         source = node.input[0]
         self.value(node, source)
-        if "output_shape" in attrs or _text(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", ""):
+        if "output_shape" in attrs or as_text(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", ""):
             raise self.refuse(node, "output_shape and auto_pad have no spec form; export with explicit pads")
         groups = int(attrs.get("group", 1))
         pads = [int(p) for p in attrs.get("pads", [0] * (2 * dims))]
@@ -362,19 +184,19 @@ class _Reader:
             raise self.refuse(node, "unequal pads on a transposed conv")
         name = self.name_for(node, "transposed", node.input[1])
         layer: dict[str, Any] = {"name": name, "type": "transposed", "out_channels": int(w.shape[1]) * groups,
-                                 "kernel_size": _flat([int(k) for k in w.shape[2:]])}  # fmt: skip
+                                 "kernel_size": one_or_list([int(k) for k in w.shape[2:]])}  # fmt: skip
         for key, attr, default in (("stride", "strides", 1), ("dilation", "dilations", 1), ("output_padding", "output_padding", 0)):
             values = [int(v) for v in attrs.get(attr, [default] * dims)]
             if any(v != default for v in values):
-                layer[key] = _flat(values)
+                layer[key] = one_or_list(values)
         if any(pads[:dims]):
-            layer["padding"] = _flat(pads[:dims])
+            layer["padding"] = one_or_list(pads[:dims])
         if groups != 1:
             layer["groups"] = groups
         self.add_conv(node, layer, source, w, b)
 
     def op_BatchNormalization(self, node: onnx.NodeProto, rest: list) -> None:
-        attrs = _attrs(node)
+        attrs = attribute_values(node)
         if len(node.output) > 1 and any(node.output[1:]):
             raise self.refuse(node, "training-mode BatchNormalization (running statistics as outputs)")
         scale, bias, mean, var = (self.const(node, i, what) for i, what in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
@@ -424,22 +246,22 @@ class _Reader:
         self._act(node, "hardswish")
 
     def op_Gelu(self, node: onnx.NodeProto, rest: list) -> None:
-        if _text(_attrs(node).get("approximate", "none")) != "none":
+        if as_text(attribute_values(node).get("approximate", "none")) != "none":
             raise self.refuse(node, "the tanh approximation of GELU")
         self._act(node, "gelu")
 
     def op_HardSigmoid(self, node: onnx.NodeProto, rest: list) -> None:
-        attrs = _attrs(node)
+        attrs = attribute_values(node)
         if not (math.isclose(attrs.get("alpha", 0.2), 1 / 6, rel_tol=1e-5) and math.isclose(attrs.get("beta", 0.5), 0.5)):
             raise self.refuse(node, "HardSigmoid other than PyTorch's (alpha 1/6, beta 0.5)")
         self._act(node, "hardsigmoid")
 
     def op_LeakyRelu(self, node: onnx.NodeProto, rest: list) -> None:
-        slope = float(_attrs(node).get("alpha", 0.01))
+        slope = float(attribute_values(node).get("alpha", 0.01))
         self._act(node, "leaky_relu", None if math.isclose(slope, 0.01) else {"negative_slope": slope})
 
     def op_Clip(self, node: onnx.NodeProto, rest: list) -> None:
-        attrs = _attrs(node)
+        attrs = attribute_values(node)
         low = self.const(node, 1, "minimum")
         high = self.const(node, 2, "maximum")
         low = float(low) if low is not None else attrs.get("min")
@@ -468,7 +290,7 @@ class _Reader:
     # ---------------------------------------------------------------- pools, reshapes
 
     def _pool(self, node: onnx.NodeProto, op: str) -> None:
-        attrs = _attrs(node)
+        attrs = attribute_values(node)
         kernel = [int(k) for k in attrs["kernel_shape"]]
         dims = len(kernel)
         source, extra = self._input_and_pad(node, dims)
@@ -480,8 +302,8 @@ class _Reader:
             raise self.refuse(node, "unequal or input-dependent pool padding")
         if op == "avg" and padding != 0 and not (attrs.get("count_include_pad", 0) or extra):
             raise self.refuse(node, "an average pool that leaves its padding out of the count (count_include_pad=0)")
-        layer = {"name": self.name_for(node, "pool"), "type": "pool", "op": op, "kernel_size": _flat(kernel),
-                 "stride": _flat([int(s) for s in attrs.get("strides", [1] * dims)])}  # fmt: skip
+        layer = {"name": self.name_for(node, "pool"), "type": "pool", "op": op, "kernel_size": one_or_list(kernel),
+                 "stride": one_or_list([int(s) for s in attrs.get("strides", [1] * dims)])}  # fmt: skip
         if padding != 0:
             layer["padding"] = padding
         if attrs.get("ceil_mode", 0):
@@ -507,7 +329,7 @@ class _Reader:
         self._global(node, "max")
 
     def _reduce(self, node: onnx.NodeProto, op: str) -> None:
-        attrs = _attrs(node)
+        attrs = attribute_values(node)
         axes = attrs.get("axes")
         if axes is None and len(node.input) > 1:
             axes = self.const(node, 1, "axes").reshape(-1).tolist()
@@ -528,7 +350,7 @@ class _Reader:
         self.add_layer(node, {"name": self.name_for(node, "flatten"), "type": "flatten"}, [node.input[0]], node.output[0])
 
     def op_Flatten(self, node: onnx.NodeProto, rest: list) -> None:
-        if int(_attrs(node).get("axis", 1)) != 1:
+        if int(attribute_values(node).get("axis", 1)) != 1:
             raise self.refuse(node, "Flatten at an axis other than 1")
         self._flatten(node)
 
@@ -561,7 +383,7 @@ class _Reader:
             self.weight(f"{name}.bias", bias.reshape(-1))
 
     def op_Gemm(self, node: onnx.NodeProto, rest: list) -> None:
-        attrs = _attrs(node)
+        attrs = attribute_values(node)
         if attrs.get("transA", 0) or float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0:
             raise self.refuse(node, "Gemm with transA, alpha or beta; a linear layer is x @ W.T + b")
         w = self.const(node, 1, "weight")
@@ -601,21 +423,21 @@ class _Reader:
 
     def op_Concat(self, node: onnx.NodeProto, rest: list) -> None:
         rank = len(self.shapes.get(node.output[0]) or [])
-        if int(_attrs(node).get("axis", 1)) % max(rank, 1) != 1:
+        if int(attribute_values(node).get("axis", 1)) % max(rank, 1) != 1:
             raise self.refuse(node, "Concat along an axis other than the channels")
         self._join(node, "concat")
 
     def op_Resize(self, node: onnx.NodeProto, rest: list) -> None:
-        attrs = _attrs(node)
-        mode = _text(attrs.get("mode", "nearest"))
-        transform = _text(attrs.get("coordinate_transformation_mode", "half_pixel"))
+        attrs = attribute_values(node)
+        mode = as_text(attrs.get("mode", "nearest"))
+        transform = as_text(attrs.get("coordinate_transformation_mode", "half_pixel"))
         source = node.input[0]
         self.value(node, source)
         before, after = self.shapes.get(source) or [], self.shapes.get(node.output[0]) or []
         dims = len(before) - 2
         layer: dict[str, Any] = {"name": self.name_for(node, "upsample"), "type": "upsample"}
         if mode == "nearest":
-            if transform != "asymmetric" or _text(attrs.get("nearest_mode", "round_prefer_floor")) != "floor":
+            if transform != "asymmetric" or as_text(attrs.get("nearest_mode", "round_prefer_floor")) != "floor":
                 raise self.refuse(node, "nearest Resize other than PyTorch's (asymmetric, floor)")
             layer["mode"] = "nearest"
         elif mode == "linear" and dims in (1, 2, 3):
@@ -629,9 +451,9 @@ class _Reader:
         scales = self.constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if scales is not None and scales.size:
             factors = [float(s) for s in scales.reshape(-1)[2:]]
-            layer["scale"] = _flat([int(f) if f.is_integer() else f for f in factors])
+            layer["scale"] = one_or_list([int(f) if f.is_integer() else f for f in factors])
         elif len(after) == len(before) and None not in after[2:]:
-            layer["size"] = _flat([int(d) for d in after[2:]])
+            layer["size"] = one_or_list([int(d) for d in after[2:]])
         else:
             raise self.refuse(node, "Resize without constant scales or a known output size")
         self.add_layer(node, layer, [source], node.output[0])
@@ -669,4 +491,4 @@ def read_graph(proto: onnx.ModelProto, origin: str) -> tuple[dict, dict[str, np.
     return data, reader.weights, reader.file_params
 
 
-__all__ = ["SUPPORTED_OPS", "UnsupportedModelError", "read_graph"]
+__all__ = ["SUPPORTED_OPS", "read_graph"]

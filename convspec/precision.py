@@ -29,25 +29,31 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
 from .calibration import Calibration, drawn_calibration, load_calibration
-from .edge_shapes import layer_outputs, record_edge_shapes
-from .errors import ExportError, InputError, Problem, first_line
+from .edge_shapes import record_edge_shapes
+from .errors import ExportError, InputError, Problem
 from .layer_parity import module_paths
-from .source import layer_label
-from .verify import ATOL, RTOL
+from .onnx_checks import check_file, check_summary, opset_of
+from .precision_convert import simplify_model, to_fp16, to_int8
+from .precision_measure import OutputFigures, describe, measure, worst_layers
+from .verify import ATOL, RTOL, StepLog, example_shape, load_session
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
-WORST_LAYERS = 3  # layers named when int8 loses accuracy
+# how each precision is converted, as the `convert` line says it
+CONVERSIONS = {
+    "fp32": "float32",
+    "fp16": "onnxconverter-common float16, float32 input and outputs",
+    "int8": "onnxruntime static QDQ, int8 weights per channel, uint8 activations, MinMax",
+    "int8-dynamic": "onnxruntime dynamic, int8 weights per channel",
+}
 
 
 @dataclass(frozen=True)
@@ -84,23 +90,6 @@ def tolerance_for(precision: str) -> Tolerance:
     return TOLERANCES[precision]
 
 
-@dataclass
-class OutputFigures:
-    """One output of the reduced model against PyTorch float32 over every calibration input.
-
-    `worst_rel` is max|reduced - PyTorch| / max|PyTorch| over all inputs; `top1` the fraction
-    of inputs whose largest class agrees (None where the output is not (N, classes)).
-    """
-
-    name: str
-    worst_abs: float
-    worst_rel: float
-    scale: float
-    top1: float | None
-    ok: bool
-    detail: str = ""
-    close_calls: int = 0  # inputs whose float32 top-two classes are closer than the reduced model's difference there
-
 
 @dataclass
 class PrecisionResult:
@@ -121,228 +110,6 @@ class PrecisionResult:
         return min(figures) if figures else None
 
 
-# ---------------------------------------------------------------- conversions
-
-
-def simplify_model(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """onnxslim's simplification (constant folding, dead and duplicate nodes removed, fusions); ExportError if it fails."""
-    try:
-        import onnxslim
-    except ImportError:
-        raise InputError("--simplify needs onnxslim (pip install 'convspec[deploy]')") from None
-    try:
-        return onnxslim.slim(proto)
-    except Exception as err:
-        raise ExportError(f"onnxslim could not simplify the model: {first_line(err, 300)}") from None
-
-
-FP16_RETRIES = 16  # nodes kept in float32 one by one, at most, before giving up
-_NAMED_NODE = re.compile(r"node name: ([^)\s]+)\)|of node \(([^)\s]+)\)")
-
-
-def to_fp16(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """Weights and compute in float16, input and outputs kept float32; and the nodes kept in float32 to get there.
-
-    onnxconverter-common's `convert_float_to_float16` with `keep_io_types`, then two repairs
-    for what it gets wrong: a graph output that other nodes also read hands those nodes the
-    float32 copy (they are given the float16 value); and a node whose types ONNX shape
-    inference or onnxruntime then reject (a ConstantOfShape feeding a Scan's float32 state,
-    ...) is kept in float32 (`node_block_list`) and the conversion run again.
-    """
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        raise InputError("--precision fp16 needs onnxconverter-common (pip install 'convspec[deploy]')") from None
-    import onnxruntime as ort
-
-    from .verify import session_options
-
-    kept: list[str] = []
-    for _ in range(FP16_RETRIES):
-        try:
-            converted = float16.convert_float_to_float16(proto, keep_io_types=True, node_block_list=kept or None)
-        except Exception as err:
-            raise ExportError(f"onnxconverter-common could not convert the model to float16: {first_line(err, 300)}") from None
-        _read_float16_outputs(converted)
-        try:
-            onnx.shape_inference.infer_shapes(converted, check_type=True, strict_mode=True)
-            ort.InferenceSession(converted.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
-            return converted, kept
-        except Exception as err:
-            found = _NAMED_NODE.search(str(err))
-            node = next((g for g in found.groups() if g), None) if found else None
-            if node is None or node in kept:
-                raise ExportError(f"the float16 model is not valid: {first_line(err, 300)}") from None
-            kept.append(node)
-    raise ExportError(f"the float16 model is still not valid with {FP16_RETRIES} nodes kept in float32 ({', '.join(kept[:5])}, ...)")
-
-
-def _read_float16_outputs(proto: onnx.ModelProto) -> None:
-    """Nodes that read a graph output the converter cast back to float32 read the float16 value before the cast instead."""
-    returned = {output.name for output in proto.graph.output}
-    casts = {node.output[0]: node.input[0] for node in proto.graph.node
-             if node.op_type == "Cast" and node.output[0] in returned
-             and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT for a in node.attribute)}
-    for node in proto.graph.node:
-        if node.op_type == "Cast" and node.output and node.output[0] in casts:
-            continue
-        for index, name in enumerate(node.input):
-            if name in casts:
-                node.input[index] = casts[name]
-
-
-class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over calibration samples, one per call."""
-
-    def __init__(self, input_name: str, calibration: Calibration):
-        self.input_name, self.samples = input_name, iter(calibration.samples)
-
-    def __iter__(self):  # the QDQ loss debugger iterates where the quantizer calls get_next
-        return iter({self.input_name: sample} for sample in self.samples)
-
-    def get_next(self) -> dict | None:
-        sample = next(self.samples, None)
-        return None if sample is None else {self.input_name: sample}
-
-
-def to_int8(source: Path, target: Path, calibration: Calibration | None, staging: Path) -> None:
-    """Quantize the float model at `source` into `target`: static QDQ (U8S8, per channel) on `calibration`, or dynamic without it."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_dynamic, quantize_static
-
-    prepared = staging / "prepared.onnx"
-    try:
-        try:
-            quant_pre_process(str(source), str(prepared))
-        except Exception:  # its symbolic shape inference fails on some graphs (a Mul of broadcast shapes): ONNX's alone then
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        if calibration is None:
-            quantize_dynamic(str(prepared), str(target), per_channel=True, weight_type=QuantType.QInt8)
-        else:
-            quantize_static(
-                str(prepared), str(target), _Reader("input", calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            )
-    except ExportError:
-        raise
-    except Exception as err:
-        raise ExportError(f"onnxruntime's quantization failed: {type(err).__name__}: {first_line(err, 300)}") from None
-
-
-# ---------------------------------------------------------------- measuring
-
-
-def measure(session: Any, model: Any, calibration: Calibration, output_names: list[str], tolerance: Tolerance, rtol: float) -> list[OutputFigures]:
-    """The reduced model (`session`) against PyTorch float32 (`model`, eval mode) on every calibration input, per output."""
-    import torch
-
-    worst = {name: 0.0 for name in output_names}
-    scale = {name: 0.0 for name in output_names}
-    agree = {name: 0 for name in output_names}
-    close = {name: 0 for name in output_names}
-    seen = 0
-    broken: dict[str, str] = {}
-    for batch in calibration.batches():
-        with torch.no_grad():
-            expected = model(torch.from_numpy(batch))
-        expected = expected if isinstance(expected, tuple) else (expected,)
-        try:
-            actual = session.run(output_names, {"input": batch})
-        except Exception as err:
-            raise ExportError(f"onnxruntime cannot run the model at input {list(batch.shape)}: {first_line(err, 300)}") from None
-        for name, e, a in zip(output_names, expected, actual):
-            e, a = e.numpy().astype(np.float64), np.asarray(a, dtype=np.float64)
-            if e.shape != a.shape:
-                broken[name] = f"onnxruntime gives shape {list(a.shape)}, PyTorch {list(e.shape)}"
-                continue
-            if not np.isfinite(a).all():
-                broken[name] = f"onnxruntime gives NaN or inf at input {list(batch.shape)}"
-                continue
-            worst[name] = max(worst[name], float(np.abs(e - a).max()) if e.size else 0.0)
-            scale[name] = max(scale[name], float(np.abs(e).max()) if e.size else 0.0)
-            if e.ndim == 2:
-                agree[name] += int((e.argmax(1) == a.argmax(1)).sum())
-                if e.shape[1] > 1:
-                    top_two = np.sort(e, axis=1)[:, -2:]
-                    close[name] += int((top_two[:, 1] - top_two[:, 0] < np.abs(e - a).max(axis=1)).sum())
-        seen += batch.shape[0]
-    figures = []
-    for name, e_rank in zip(output_names, _ranks(model, calibration)):
-        top1 = agree[name] / seen if e_rank == 2 and seen else None
-        if name in broken:
-            figures.append(OutputFigures(name, float("inf"), float("inf"), scale[name], top1, False, broken[name]))
-            continue
-        relative = worst[name] / scale[name] if scale[name] > 0 else (0.0 if worst[name] == 0 else float("inf"))
-        ok = worst[name] <= tolerance.atol + rtol * scale[name] and (top1 is None or top1 >= tolerance.min_top1)
-        figures.append(OutputFigures(name, worst[name], relative, scale[name], top1, ok, close_calls=close[name]))
-    return figures
-
-
-def _ranks(model: Any, calibration: Calibration) -> list[int]:
-    import torch
-
-    with torch.no_grad():
-        out = model(torch.from_numpy(calibration.samples[0]))
-    return [t.dim() for t in (out if isinstance(out, tuple) else (out,))]
-
-
-def describe(figures: list[OutputFigures], precision: str, rtol: float, tolerance: Tolerance, calibration: Calibration) -> str:
-    """The `accuracy` line: per output, its largest relative difference and, for classifiers, top-1 agreement."""
-    parts = []
-    for f in figures:
-        text = f"{f.name}: max|diff| {f.worst_rel:.2e} x max|PyTorch|"
-        if f.top1 is not None:
-            text += f", top-1 agrees on {f.top1:.1%}"
-        parts.append(text)
-    rule = f"allowed {rtol:g} x max|PyTorch|" + (f", top-1 >= {tolerance.min_top1:.0%}" if any(f.top1 is not None for f in figures) else "")
-    return f"{precision} against PyTorch float32 on {calibration.count} inputs: {'; '.join(parts)} ({rule})"
-
-
-def worst_layers(float_path: Path, int8_path: Path, calibration: Calibration, report: Any, staging: Path, count: int = WORST_LAYERS) -> list[Problem]:
-    """The spec layers whose int8 outputs differ most from float32 (lowest signal-to-quantization-noise ratio, dB), located.
-
-    onnxruntime's QDQ loss debugger runs both models keeping every activation and compares
-    each layer's int8 output with the float model's (10 log10 of signal power over noise power).
-    """
-    from onnxruntime.quantization import qdq_loss_debug as debug
-
-    float_augmented, int8_augmented = staging / "float_debug.onnx", staging / "int8_debug.onnx"
-    debug.modify_model_output_intermediate_tensors(str(float_path), str(float_augmented))
-    debug.modify_model_output_intermediate_tensors(str(int8_path), str(int8_augmented))
-    float_acts = debug.collect_activations(str(float_augmented), _Reader("input", calibration))
-    int8_acts = debug.collect_activations(str(int8_augmented), _Reader("input", calibration))
-    errors = debug.compute_activation_error(debug.create_activation_matching(int8_acts, float_acts))
-    paths = _layer_paths(report)
-    tensor_layer = {tensors[-1]: layer for layer, tensors in layer_outputs(onnx.load(str(float_path)).graph, list(paths)).items()}
-    # against the float model (`xmodel_err`): a fused activation makes `qdq_err` compare a conv's output before and after it
-    ranked = sorted(
-        (float(e["xmodel_err"]), tensor_layer[t]) for t, e in errors.items() if t in tensor_layer and e.get("xmodel_err") is not None
-    )
-    problems, named = [], set()
-    source = report.spec.source
-    for sqnr, path in ranked:
-        if path in named:
-            continue
-        named.add(path)
-        layer = paths[path]
-        label = layer_label(source.data, layer.path)[1] if source.data is not None else layer.name
-        problems.append(Problem(f"int8 output differs from float32 here: signal-to-quantization-noise {sqnr:.1f} dB",
-                                source.locate(layer.path), label))
-        if len(problems) == count:
-            break
-    return problems
-
-
-def _layer_paths(report: Any) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-
-    def walk(layers, prefix: str) -> None:
-        for layer in layers:
-            found[prefix + layer.name] = layer
-            walk(layer.children, prefix + layer.name + ".")
-
-    walk(report.layers, "")
-    return found
-
 
 # ---------------------------------------------------------------- the export
 
@@ -354,6 +121,35 @@ def _metadata(proto: onnx.ModelProto, entries: dict[str, str]) -> None:
     for key, value in entries.items():
         prop = proto.metadata_props.add()
         prop.key, prop.value = key, value
+
+
+def _tolerance_asked(precision: str, rtol: Any, min_top1: Any) -> tuple[Tolerance, float]:
+    """The precision's tolerance with `min_top1` set when given, and the rtol to measure with (InputError when out of range)."""
+    from .limits import number_argument
+
+    tolerance = tolerance_for(precision)
+    rtol = tolerance.rtol if rtol is None else number_argument("rtol", rtol, 0)
+    if min_top1 is not None:
+        tolerance = Tolerance(tolerance.rtol, tolerance.atol, number_argument("min_top1", min_top1, 0, 1))
+    return tolerance, rtol
+
+
+def _calibration_for(precision: str, calibration: Any, sample_shape: tuple[int, ...], on_warning: Callable[[str], None] | None) -> Calibration:
+    """The calibration inputs (NCHW samples of `sample_shape`): the folder given, else drawn, with a warning for int8."""
+    import warnings
+
+    from .limits import path_argument
+
+    if calibration is not None:
+        return load_calibration(path_argument("calibration", calibration), sample_shape)
+    calib = drawn_calibration(sample_shape)
+    if precision in ("int8", "int8-dynamic"):
+        what = "int8 is calibrated, and its accuracy measured," if precision == "int8" else "int8-dynamic's accuracy is measured"
+        (on_warning or (lambda text: warnings.warn(text, stacklevel=4)))(
+            f"no --calibration: {what} on {calib.source}; "
+            "the figures then say little about real inputs (give a folder of real ones)"
+        )
+    return calib
 
 
 def export_precision(
@@ -388,154 +184,194 @@ def export_precision(
     does not verify: which output and by how much, and for int8 the layers losing most).
     The destination is then untouched.
     """
-    import warnings
-
-    from .export import _example, _example_shape, _quiet, destination_and_report, export_onnx
-    from .fileio import publish
+    from .export import destination_and_report
     from .fileio import staging as staging_folder
-    from .limits import flag_argument, number_argument, path_argument
-    from .verify import check_file, opset_of, ort_session, verify_onnx
+    from .limits import flag_argument
 
-    tolerance = tolerance_for(precision)
-    rtol = tolerance.rtol if rtol is None else number_argument("rtol", rtol, 0)
-    if min_top1 is not None:
-        tolerance = Tolerance(tolerance.rtol, tolerance.atol, number_argument("min_top1", min_top1, 0, 1))
+    tolerance, rtol = _tolerance_asked(precision, rtol, min_top1)
     flag_argument("simplify", simplify)
     if "verify" in export_options:
         raise InputError("export_precision always verifies; it takes no `verify` argument")
     destination, input_shape, report = destination_and_report(spec, path, force, input_shape, report)
-    parsed = report.spec
-    sample_shape = (1, *_example_shape(parsed, input_shape)[1:])
-    if calibration is not None:
-        calib = load_calibration(path_argument("calibration", calibration), sample_shape)
-    else:
-        calib = drawn_calibration(sample_shape)
-        if precision in ("int8", "int8-dynamic"):
-            what = "int8 is calibrated, and its accuracy measured," if precision == "int8" else "int8-dynamic's accuracy is measured"
-            (on_warning or (lambda text: warnings.warn(text, stacklevel=3)))(
-                f"no --calibration: {what} on {calib.source}; "
-                "the figures then say little about real inputs (give a folder of real ones)"
-            )
+    calib = _calibration_for(precision, calibration, (1, *example_shape(report.spec, input_shape)[1:]), on_warning)
     if model is None:
         from .builder import build_from_report
 
         seed = 0 if seed is None else seed
         model = build_from_report(report, seed=seed)
-    running = running or (lambda name: contextlib.nullcontext())
-    steps: list = []
-
-    def step(name: str, started: float, detail: str) -> None:
-        from .verify import Step
-
-        steps.append(Step(name, time.perf_counter() - started, detail))
-        if on_step:
-            on_step(steps[-1])
-
-    verbose = export_options.get("verbose", False)
+    job = _PrecisionExport(
+        model, report, input_shape, seed, precision, tolerance, rtol, calib, simplify, export_options,
+        StepLog(on_step), running or (lambda name: contextlib.nullcontext()),
+    )  # fmt: skip
     was_training = model.training
     model.eval()
     try:
         with staging_folder(destination) as staging:
-            fp32_path = staging / "fp32.onnx"
-
-            def fp32_step(done) -> None:  # the staged fp32 file is not the one the user asked for: its write is not shown
-                if done.name != "write":
-                    steps.append(done)
-                    if on_step:
-                        on_step(done)
-
-            exported = export_onnx(model, parsed, fp32_path, report=report, input_shape=input_shape, seed=seed, on_step=fp32_step,
-                                   running=running, **export_options)
-            float_path, layers = fp32_path, module_paths(report)
-            proto = onnx.load(str(fp32_path))
-            provenance = {p.key: p.value for p in proto.metadata_props}  # the spec, its hash, the seed: `convspec verify` reads them
-            if simplify:
-                started = time.perf_counter()
-                before = len(proto.graph.node)
-                with running("simplify"), _quiet(verbose):
-                    proto = simplify_model(proto)
-                    record_edge_shapes(proto, layers, parsed, exported.dynamic_spatial)
-                float_path = staging / "simplified.onnx"
-                onnx.save(proto, str(float_path))
-                try:
-                    with running("simplify"):
-                        verify_onnx(float_path, parsed, model=model, report=report, input_shape=input_shape)
-                except ExportError as err:
-                    raise ExportError([*err.problems, Problem("the simplified model does not verify, so it is not written; export without --simplify")]) from None
-                step("slim", started, f"onnxslim: {before} -> {len(proto.graph.node)} nodes, verified again (onnxruntime = PyTorch)")
-            started = time.perf_counter()
-            reduced_path = staging / "reduced.unverified"  # named like no result: a killed run leaves nothing to mistake for one
-            kept_float: list[str] = []
-            with running("convert"), _quiet(verbose):
-                if precision == "fp16":
-                    proto, kept_float = to_fp16(proto)
-                elif precision.startswith("int8"):
-                    to_int8(float_path, reduced_path, calib if precision == "int8" else None, staging)
-                    proto = onnx.load(str(reduced_path))
-                record_edge_shapes(proto, layers, parsed, exported.dynamic_spatial)
-            onnx.save(proto, str(reduced_path))
-            how = {"fp32": "float32", "fp16": "onnxconverter-common float16, float32 input and outputs",
-                   "int8": "onnxruntime static QDQ, int8 weights per channel, uint8 activations, MinMax",
-                   "int8-dynamic": "onnxruntime dynamic, int8 weights per channel"}[precision]
-            if precision == "fp16" and kept_float:
-                how += f"; kept in float32: {', '.join(kept_float)}"
-            if precision != "fp32":
-                step("convert", started, f"{precision} ({how}), {reduced_path.stat().st_size / 1e6:.2f} MB")
-
-            started = time.perf_counter()
-            with running("check"):
-                expected = dict(_example(report, input_shape)[1].outputs)
-                check_file(reduced_path, proto, expected, exported.dynamic_spatial)
-            step("check", started, f"the {precision} file: onnx.checker (full), opset {opset_of(proto)} schemas, shape inference matches the checker's output shapes")
-            started = time.perf_counter()
-            with running("accuracy"):
-                try:
-                    session = ort_session(reduced_path)
-                except Exception as err:
-                    raise ExportError(f"onnxruntime cannot load the {precision} model: {first_line(err, 300)}") from None
-                names = [o.name for o in proto.graph.output]
-                figures = measure(session, model, calib, names, tolerance, rtol)
-            summary = describe(figures, precision, rtol, tolerance, calib)
-            failed = [f for f in figures if not f.ok]
-            if failed:
-                problems = [Problem(f"the {precision} model is not accurate enough: {summary}")]
-                problems += [Problem(f"output {f.name!r}: {f.detail}") for f in failed if f.detail]
-                problems += [
-                    Problem(f"output {f.name!r}: on {f.close_calls} of {calib.count} inputs float32's top two classes are closer than "
-                            f"the {precision} model's difference, so top-1 there is a coin toss (untrained weights, or inputs unlike the training data)")
-                    for f in failed if f.top1 is not None and f.top1 < tolerance.min_top1 and f.close_calls
-                ]  # fmt: skip
-                if precision == "int8":
-                    with running("locate"), _quiet(verbose):
-                        problems += worst_layers(float_path, reduced_path, calib, report, staging)
-                problems.append(Problem("not written; pass --rtol / --min-top1 to accept it, or calibrate on real inputs with --calibration DIR"))
-                error = ExportError(problems)
-                error.figures = figures
-                raise error
-            step("verify", started, summary)
-
-            started = time.perf_counter()
-            _metadata(proto, {
-                **provenance,
-                "convspec.precision": precision,
-                "convspec.calibration": calib.source if calibration is None else f"{Path(calibration).name}: {calib.count} samples",
-                "convspec.calibration_sha256": calib.sha256,
-                "convspec.accuracy": json.dumps({
-                    "reference": "PyTorch float32", "inputs": calib.count, "rtol": rtol, "min_top1": tolerance.min_top1,
-                    "outputs": {f.name: {"max_rel_diff": f.worst_rel, "top1_agreement": f.top1} for f in figures},
-                }),
-                **({"convspec.simplified": "onnxslim"} if simplify else {}),
-            })  # fmt: skip
-            onnx.save(proto, str(reduced_path))
-            del session  # let go of the file before it moves
-            publish(reduced_path, destination, force)
-            size = destination.stat().st_size
-            step("write", started, f"{destination} ({size / 1e6:.2f} MB, {precision})")
+            figures = job.run(staging, destination, force, calibration)
     except OSError as err:  # a full disk, a file system gone read-only: the destination is untouched
         raise InputError(f"{destination}: cannot write: {err.strerror or err}") from None
     finally:
         model.train(was_training)
-    return PrecisionResult(destination, precision, Tolerance(rtol, tolerance.atol, tolerance.min_top1), calib, figures, steps, simplify, size)
+    size = destination.stat().st_size
+    return PrecisionResult(destination, precision, Tolerance(rtol, tolerance.atol, tolerance.min_top1), calib, figures, job.log.steps, simplify, size)
+
+
+@dataclass
+class _PrecisionExport:
+    """One export_precision run, its arguments checked: the steps it takes inside its staging folder."""
+
+    model: Any
+    report: Any
+    input_shape: tuple[int, ...] | None
+    seed: int | None
+    precision: str
+    tolerance: Tolerance
+    rtol: float
+    calib: Calibration
+    simplify: bool
+    export_options: dict[str, Any]
+    log: StepLog
+    running: Callable[[str], contextlib.AbstractContextManager]
+    dynamic_spatial: bool = False  # as the fp32 export decided
+
+    @property
+    def verbose(self) -> bool:
+        return self.export_options.get("verbose", False)
+
+    def run(self, staging: Path, destination: Path, force: bool, calibration: Any) -> list[OutputFigures]:
+        """fp32 export, simplified when asked, converted, checked, measured, then published at `destination`."""
+        float_path, proto = self.export_fp32(staging)
+        provenance = {p.key: p.value for p in proto.metadata_props}  # the spec, its hash, the seed: `convspec verify` reads them
+        if self.simplify:
+            float_path, proto = self.simplified(proto, staging)
+        reduced_path = staging / "reduced.unverified"  # named like no result: a killed run leaves nothing to mistake for one
+        proto = self.convert(proto, float_path, reduced_path, staging)
+        self.check(reduced_path, proto)
+        figures = self.accuracy(proto, float_path, reduced_path, staging)
+        self.publish(proto, reduced_path, destination, force, {**provenance, **self.accuracy_metadata(figures, calibration)})
+        return figures
+
+    def export_fp32(self, staging: Path) -> tuple[Path, onnx.ModelProto]:
+        """The verified fp32 export, staged; its steps shown but its write (it is not the file asked for)."""
+        from .export import export_onnx
+
+        def fp32_step(done) -> None:
+            if done.name != "write":
+                self.log.add(done)
+
+        fp32_path = staging / "fp32.onnx"
+        exported = export_onnx(self.model, self.report.spec, fp32_path, report=self.report, input_shape=self.input_shape, seed=self.seed,
+                               on_step=fp32_step, running=self.running, **self.export_options)  # fmt: skip
+        self.dynamic_spatial = exported.dynamic_spatial
+        return fp32_path, onnx.load(str(fp32_path))
+
+    def simplified(self, proto: onnx.ModelProto, staging: Path) -> tuple[Path, onnx.ModelProto]:
+        """onnxslim's model, written in `staging` and verified again against PyTorch."""
+        from .export import quiet_exporter
+        from .verify import verify_onnx
+
+        started = time.perf_counter()
+        before = len(proto.graph.node)
+        with self.running("simplify"), quiet_exporter(self.verbose):
+            proto = simplify_model(proto)
+            record_edge_shapes(proto, module_paths(self.report), self.report.spec, self.dynamic_spatial)
+        float_path = staging / "simplified.onnx"
+        onnx.save(proto, str(float_path))
+        try:
+            with self.running("simplify"):
+                verify_onnx(float_path, self.report.spec, model=self.model, report=self.report, input_shape=self.input_shape)
+        except ExportError as err:
+            raise ExportError([*err.problems, Problem("the simplified model does not verify, so it is not written; export without --simplify")]) from None
+        self.log.done("slim", started, f"onnxslim: {before} -> {len(proto.graph.node)} nodes, verified again (onnxruntime = PyTorch)")
+        return float_path, proto
+
+    def convert(self, proto: onnx.ModelProto, float_path: Path, reduced_path: Path, staging: Path) -> onnx.ModelProto:
+        """The model at the precision asked for, written at `reduced_path` (unverified)."""
+        from .export import quiet_exporter
+
+        started = time.perf_counter()
+        kept_float: list[str] = []
+        with self.running("convert"), quiet_exporter(self.verbose):
+            if self.precision == "fp16":
+                proto, kept_float = to_fp16(proto)
+            elif self.precision.startswith("int8"):
+                to_int8(float_path, reduced_path, self.calib if self.precision == "int8" else None, staging)
+                proto = onnx.load(str(reduced_path))
+            record_edge_shapes(proto, module_paths(self.report), self.report.spec, self.dynamic_spatial)
+        onnx.save(proto, str(reduced_path))
+        how = CONVERSIONS[self.precision] + (f"; kept in float32: {', '.join(kept_float)}" if kept_float else "")
+        if self.precision != "fp32":
+            self.log.done("convert", started, f"{self.precision} ({how}), {reduced_path.stat().st_size / 1e6:.2f} MB")
+        return proto
+
+    def check(self, reduced_path: Path, proto: onnx.ModelProto) -> None:
+        """The converted file through the same checks as an fp32 one."""
+        from .export import _example
+
+        started = time.perf_counter()
+        with self.running("check"):
+            expected = dict(_example(self.report, self.input_shape)[1].outputs)
+            check_file(reduced_path, proto, expected, self.dynamic_spatial)
+        self.log.done("check", started, f"the {self.precision} file: {check_summary(opset_of(proto))}")
+
+    def accuracy(self, proto: onnx.ModelProto, float_path: Path, reduced_path: Path, staging: Path) -> list[OutputFigures]:
+        """The converted model against PyTorch float32 on the calibration inputs; ExportError when it misses the tolerance."""
+        started = time.perf_counter()
+        with self.running("accuracy"):
+            session = load_session(reduced_path, f"the {self.precision} model")
+            names = [o.name for o in proto.graph.output]
+            figures = measure(session, self.model, self.calib, names, self.tolerance, self.rtol)
+            del session  # let go of the file before it moves
+        summary = describe(figures, self.precision, self.rtol, self.tolerance, self.calib)
+        if any(not f.ok for f in figures):
+            raise self.inaccurate(figures, summary, float_path, reduced_path, staging)
+        self.log.done("verify", started, summary)
+        return figures
+
+    def inaccurate(self, figures: list[OutputFigures], summary: str, float_path: Path, reduced_path: Path, staging: Path) -> ExportError:
+        """The error for figures that miss the tolerance: which outputs, why, and for int8 the layers losing most."""
+        from .export import quiet_exporter
+
+        failed = [f for f in figures if not f.ok]
+        problems = [Problem(f"the {self.precision} model is not accurate enough: {summary}")]
+        problems += [Problem(f"output {f.name!r}: {f.detail}") for f in failed if f.detail]
+        problems += [
+            Problem(f"output {f.name!r}: on {f.close_calls} of {self.calib.count} inputs float32's top two classes are closer than "
+                    f"the {self.precision} model's difference, so top-1 there is a coin toss (untrained weights, or inputs unlike the training data)")
+            for f in failed if f.top1 is not None and f.top1 < self.tolerance.min_top1 and f.close_calls
+        ]  # fmt: skip
+        if self.precision == "int8":
+            with self.running("locate"), quiet_exporter(self.verbose):
+                problems += worst_layers(float_path, reduced_path, self.calib, self.report, staging)
+        problems.append(Problem("not written; pass --rtol / --min-top1 to accept it, or calibrate on real inputs with --calibration DIR"))
+        error = ExportError(problems)
+        error.figures = figures
+        return error
+
+    def accuracy_metadata(self, figures: list[OutputFigures], calibration: Any) -> dict[str, str]:
+        """The precision, the calibration set and the figures measured, as the file's metadata."""
+        calib = self.calib
+        return {
+            "convspec.precision": self.precision,
+            "convspec.calibration": calib.source if calibration is None else f"{Path(calibration).name}: {calib.count} samples",
+            "convspec.calibration_sha256": calib.sha256,
+            "convspec.accuracy": json.dumps({
+                "reference": "PyTorch float32", "inputs": calib.count, "rtol": self.rtol, "min_top1": self.tolerance.min_top1,
+                "outputs": {f.name: {"max_rel_diff": f.worst_rel, "top1_agreement": f.top1} for f in figures},
+            }),
+            **({"convspec.simplified": "onnxslim"} if self.simplify else {}),
+        }  # fmt: skip
+
+    def publish(self, proto: onnx.ModelProto, reduced_path: Path, destination: Path, force: bool, metadata: dict[str, str]) -> None:
+        """The verified file given its metadata and moved into place."""
+        from .fileio import publish
+
+        started = time.perf_counter()
+        _metadata(proto, metadata)
+        onnx.save(proto, str(reduced_path))
+        publish(reduced_path, destination, force)
+        size = destination.stat().st_size
+        self.log.done("write", started, f"{destination} ({size / 1e6:.2f} MB, {self.precision})")
 
 
 __all__ = ["PRECISIONS", "TOLERANCES", "OutputFigures", "PrecisionResult", "Tolerance", "export_precision", "tolerance_for"]

@@ -20,11 +20,9 @@ fails at any scale above `atol`.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +32,12 @@ import onnx
 import torch
 from torch import nn
 
-from .edge_shapes import infer_shapes, layer_problem
+from .edge_shapes import layer_problem
 from .errors import ExportError, InputError, Problem, first_line, listing
 from .layer_parity import (
     LayerProbe, has_external_data, in_graph_order, input_spread, layer_failure, layer_tensors, module_paths, recorded_layer_outputs,
 )
+from .onnx_checks import check_file, check_summary, dims_of, opset_of
 from .report import Report
 from .schema import Spec
 from .trace import check_spec, checked_report, report_for_input
@@ -62,6 +61,23 @@ class Step:
     name: str
     seconds: float
     detail: str
+
+
+class StepLog:
+    """The steps of one run in order, each handed to `on_step` (when given) as soon as it is done."""
+
+    def __init__(self, on_step: Callable[[Step], None] | None = None):
+        self.steps: list[Step] = []
+        self.on_step = on_step
+
+    def add(self, step: Step) -> None:
+        self.steps.append(step)
+        if self.on_step:
+            self.on_step(step)
+
+    def done(self, name: str, started: float, detail: str) -> None:
+        """Record the step `name` begun at `started` (`time.perf_counter()`, seconds)."""
+        self.add(Step(name, time.perf_counter() - started, detail))
 
 
 @dataclass
@@ -229,6 +245,14 @@ def ort_session(path: Path):
     return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
 
 
+def load_session(path: Path, what: str):
+    """An onnxruntime session for the file at `path` (`ort_session`), or ExportError saying it cannot load `what`."""
+    try:
+        return ort_session(path)
+    except Exception as err:
+        raise ExportError(f"onnxruntime cannot load {what}: {first_line(err, 300)}") from None
+
+
 def run_parity(
     session: Any, model: nn.Module, shapes: Sequence[tuple[int, ...]], input_name: str, outputs: Sequence[tuple[str, str]],
     rtol: float, atol: float, compare: Callable[..., OutputCheck] = compare_output, probe: LayerProbe | None = None,
@@ -302,8 +326,7 @@ def layer_probe(proto: onnx.ModelProto, report: Report, input_name: str) -> Laye
     names give. None where layers cannot be compared: an int8 file (its layers differ from
     float32 by design), one whose weights live in another file, or one where no layer is found.
     """
-    precision = next((p.value for p in proto.metadata_props if p.key == "convspec.precision"), "fp32")
-    if precision not in LAYER_PRECISIONS or has_external_data(proto):
+    if _precision_of(proto) not in LAYER_PRECISIONS or has_external_data(proto):
         return None
     layers = module_paths(report)
     paths = {path for path, _ in layers}
@@ -350,113 +373,6 @@ def _layers_where_needed(
         # some layer follows the input, and every layer is compared: a graph ignoring its input would differ there
         check.layers_vouch = follows and len(layers) >= probe.expected
     return layers
-
-
-# ---------------------------------------------------------------- the file: checker, opset, shapes
-
-
-def opset_of(proto: onnx.ModelProto) -> int:
-    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-
-
-def _enumerated(description: str, default: str) -> bool:
-    """Whether a string attribute's schema lists its values: its description names the default."""
-    return bool(default) and re.search(rf"(?<![\w-]){re.escape(default)}(?![\w-])", description) is not None
-
-
-def standard_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    """The nodes of the default ONNX domain in `graph`, each subgraph's (If, Loop, Scan) before its owner."""
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.type == onnx.AttributeProto.GRAPH:
-                yield from standard_nodes(attribute.g)
-        if node.domain in ("", "ai.onnx"):
-            yield node
-
-
-def opset_problems(proto: onnx.ModelProto) -> list[str]:
-    """Each node of the default domain whose op, attributes or attribute values do not exist in the model's opset.
-
-    Read from `onnx.defs.get_schema(op, opset)`: the op must exist, each attribute must be one
-    of the schema's with its type, and a string attribute whose schema names its values
-    (its description names the default, as Pad's `mode` or Resize's `coordinate_transformation_mode`)
-    must hold one of those named there: `Pad(mode="wrap")` exists only from Pad-19. The ONNX
-    checker and onnxruntime accept some of these, so they are checked here. Subgraphs included.
-    """
-    opset = opset_of(proto)
-    problems: list[str] = []
-    for node in standard_nodes(proto.graph):
-        label = f"{node.name or node.op_type} ({node.op_type})"
-        try:
-            schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
-        except onnx.defs.SchemaError:
-            problems.append(f"{label}: {node.op_type} does not exist in opset {opset}")
-            continue
-        for attribute in node.attribute:
-            declared = schema.attributes.get(attribute.name)
-            if declared is None:
-                problems.append(f"{label}: attribute {attribute.name!r} does not exist in {node.op_type}-{schema.since_version} (opset {opset})")
-            elif declared.type != attribute.type:
-                problems.append(f"{label}: attribute {attribute.name!r} has the wrong type for {node.op_type}-{schema.since_version}")
-            elif attribute.type == onnx.AttributeProto.STRING and declared.default_value.HasField("s"):
-                value = attribute.s.decode("utf-8", "replace")
-                default = declared.default_value.s.decode("utf-8", "replace")
-                if _enumerated(declared.description, default) and not _enumerated(declared.description, value):
-                    problems.append(f"{label}: {attribute.name}={value!r} is not a value of {node.op_type}-{schema.since_version} (opset {opset})")
-        for name, declared in schema.attributes.items():
-            if declared.required and name not in {a.name for a in node.attribute}:
-                problems.append(f"{label}: required attribute {name!r} of {node.op_type}-{schema.since_version} is missing")
-    return problems
-
-
-def dims_of(info: onnx.ValueInfoProto) -> list[int | None]:
-    return [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
-
-
-def check_file(
-    path: Path, proto: onnx.ModelProto, expected: dict[str, tuple], dynamic_spatial: bool, dynamic_batch: bool = True
-) -> None:
-    """The ONNX checker (full), the opset's schemas and shape inference against the checker's output shapes.
-
-    `expected` maps each of the file's output names to the checker's shape (NCHW, batch first)
-    for it; the batch must be dynamic, or equal the expected one where `dynamic_batch` is false.
-    Raises ExportError naming what disagrees.
-    """
-    try:
-        # the checker without its own shape inference: the strict inference below is the same one, run once
-        onnx.checker.check_model(str(path))
-    except onnx.checker.ValidationError as err:
-        raise ExportError(f"the ONNX checker rejects the model: {first_line(err)}") from None
-    except onnx.shape_inference.InferenceError as err:
-        raise ExportError(f"ONNX shape inference rejects the model: {first_line(err, 300)}") from None
-    wrong = opset_problems(proto)
-    if wrong:
-        raise ExportError([Problem(f"not valid in its opset: {p}") for p in wrong])
-    try:
-        inferred = infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
-    except onnx.shape_inference.InferenceError as err:
-        raise ExportError(f"ONNX shape inference rejects the model: {first_line(err, 300)}") from None
-    problems = []
-    for output in inferred.graph.output:
-        want = expected.get(output.name)
-        got = dims_of(output)
-        if want is None or len(got) != len(want):
-            problems.append(f"output {output.name!r}: ONNX infers rank {len(got)}, convspec {len(want or ())}")
-            continue
-        for axis, (g, e) in enumerate(zip(got, want)):
-            if axis == 0:
-                if dynamic_batch and g is not None:
-                    problems.append(f"output {output.name!r}: ONNX infers a fixed batch of {g}, not a dynamic one")
-                elif not dynamic_batch and g != e:
-                    problems.append(f"output {output.name!r}: ONNX infers a batch of {g}, the file's input has {e}")
-            elif dynamic_spatial and axis >= 2:
-                continue  # a dynamic size: ONNX keeps it symbolic
-            elif g is not None and g != e:
-                problems.append(f"output {output.name!r} dim {axis}: ONNX infers {g}, convspec {e}")
-            elif g is None and not dynamic_spatial:
-                problems.append(f"output {output.name!r} dim {axis}: ONNX infers a dynamic size, convspec {e}")
-    if problems:
-        raise ExportError([Problem(f"shape inference disagrees with the checker: {p}") for p in problems])
 
 
 # ---------------------------------------------------------------- input shapes
@@ -551,11 +467,126 @@ def _match_outputs(proto: onnx.ModelProto, spec_outputs: Sequence[str]) -> list[
 
 def _tolerance(proto: onnx.ModelProto, rtol: float | None, atol: float | None) -> tuple[float, float]:
     """The (rtol, atol) to verify with: the caller's, else those of the precision the file's metadata records."""
-    precision = next((p.value for p in proto.metadata_props if p.key == "convspec.precision"), "fp32")
     from .precision import TOLERANCES
 
-    tolerance = TOLERANCES.get(precision, TOLERANCES["fp32"])
+    tolerance = TOLERANCES.get(_precision_of(proto), TOLERANCES["fp32"])
     return (tolerance.rtol if rtol is None else rtol), (tolerance.atol if atol is None else atol)
+
+
+def _precision_of(proto: onnx.ModelProto) -> str:
+    """The precision a file's metadata records (`convspec.precision`), fp32 when it records none."""
+    return next((p.value for p in proto.metadata_props if p.key == "convspec.precision"), "fp32")
+
+
+def _file_input(proto: onnx.ModelProto, spec: Spec) -> tuple[str, list[int | None]]:
+    """The name and dims (None where dynamic) of the file's one input, or ExportError where it is not the spec's."""
+    initializers = {init.name for init in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise ExportError(f"the file has {len(inputs)} inputs; a convspec network has one")
+    file_input = dims_of(inputs[0])
+    if len(file_input) != 2 + spec.dims or (file_input[1] is not None and file_input[1] != spec.input.channels):
+        raise ExportError(
+            f"the file's input {inputs[0].name!r} has shape {['?' if d is None else d for d in file_input]}, "
+            f"the spec's input is {spec.input.channels} channels of {spec.dims}-D"
+        )
+    return inputs[0].name, file_input
+
+
+def _shapes_to_run(spec: Spec, file_input: list[int | None], input_shape: tuple[int, ...] | None) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
+    """The input shapes (NCHW) to compare at, and the one whose output shapes the file must have.
+
+    `input_shape` alone when given (InputError where it does not fit the file's input); else
+    batches VERIFY_BATCHES where the file's batch is dynamic, and other spatial sizes where its sizes are.
+    """
+    dynamic_batch = file_input[0] is None
+    dynamic_spatial = any(d is None for d in file_input[2:])
+    if input_shape is not None:
+        if len(input_shape) != len(file_input) or any(f is not None and f != s for f, s in zip(file_input, input_shape)):
+            raise InputError(f"--input {'x'.join(map(str, input_shape))} does not fit the file's input {['?' if d is None else d for d in file_input]}")
+        return [tuple(input_shape)], tuple(input_shape)
+    spatial = tuple(file_input[2:]) if not dynamic_spatial else example_shape(spec, None)[2:]
+    base = (EXPORT_BATCH if dynamic_batch else file_input[0], spec.input.channels, *spatial)
+    shapes = [(b, *base[1:]) for b in VERIFY_BATCHES] if dynamic_batch else [base]
+    if dynamic_spatial:
+        shapes += [(s if dynamic_batch else (file_input[0], *s[1:])) for s in spatial_variants(spec, base)]
+    return shapes, base
+
+
+def _outputs_at(proto: onnx.ModelProto, spec: Spec, base: tuple[int, ...]) -> tuple[list[tuple[str, str]], dict[str, tuple], Report]:
+    """(spec output, file output) pairs, the checker's shape of each file output at input `base`, and the report there."""
+    base_report = check_spec(spec, base)
+    if not base_report.valid:
+        raise InputError([Problem(f"input {list(base)} does not fit the spec: {p.message}", p.location, p.layer) for p in base_report.errors])
+    pairs = _match_outputs(proto, list(base_report.outputs))
+    return pairs, {file_name: base_report.outputs[name] for name, file_name in pairs}, base_report
+
+
+def _spec_text_note(proto: onnx.ModelProto, spec: Spec) -> str:
+    """A note for the `check` line when the file's recorded spec hash is not this spec's text."""
+    from .checkpoint import spec_text
+
+    recorded = next((p.value for p in proto.metadata_props if p.key == "convspec.spec_sha256"), None)
+    if recorded is not None and recorded != hashlib.sha256(spec_text(spec).encode("utf-8")).hexdigest():
+        return "; the file was exported from another spec text"
+    return ""
+
+
+def _compare_with_reference(
+    path: Path, proto: onnx.ModelProto, reference: nn.Module, shapes: list[tuple[int, ...]], input_name: str,
+    pairs: list[tuple[str, str]], rtol: float, atol: float, origin: str, probe: LayerProbe | None, seed: int | None,
+) -> list[OutputCheck]:
+    """onnxruntime on the file against `reference` (eval mode, then its mode restored) at each of `shapes`; `probe` for `run_parity`."""
+    was_training = reference.training
+    reference.eval()
+    try:
+        refuse_non_finite_weights(reference)
+        session = load_session(path, "the model")
+        try:
+            return run_parity(session, reference, shapes, input_name, pairs, rtol, atol, probe=probe)
+        except ExportError as err:
+            raise _not_verified(err, proto, path, origin, seed) from None
+    finally:
+        reference.train(was_training)
+
+
+def _not_verified(err: ExportError, proto: onnx.ModelProto, path: Path, origin: str, seed: int | None) -> ExportError:
+    """The parity failure `err` with what explains it: the file's own non-finite weights, an int8 file's calibration,
+    a `seed` other than the one the file records."""
+    problems = list(err.problems)
+    bad = non_finite_tensors((init.name, onnx.numpy_helper.to_array(init)) for init in proto.graph.initializer)
+    if bad:
+        problems.append(Problem(f"the file's own weights are not finite: {', '.join(bad[:5])}"))
+    precision = _precision_of(proto)
+    if precision.startswith("int8"):  # quantized ranges fit the calibration inputs, not standard-normal ones
+        problems.append(Problem(
+            f"the file is {precision}: its ranges were calibrated on the inputs its metadata names "
+            "(convspec.calibration), while verify draws standard-normal inputs; the export's own figures on "
+            "its calibration inputs are in the metadata (convspec.accuracy)"
+        ))
+    recorded_seed = next((p.value for p in proto.metadata_props if p.key == "convspec.seed"), None)
+    if seed is not None and recorded_seed is not None and str(seed) != recorded_seed:
+        problems.append(Problem(
+            f"the file records seed {recorded_seed} (convspec.seed), and seed {seed} builds other weights: "
+            "verify without --seed to use the file's"
+        ))
+    problems.append(Problem(f"not verified: {path} against the spec with {origin}"))
+    failed = ExportError(problems)
+    failed.checks = getattr(err, "checks", [])
+    return failed
+
+
+def _check_verify_arguments(seed: Any, rtol: Any, atol: Any, model: Any) -> int | None:
+    """verify_onnx's arguments of the wrong type or range (InputError); the seed, checked."""
+    from .limits import number_argument, seed_argument
+
+    seed = seed_argument(seed)
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None:
+            number_argument(name, value, 0)
+    if model is not None and not isinstance(model, nn.Module):
+        raise InputError(f"model must be the torch.nn.Module built from the spec, or None to build it, not {type(model).__name__}")
+    return seed
 
 
 def verify_onnx(
@@ -590,109 +621,34 @@ def verify_onnx(
     and ExportError (the file is not verified: which check or output failed and by how much;
     the comparisons are on the error as `checks`). Returns the VerifyResult when verified.
     """
-    from .limits import number_argument, path_argument, seed_argument
+    from .limits import path_argument
 
-    seed = seed_argument(seed)
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if value is not None:
-            number_argument(name, value, 0)
-    if model is not None and not isinstance(model, nn.Module):
-        raise InputError(f"model must be the torch.nn.Module built from the spec, or None to build it, not {type(model).__name__}")
+    seed = _check_verify_arguments(seed, rtol, atol, model)
     path = path_argument("onnx_path", onnx_path)
     proto = _read_model(path)
     rtol, atol = _tolerance(proto, rtol, atol)
     if report is None:
         report = report_for_input(spec, input_shape)
     report, input_shape = checked_report(spec, input_shape, report)
-    parsed = report.spec
-    steps: list[Step] = []
-
-    def step(name: str, started: float, detail: str) -> None:
-        steps.append(Step(name, time.perf_counter() - started, detail))
-        if on_step:
-            on_step(steps[-1])
-
+    log = StepLog(on_step)
     started = time.perf_counter()
-    initializers = {init.name for init in proto.graph.initializer}
-    inputs = [i for i in proto.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise ExportError(f"the file has {len(inputs)} inputs; a convspec network has one")
-    file_input = dims_of(inputs[0])
-    rank = 2 + parsed.dims
-    if len(file_input) != rank or (file_input[1] is not None and file_input[1] != parsed.input.channels):
-        raise ExportError(
-            f"the file's input {inputs[0].name!r} has shape {['?' if d is None else d for d in file_input]}, "
-            f"the spec's input is {parsed.input.channels} channels of {parsed.dims}-D"
-        )
-    dynamic_batch = file_input[0] is None
-    dynamic_spatial = any(d is None for d in file_input[2:])
-    if input_shape is not None:
-        if len(input_shape) != rank or any(f is not None and f != s for f, s in zip(file_input, input_shape)):
-            raise InputError(f"--input {'x'.join(map(str, input_shape))} does not fit the file's input {['?' if d is None else d for d in file_input]}")
-        shapes = [tuple(input_shape)]
-        base = tuple(input_shape)
-    else:
-        spatial = tuple(file_input[2:]) if not dynamic_spatial else example_shape(parsed, None)[2:]
-        base = (EXPORT_BATCH if dynamic_batch else file_input[0], parsed.input.channels, *spatial)
-        shapes = [(b, *base[1:]) for b in VERIFY_BATCHES] if dynamic_batch else [base]
-        if dynamic_spatial:
-            shapes += [(s if dynamic_batch else (file_input[0], *s[1:])) for s in spatial_variants(parsed, base)]
-    base_report = check_spec(parsed, base)
-    if not base_report.valid:
-        raise InputError([Problem(f"input {list(base)} does not fit the spec: {p.message}", p.location, p.layer) for p in base_report.errors])
-    pairs = _match_outputs(proto, list(base_report.outputs))
-    expected_shapes = {file_name: base_report.outputs[name] for name, file_name in pairs}
-    meta = {p.key: p.value for p in proto.metadata_props}
-    from .checkpoint import spec_text
-
-    text = spec_text(parsed)
-    note = ""
-    if "convspec.spec_sha256" in meta and meta["convspec.spec_sha256"] != hashlib.sha256(text.encode("utf-8")).hexdigest():
-        note = "; the file was exported from another spec text"
+    input_name, file_input = _file_input(proto, report.spec)
+    shapes, base = _shapes_to_run(report.spec, file_input, input_shape)
+    pairs, expected_shapes, base_report = _outputs_at(proto, report.spec, base)
+    note = _spec_text_note(proto, report.spec)
     reference, origin = _reference_model(report, model, weights, seed, proto, max_memory)  # weights that cannot be read: status 2 first
-    check_file(path, proto, expected_shapes, dynamic_spatial, dynamic_batch)
-    step("check", started, f"onnx.checker (full), opset {opset_of(proto)} schemas, shape inference matches the checker's output shapes{note}")
+    dynamic_spatial = any(d is None for d in file_input[2:])
+    check_file(path, proto, expected_shapes, dynamic_spatial, dynamic_batch=file_input[0] is None)
+    log.done("check", started, check_summary(opset_of(proto)) + note)
 
     started = time.perf_counter()
-    was_training = reference.training
-    reference.eval()
-    try:
-        refuse_non_finite_weights(reference)
-        try:
-            session = ort_session(path)
-        except Exception as err:
-            raise ExportError(f"onnxruntime cannot load the model: {first_line(err, 300)}") from None
-        try:
-            checks = run_parity(session, reference, shapes, inputs[0].name, pairs, rtol, atol, probe=layer_probe(proto, base_report, inputs[0].name))
-        except ExportError as err:
-            problems = list(err.problems)
-            bad = non_finite_tensors((init.name, onnx.numpy_helper.to_array(init)) for init in proto.graph.initializer)
-            if bad:
-                problems.append(Problem(f"the file's own weights are not finite: {', '.join(bad[:5])}"))
-            precision = next((p.value for p in proto.metadata_props if p.key == "convspec.precision"), "fp32")
-            if precision.startswith("int8"):  # quantized ranges fit the calibration inputs, not standard-normal ones
-                problems.append(Problem(
-                    f"the file is {precision}: its ranges were calibrated on the inputs its metadata names "
-                    "(convspec.calibration), while verify draws standard-normal inputs; the export's own figures on "
-                    "its calibration inputs are in the metadata (convspec.accuracy)"
-                ))
-            recorded_seed = meta.get("convspec.seed")
-            if seed is not None and recorded_seed is not None and str(seed) != recorded_seed:
-                problems.append(Problem(
-                    f"the file records seed {recorded_seed} (convspec.seed), and seed {seed} builds other weights: "
-                    "verify without --seed to use the file's"
-                ))
-            problems.append(Problem(f"not verified: {path} against the spec with {origin}"))
-            failed = ExportError(problems)
-            failed.checks = getattr(err, "checks", [])
-            raise failed from None
-    finally:
-        reference.train(was_training)
-    step("verify", started, summarize(checks, rtol, atol) + f"; weights: {origin}")
-    return VerifyResult(path, opset_of(proto), steps, checks, rtol, atol, origin)
+    probe = layer_probe(proto, base_report, input_name)
+    checks = _compare_with_reference(path, proto, reference, shapes, input_name, pairs, rtol, atol, origin, probe, seed)
+    log.done("verify", started, summarize(checks, rtol, atol) + f"; weights: {origin}")
+    return VerifyResult(path, opset_of(proto), log.steps, checks, rtol, atol, origin)
 
 
 __all__ = [
-    "ATOL", "RTOL", "OutputCheck", "Step", "VerifyResult", "check_file", "compare_output", "criterion", "opset_problems",
+    "ATOL", "RTOL", "OutputCheck", "Step", "StepLog", "VerifyResult", "compare_output", "criterion", "load_session",
     "run_parity", "session_options", "verify_onnx",
 ]  # fmt: skip

@@ -330,70 +330,119 @@ def map_weights(
     check_state_dict(state_dict, origin)
     report, _ = checked_report(spec, input_shape, report)
     target = spec_tensors(report)
-    source_keys, target_keys = list(state_dict), list(target)
-    counters = [k for k in target_keys if k.endswith(BATCH_COUNTER)]
-    if counters and not any(k.endswith(BATCH_COUNTER) for k in source_keys):
-        # older checkpoints lack BatchNorm's step counter (load_state_dict accepts them): it keeps its initial value
-        target_keys = [k for k in target_keys if not k.endswith(BATCH_COUNTER)]
-    else:
-        counters = []
+    target_keys, counters = _keys_to_map(list(target), list(state_dict))
     target_sigs = [_signature(k, target[k]) for k in target_keys]
+    source_keys = list(state_dict)
     if not registration_order:
         source_keys = restore_order(source_keys, {k: _signature(k, state_dict[k]) for k in source_keys}, target_sigs)
     source_sigs = [_signature(k, state_dict[k]) for k in source_keys]
-
     table = MappingTable()
-    chosen: dict[str, str] = {}  # target key -> source key
-    adapted: set[str] = set()
-    reset: set[str] = set()
-    first_weight = next((k for k in target_keys if target[k].dim() >= 3), None)
-    classifier = _classifier_keys(target_keys)
-
     if source_sigs == target_sigs:  # the common case, without the alignment's quadratic worst case
-        chosen = dict(zip(target_keys, source_keys))
+        alignment = _Alignment(dict(zip(target_keys, source_keys)))
     else:
-        matcher = difflib.SequenceMatcher(None, source_sigs, target_sigs, autojunk=False)
-        for op, s0, s1, t0, t1 in matcher.get_opcodes():
-            if op == "equal":
-                chosen.update(zip(target_keys[t0:t1], source_keys[s0:s1]))
-                continue
-            pairs = list(zip(range(s0, s1), range(t0, t1))) if (s1 - s0) == (t1 - t0) else []
-            paired_s, paired_t = set(), set()
-            for si, ti in pairs:
-                s_key, t_key = source_keys[si], target_keys[ti]
-                s_leaf, s_shape = source_sigs[si]
-                t_leaf, t_shape = target_sigs[ti]
-                if s_leaf != t_leaf:
-                    continue
-                paired_s.add(si), paired_t.add(ti)
-                if adapt_input_conv and t_key == first_weight and _is_input_conv(t_shape, s_shape):
-                    chosen[t_key] = s_key
-                    adapted.add(t_key)
-                elif reset_classifier and t_key in classifier and _is_classifier_resize(t_shape, s_shape):
-                    reset.add(t_key)
-                    chosen[t_key] = s_key
-                else:
-                    table.mismatched.append((s_key, s_shape, t_key, t_shape))
-            table.unmatched_source += [(source_keys[i], source_sigs[i][1]) for i in range(s0, s1) if i not in paired_s]
-            table.unmatched_target += [(target_keys[i], target_sigs[i][1]) for i in range(t0, t1) if i not in paired_t]
-        resolved = adapted | reset  # differences the options took care of
-        index = next(
-            (i for i, (a, b) in enumerate(zip(source_sigs, target_sigs)) if a != b and target_keys[i] not in resolved),
-            min(len(source_sigs), len(target_sigs)),
-        )
-        table.first_difference = (
-            index,
-            *((source_keys[index], source_sigs[index][1]) if index < len(source_keys) else (None, None)),
-            *((target_keys[index], target_sigs[index][1]) if index < len(target_keys) else (None, None)),
-        )
-        leftover = {}
-        for key, shape in table.unmatched_target:
-            leftover.setdefault((key.rsplit(".", 1)[-1], shape), []).append(key)
-        for key, shape in table.unmatched_source:
-            fits = leftover.get((key.rsplit(".", 1)[-1], shape))
-            if fits:
-                table.ambiguous.append((key, fits[0]))
+        options = (adapt_input_conv, reset_classifier, next((k for k in target_keys if target[k].dim() >= 3), None), _classifier_keys(target_keys))
+        alignment = _align((source_keys, source_sigs), (target_keys, target_sigs), table, *options)
+    _refuse_unmapped(table, alignment, partial, origin)
+    initial = None
+    if alignment.reset or len(alignment.chosen) < len(target_keys):
+        from .builder import build_from_report
 
+        initial = build_from_report(report, seed=seed).state_dict()
+    mapped = _mapped_tensors(state_dict, target, target_keys, alignment, initial, table)
+    if counters:  # in the spec's order again, each counter at its initial value (0: no step taken)
+        mapped = {key: mapped[key] if key in mapped else torch.zeros((), dtype=torch.long) for key in target}
+        table.rows += [MappedTensor(None, key, (), None, "initial") for key in counters]
+    return mapped, table
+
+
+Signature = tuple[str, tuple[int, ...]]  # (last key part, shape)
+
+
+@dataclass
+class _Alignment:
+    """Which source key fills each spec key (`chosen`), and the spec keys timm's options `adapted` or `reset`."""
+
+    chosen: dict[str, str] = field(default_factory=dict)
+    adapted: set[str] = field(default_factory=set)
+    reset: set[str] = field(default_factory=set)
+
+
+def _keys_to_map(target_keys: list[str], source_keys: list[str]) -> tuple[list[str], list[str]]:
+    """The spec keys a source must fill, and BatchNorm's step counters left at their initial value.
+
+    Older checkpoints lack the counters (load_state_dict accepts them): when no source key is one, none is asked for.
+    """
+    counters = [k for k in target_keys if k.endswith(BATCH_COUNTER)]
+    if counters and not any(k.endswith(BATCH_COUNTER) for k in source_keys):
+        return [k for k in target_keys if not k.endswith(BATCH_COUNTER)], counters
+    return target_keys, []
+
+
+def _align(
+    source: tuple[list[str], list[Signature]], target: tuple[list[str], list[Signature]], table: MappingTable,
+    adapt_input_conv: bool, reset_classifier: bool, first_weight: str | None, classifier: set[str],
+) -> _Alignment:
+    """Align two sequences of (key, signature) that differ, with `difflib.SequenceMatcher`; what stays apart goes into `table`."""
+    (source_keys, source_sigs), (target_keys, target_sigs) = source, target
+    alignment = _Alignment()
+    matcher = difflib.SequenceMatcher(None, source_sigs, target_sigs, autojunk=False)
+    for op, s0, s1, t0, t1 in matcher.get_opcodes():
+        if op == "equal":
+            alignment.chosen.update(zip(target_keys[t0:t1], source_keys[s0:s1]))
+            continue
+        pairs = list(zip(range(s0, s1), range(t0, t1))) if (s1 - s0) == (t1 - t0) else []
+        paired_s, paired_t = set(), set()
+        for si, ti in pairs:
+            s_key, t_key = source_keys[si], target_keys[ti]
+            s_leaf, s_shape = source_sigs[si]
+            t_leaf, t_shape = target_sigs[ti]
+            if s_leaf != t_leaf:
+                continue
+            paired_s.add(si), paired_t.add(ti)
+            if adapt_input_conv and t_key == first_weight and _is_input_conv(t_shape, s_shape):
+                alignment.chosen[t_key] = s_key
+                alignment.adapted.add(t_key)
+            elif reset_classifier and t_key in classifier and _is_classifier_resize(t_shape, s_shape):
+                alignment.reset.add(t_key)
+                alignment.chosen[t_key] = s_key
+            else:
+                table.mismatched.append((s_key, s_shape, t_key, t_shape))
+        table.unmatched_source += [(source_keys[i], source_sigs[i][1]) for i in range(s0, s1) if i not in paired_s]
+        table.unmatched_target += [(target_keys[i], target_sigs[i][1]) for i in range(t0, t1) if i not in paired_t]
+    table.first_difference = _first_difference(source, target, alignment.adapted | alignment.reset)
+    table.ambiguous = _ambiguous(table)
+    return alignment
+
+
+def _first_difference(source: tuple[list[str], list[Signature]], target: tuple[list[str], list[Signature]], resolved: set[str]) -> tuple:
+    """(index, source key and shape, spec key and shape) where the sequences first differ, past the differences `resolved`."""
+    (source_keys, source_sigs), (target_keys, target_sigs) = source, target
+    index = next(
+        (i for i, (a, b) in enumerate(zip(source_sigs, target_sigs)) if a != b and target_keys[i] not in resolved),
+        min(len(source_sigs), len(target_sigs)),
+    )
+    return (
+        index,
+        *((source_keys[index], source_sigs[index][1]) if index < len(source_keys) else (None, None)),
+        *((target_keys[index], target_sigs[index][1]) if index < len(target_keys) else (None, None)),
+    )
+
+
+def _ambiguous(table: MappingTable) -> list[tuple[str, str]]:
+    """(source key, spec key) pairs left unmatched that fit each other by name and shape: the orders disagree there."""
+    leftover: dict[Signature, list[str]] = {}
+    for key, shape in table.unmatched_target:
+        leftover.setdefault((key.rsplit(".", 1)[-1], shape), []).append(key)
+    found = []
+    for key, shape in table.unmatched_source:
+        fits = leftover.get((key.rsplit(".", 1)[-1], shape))
+        if fits:
+            found.append((key, fits[0]))
+    return found
+
+
+def _refuse_unmapped(table: MappingTable, alignment: _Alignment, partial: bool, origin: str) -> None:
+    """WeightsError for a mapping that is incomplete without `partial`, or, with it, ambiguous or empty."""
     if not table.complete and not partial:
         raise WeightsError(table.problems(origin))
     if partial and table.ambiguous:  # tensors that fit by name and shape but not in order: the alignment is suspect
@@ -401,32 +450,31 @@ def map_weights(
             "--partial writes only a mapping whose order is certain: ambiguous tensors mean the orders disagree, "
             "so some tensors could land in the wrong layer; map onto a spec whose layers follow the source's order"
         )])
-    if partial and not chosen:
+    if partial and not alignment.chosen:
         raise WeightsError(table.problems(origin) + [Problem("no tensor of the source maps onto the spec: nothing to write")])
 
-    initial = None
-    if reset or len(chosen) < len(target_keys):
-        from .builder import build_from_report
 
-        initial = build_from_report(report, seed=seed).state_dict()
+def _mapped_tensors(
+    state_dict: Mapping[str, torch.Tensor], target: dict[str, torch.Tensor], target_keys: list[str], alignment: _Alignment,
+    initial: dict[str, torch.Tensor] | None, table: MappingTable,
+) -> dict[str, torch.Tensor]:
+    """The spec's state_dict from the source tensors aligned (cast to the spec's dtype), the rest from `initial`; rows into `table`."""
     mapped: dict[str, torch.Tensor] = {}
     for key in target_keys:
         shape = tuple(target[key].shape)
-        source_key = chosen.get(key)
-        if source_key is None or key in reset:
+        source_key = alignment.chosen.get(key)
+        if source_key is None or key in alignment.reset:
             mapped[key] = initial[key]
-            how = "reset" if key in reset else "initial"
+            how = "reset" if key in alignment.reset else "initial"
             table.rows.append(MappedTensor(source_key, key, shape, _shape_of(state_dict, source_key), how))
             continue
         value = state_dict[source_key]
-        if key in adapted:
+        if key in alignment.adapted:
             value = adapt_conv_in_channels(value, shape[1])
         mapped[key] = _converted(value, target[key].dtype)
-        table.rows.append(MappedTensor(source_key, key, shape, tuple(state_dict[source_key].shape), "adapted" if key in adapted else "copied"))
-    if counters:  # in the spec's order again, each counter at its initial value (0: no step taken)
-        mapped = {key: mapped[key] if key in mapped else torch.zeros((), dtype=torch.long) for key in target}
-        table.rows += [MappedTensor(None, key, (), None, "initial") for key in counters]
-    return mapped, table
+        how = "adapted" if key in alignment.adapted else "copied"
+        table.rows.append(MappedTensor(source_key, key, shape, tuple(state_dict[source_key].shape), how))
+    return mapped
 
 
 BATCH_COUNTER = ".num_batches_tracked"  # BatchNorm's step counter, a buffer older checkpoints do not have

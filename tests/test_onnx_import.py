@@ -22,7 +22,7 @@ from onnx_reference_models import IMPORT_REFERENCES, export_reference
 import convspec
 from convspec.cli import cli
 from convspec.importer import graph_to_spec, import_onnx, save_import
-from convspec.onnx_import import UnsupportedModelError
+from convspec.onnx_walk import UnsupportedModelError
 
 ROOT = Path(__file__).resolve().parent.parent
 

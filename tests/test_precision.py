@@ -16,8 +16,9 @@ from convspec.calibration import Calibration, drawn_calibration, load_calibratio
 from convspec.cli import cli
 from convspec.edge_shapes import layer_outputs, record_edge_shapes
 from convspec.errors import ExportError, InputError
-from convspec.precision import TOLERANCES, _read_float16_outputs, export_precision, tolerance_for
-from convspec.verify import dims_of
+from convspec.onnx_checks import dims_of
+from convspec.precision import TOLERANCES, export_precision, tolerance_for
+from convspec.precision_convert import read_float16_outputs as _read_float16_outputs
 
 pytest.importorskip("onnxconverter_common")
 pytest.importorskip("onnxslim")

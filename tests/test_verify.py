@@ -22,8 +22,9 @@ import convspec
 from convspec import cli as cli_module
 from convspec import export as export_module
 from convspec.export import export_onnx
+from convspec.onnx_checks import opset_problems
 from convspec.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
-from convspec.verify import ATOL, RTOL, compare_output, opset_problems, verify_onnx
+from convspec.verify import ATOL, RTOL, compare_output, verify_onnx
 from strategies import specs
 
 ROOT = Path(__file__).parent.parent
