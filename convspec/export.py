@@ -161,6 +161,16 @@ def running_report(report: Report, input_shape: tuple[int, ...] | None) -> Repor
     return check_spec(report.spec, (batch, *example[1:]))
 
 
+def model_to_export(model: nn.Module | None, report: Report, seed: int | None) -> tuple[nn.Module, int | None]:
+    """`model`, or, when None, the spec's model with its initial weights from `seed` (default 0); and the seed of its weights."""
+    if model is not None:
+        return model, seed
+    from .builder import build_from_report
+
+    seed = 0 if seed is None else seed
+    return build_from_report(report, seed=seed), seed
+
+
 def _refuse_export_limits(report: Report, target: ExportTarget) -> None:
     """Layers whose kind says they cannot be exported this way (e.g. uneven adaptive pooling at a dynamic size)."""
     problems = export_limit_problems(report, target)
@@ -371,11 +381,7 @@ def export_onnx(
     destination, input_shape, report = destination_and_report(spec, path, force, input_shape, report)
     dynamic_spatial = report.spec.input.size is None if dynamic_size is None else dynamic_size
     _refuse_export_limits(report, ExportTarget(opset, dynamic_spatial))
-    if model is None:
-        from .builder import build_from_report
-
-        seed = 0 if seed is None else seed
-        model = build_from_report(report, seed=seed)
+    model, seed = model_to_export(model, report, seed)
     refuse_non_finite_weights(model)
     example, example_report = _example(report, input_shape)
     job = _Export(

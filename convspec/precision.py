@@ -184,7 +184,7 @@ def export_precision(
     does not verify: which output and by how much, and for int8 the layers losing most).
     The destination is then untouched.
     """
-    from .export import destination_and_report
+    from .export import destination_and_report, model_to_export
     from .fileio import staging as staging_folder
     from .limits import flag_argument
 
@@ -194,11 +194,7 @@ def export_precision(
         raise InputError("export_precision always verifies; it takes no `verify` argument")
     destination, input_shape, report = destination_and_report(spec, path, force, input_shape, report)
     calib = _calibration_for(precision, calibration, (1, *example_shape(report.spec, input_shape)[1:]), on_warning)
-    if model is None:
-        from .builder import build_from_report
-
-        seed = 0 if seed is None else seed
-        model = build_from_report(report, seed=seed)
+    model, seed = model_to_export(model, report, seed)
     job = _PrecisionExport(
         model, report, input_shape, seed, precision, tolerance, rtol, calib, simplify, export_options,
         StepLog(on_step), running or (lambda name: contextlib.nullcontext()),
@@ -236,9 +232,10 @@ class _PrecisionExport:
 
     @property
     def verbose(self) -> bool:
+        """Whether the exporter's and converters' own output reaches the user (`verbose` of the fp32 export)."""
         return self.export_options.get("verbose", False)
 
-    def run(self, staging: Path, destination: Path, force: bool, calibration: Any) -> list[OutputFigures]:
+    def run(self, staging: Path, destination: Path, force: bool, calibration_folder: Any) -> list[OutputFigures]:
         """fp32 export, simplified when asked, converted, checked, measured, then published at `destination`."""
         float_path, proto = self.export_fp32(staging)
         provenance = {p.key: p.value for p in proto.metadata_props}  # the spec, its hash, the seed: `convspec verify` reads them
@@ -248,7 +245,7 @@ class _PrecisionExport:
         proto = self.convert(proto, float_path, reduced_path, staging)
         self.check(reduced_path, proto)
         figures = self.accuracy(proto, float_path, reduced_path, staging)
-        self.publish(proto, reduced_path, destination, force, {**provenance, **self.accuracy_metadata(figures, calibration)})
+        self.publish(proto, reduced_path, destination, force, {**provenance, **self.accuracy_metadata(figures, calibration_folder)})
         return figures
 
     def export_fp32(self, staging: Path) -> tuple[Path, onnx.ModelProto]:
@@ -348,12 +345,12 @@ class _PrecisionExport:
         error.figures = figures
         return error
 
-    def accuracy_metadata(self, figures: list[OutputFigures], calibration: Any) -> dict[str, str]:
-        """The precision, the calibration set and the figures measured, as the file's metadata."""
+    def accuracy_metadata(self, figures: list[OutputFigures], calibration_folder: Any) -> dict[str, str]:
+        """The precision, the calibration set (the folder given, or how its inputs were drawn) and the figures, as metadata."""
         calib = self.calib
         return {
             "convspec.precision": self.precision,
-            "convspec.calibration": calib.source if calibration is None else f"{Path(calibration).name}: {calib.count} samples",
+            "convspec.calibration": calib.source if calibration_folder is None else f"{Path(calibration_folder).name}: {calib.count} samples",
             "convspec.calibration_sha256": calib.sha256,
             "convspec.accuracy": json.dumps({
                 "reference": "PyTorch float32", "inputs": calib.count, "rtol": self.rtol, "min_top1": self.tolerance.min_top1,

@@ -1,4 +1,4 @@
-"""Proving an ONNX file right against its spec: the checker, the opset, shape inference, onnxruntime = PyTorch.
+"""Proving an ONNX file right against its spec: the file's own checks (`onnx_checks.py`), then onnxruntime = PyTorch.
 
 `export_onnx` runs these checks on the file it is about to write; `verify_onnx`
 (`convspec verify`) runs them on a file that already exists, whether convspec
