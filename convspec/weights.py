@@ -197,7 +197,10 @@ def spec_tensors(report: Report) -> dict[str, torch.Tensor]:
         return Network(BuildContext(report.spec.dims).nodes(report.layers), report.spec.output_names, None).state_dict()
 
 
-def _signature(key: str, tensor: torch.Tensor) -> tuple[str, tuple[int, ...]]:
+Signature = tuple[str, tuple[int, ...]]  # (last key part, shape): what the alignment compares
+
+
+def _signature(key: str, tensor: torch.Tensor) -> Signature:
     return key.rsplit(".", 1)[-1], tuple(tensor.shape)
 
 
@@ -353,9 +356,6 @@ def map_weights(
         mapped = {key: mapped[key] if key in mapped else torch.zeros((), dtype=torch.long) for key in target}
         table.rows += [MappedTensor(None, key, (), None, "initial") for key in counters]
     return mapped, table
-
-
-Signature = tuple[str, tuple[int, ...]]  # (last key part, shape)
 
 
 @dataclass
