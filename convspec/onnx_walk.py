@@ -89,7 +89,6 @@ def module_path(node: onnx.NodeProto, weight_name: str | None) -> str | None:
     return None
 
 
-
 class GraphWalk:
     """One pass over the graph, building the layers, the wiring and the weights: the state and the moves every operator's reading shares."""
 
@@ -122,10 +121,12 @@ class GraphWalk:
         self.last_output = self.input
 
     def refuse(self, node: onnx.NodeProto, why: str) -> UnsupportedModelError:
+        """The error naming `node`, its op and `why` no spec layer expresses it (to raise)."""
         label = node.name or node.output[0]
         return UnsupportedModelError([Problem(f"node {label!r} ({node.op_type}): {why}", Location(self.origin))])
 
     def const(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray | None:
+        """The constant value of `node`'s input `index` (None when absent); refused when it is computed."""
         if index >= len(node.input) or not node.input[index]:
             return None
         name = node.input[index]
@@ -134,6 +135,7 @@ class GraphWalk:
         return self.constants[name]
 
     def value(self, node: onnx.NodeProto, name: str) -> TensorSource:
+        """What the tensor `name` that `node` reads is to the spec; refused when no layer makes it."""
         if name in self.pads:
             raise self.refuse(node, "reads a Pad's output; a Pad must feed a Conv or a pool, which takes its padding")
         if name not in self.values:
@@ -141,6 +143,7 @@ class GraphWalk:
         return self.values[name]
 
     def name_for(self, node: onnx.NodeProto, kind: str, weight: str | None = None) -> str:
+        """A valid, unused layer name: the node's module path made a name, else `<kind>_<index>`."""
         path = module_path(node, weight)
         candidate = re.sub(r"\W", "_", path.replace(".", "_")) if path else ""
         if candidate and candidate[0].isdigit():
@@ -177,15 +180,18 @@ class GraphWalk:
         return out.spec_layer
 
     def alias(self, output: str, source: str) -> None:
+        """The tensor `output` is `source` to the spec (a node joined its layer, or copies it)."""
         self.values[output] = self.values[source]
         if self.last_output == source:
             self.last_output = output
 
     def channels(self, name: str) -> int | None:
+        """The channels (dim 1) of tensor `name`, when shape inference knows them."""
         shape = self.shapes.get(name)
         return shape[1] if shape and len(shape) > 1 else None
 
     def weight(self, key: str, array: np.ndarray, parameter: bool = True) -> None:
+        """Keep `array` as the spec's tensor `key`; a parameter (not a buffer) counts towards the file's parameters."""
         self.weights[key] = np.array(array, order="C")  # a copy, C-ordered; 0-d stays 0-d (ascontiguousarray makes it 1-d)
         if parameter:
             self.file_params += int(array.size)
