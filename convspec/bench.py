@@ -27,9 +27,10 @@ import torch
 
 from .bench_layers import LayerTiming, eager_layer_times, onnxruntime_layer_times
 from .budget import enforce_budget
+from .example_inputs import example_shape
 from .export import export_onnx
 from .limits import batches_argument, number_argument, seed_argument, whole_argument
-from .verify import example_shape, session_options
+from .verify import session_options
 from .report import Report
 from .trace import check_spec, checked_report
 

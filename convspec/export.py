@@ -33,6 +33,7 @@ from ._version import __version__
 from .checkpoint import load_weights_file, spec_text
 from .edge_shapes import record_edge_shapes
 from .errors import ExportError, InputError
+from .example_inputs import EXPORT_BATCH, VERIFY_BATCHES, example_shape, spatial_variants
 from .fileio import check_free_space, check_writable, publish, staging
 from .kinds import ExportTarget, export_limit_problems
 from .layer_parity import module_paths, record_layer_outputs
@@ -49,8 +50,8 @@ from .schema import Spec
 from .source import looks_like_yaml_text
 from .trace import check_spec, load_and_check, parse_input_shape
 from .verify import (
-    ATOL, EXPORT_BATCH, RTOL, VERIFY_BATCHES, OutputCheck, Step, StepLog, compare_output, example_shape, layer_probe, load_session,
-    refuse_non_finite_weights, run_parity, spatial_variants, summarize,
+    ATOL, RTOL, OutputCheck, Step, StepLog, compare_output, layer_probe, load_session, refuse_non_finite_weights, run_parity,
+    summarize,
 )  # fmt: skip
 
 TWO_GB = 2**31  # protobuf's limit for one serialized message

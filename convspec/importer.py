@@ -100,7 +100,8 @@ def _spec_name(path: Path) -> str | None:
 
 def _parity(path: Path, model: nn.Module, report, proto, rtol: float, atol: float) -> list:
     """onnxruntime on the file against the built model, at the report's input and, when the batch is free, at batch 2."""
-    from .verify import example_shape, ort_session, run_parity, spatial_variants
+    from .example_inputs import example_shape, spatial_variants
+    from .verify import ort_session, run_parity
 
     session = ort_session(path)
     inputs = session.get_inputs()

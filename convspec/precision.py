@@ -40,11 +40,12 @@ import onnx
 from .calibration import Calibration, drawn_calibration, load_calibration
 from .edge_shapes import record_edge_shapes
 from .errors import ExportError, InputError, Problem
+from .example_inputs import example_shape
 from .layer_parity import module_paths
 from .onnx_checks import check_file, check_summary, opset_of
 from .precision_convert import simplify_model, to_fp16, to_int8
 from .precision_measure import OutputFigures, describe, measure, worst_layers
-from .verify import ATOL, RTOL, StepLog, example_shape, load_session
+from .verify import ATOL, RTOL, StepLog, load_session
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 # how each precision is converted, as the `convert` line says it

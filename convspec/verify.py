@@ -34,6 +34,7 @@ from torch import nn
 
 from .edge_shapes import layer_problem
 from .errors import ExportError, InputError, Problem, first_line, listing
+from .example_inputs import EXPORT_BATCH, VERIFY_BATCHES, example_shape, spatial_variants
 from .layer_parity import (
     LayerProbe, has_external_data, in_graph_order, input_spread, layer_failure, layer_tensors, module_paths, recorded_layer_outputs,
 )
@@ -48,9 +49,6 @@ from .trace import check_spec, checked_report, report_for_input
 # and still fails any output that is wrong as a whole (zeroed: 1, negated: 2 of the scale).
 RTOL = 1e-3
 ATOL = 1e-9  # only for outputs that are (almost) all zeros, where no relative size exists
-EXPORT_BATCH = 2  # the traced batch; verification runs at other batch sizes, so a baked-in batch is caught
-VERIFY_BATCHES = (1, 3)
-SPATIAL_CANDIDATES = (64, 96, 128, 224, 48, 32, 256, 16)
 ORT_QUIET = 4  # onnxruntime's log severity: fatal only; its errors reach the user as exceptions
 
 
@@ -373,36 +371,6 @@ def _layers_where_needed(
         # some layer follows the input, and every layer is compared: a graph ignoring its input would differ there
         check.layers_vouch = follows and len(layers) >= probe.expected
     return layers
-
-
-# ---------------------------------------------------------------- input shapes
-
-
-def example_shape(spec: Spec, input_shape: tuple[int, ...] | None) -> tuple[int, ...]:
-    """An input shape (NCHW) the spec accepts: given, from input.size, or the first of SPATIAL_CANDIDATES the checker accepts."""
-    if input_shape is not None:
-        return input_shape
-    if spec.input.size is not None:
-        return (EXPORT_BATCH, spec.input.channels, *spec.input.size)
-    for size in SPATIAL_CANDIDATES:
-        shape = (EXPORT_BATCH, spec.input.channels, *(size,) * spec.dims)
-        if check_spec(spec, shape).valid:
-            return shape
-    raise ExportError(
-        [Problem("no example input size works for this spec; give input.size or --input", spec.source.locate(("input",)))]
-    )
-
-
-def spatial_variants(spec: Spec, base: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Up to two other valid input shapes (batch 1) to verify a dynamic-size model at: base +1, +7, -5, +32 in every dim."""
-    variants = []
-    for delta in (1, 7, -5, 32):
-        shape = (1, base[1], *(max(1, s + delta) for s in base[2:]))
-        if shape not in variants and check_spec(spec, shape).valid:
-            variants.append(shape)
-        if len(variants) == 2:
-            break
-    return variants
 
 
 # ---------------------------------------------------------------- verify a file
