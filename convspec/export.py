@@ -35,6 +35,7 @@ from .edge_shapes import record_edge_shapes
 from .errors import ExportError, InputError
 from .example_inputs import EXPORT_BATCH, VERIFY_BATCHES, example_shape, spatial_variants
 from .fileio import check_free_space, check_writable, publish, staging
+from .finite_weights import refuse_non_finite_weights
 from .kinds import ExportTarget, export_limit_problems
 from .layer_parity import module_paths, record_layer_outputs
 from .limits import exact_int, flag_argument, number_argument, path_argument, seed_argument, whole_argument
@@ -50,7 +51,7 @@ from .schema import Spec
 from .source import looks_like_yaml_text
 from .trace import check_spec, load_and_check, parse_input_shape
 from .verify import (
-    ATOL, RTOL, OutputCheck, Step, StepLog, compare_output, layer_probe, load_session, refuse_non_finite_weights, run_parity,
+    ATOL, RTOL, OutputCheck, Step, StepLog, compare_output, layer_probe, load_session, run_parity,
     summarize,
 )  # fmt: skip
 

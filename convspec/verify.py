@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from torch import nn
 from .edge_shapes import layer_problem
 from .errors import ExportError, InputError, Problem, first_line, listing
 from .example_inputs import EXPORT_BATCH, VERIFY_BATCHES, example_shape, spatial_variants
+from .finite_weights import non_finite_reference, non_finite_tensors, refuse_non_finite_weights
 from .layer_parity import (
     LayerProbe, has_external_data, in_graph_order, input_spread, layer_failure, layer_tensors, module_paths, recorded_layer_outputs,
 )
@@ -187,42 +188,6 @@ def summarize(checks: Sequence[OutputCheck], rtol: float, atol: float) -> str:
     return line
 
 
-# ---------------------------------------------------------------- finite weights
-
-
-def non_finite_tensors(named: Iterable[tuple[str, Any]]) -> list[str]:
-    """'NAME (N of M values NaN)' for each tensor or array that holds NaN or inf."""
-    found = []
-    for name, value in named:
-        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-        if not np.issubdtype(array.dtype, np.floating):
-            continue
-        bad = ~np.isfinite(array)
-        if bad.any():
-            kind = "NaN" if np.isnan(array).any() else "inf"
-            found.append(f"{name} ({int(bad.sum())} of {array.size} values {kind})")
-    return found
-
-
-def refuse_non_finite_weights(model: nn.Module) -> None:
-    """ExportError naming each parameter or buffer that holds NaN or inf: such a model cannot be verified."""
-    bad = non_finite_tensors([*model.named_parameters(), *model.named_buffers()])
-    if bad:
-        raise ExportError(
-            f"the model's weights are not finite: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; "
-            "its outputs cannot be compared (load or train weights without NaN or inf)"
-        )
-
-
-def _non_finite_reference(model: nn.Module, name: str, shape: tuple, value: torch.Tensor) -> ExportError:
-    kind = "NaN" if torch.isnan(value).any() else "inf"
-    bad = non_finite_tensors([*model.named_parameters(), *model.named_buffers()])
-    where = f"PyTorch's own output {name!r} at input {list(shape)} holds {kind}: "
-    if bad:
-        return ExportError(where + f"the model's weights are not finite: {', '.join(bad[:5])}")
-    return ExportError(where + "the weights are finite, so values overflow float32 inside the network (look at the weights' scale)")
-
-
 # ---------------------------------------------------------------- onnxruntime
 
 
@@ -281,7 +246,7 @@ def run_parity(
         expected = expected if isinstance(expected, tuple) else (expected,)
         for (name, _), value in zip(outputs, expected):
             if not torch.isfinite(value).all():
-                raise _non_finite_reference(model, name, (batch, *rest), value)
+                raise non_finite_reference(model, name, (batch, *rest), value)
         for shape in [s for s in shapes if tuple(s[1:]) == rest]:
             part = x[: shape[0]]
             try:
