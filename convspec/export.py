@@ -37,7 +37,7 @@ from .example_inputs import EXPORT_BATCH, VERIFY_BATCHES, example_shape, spatial
 from .fileio import check_free_space, check_writable, publish, staging
 from .finite_weights import refuse_non_finite_weights
 from .kinds import ExportTarget, export_limit_problems
-from .layer_parity import module_paths, record_layer_outputs
+from .layer_parity import layer_probe, module_paths, record_layer_outputs
 from .limits import exact_int, flag_argument, number_argument, path_argument, seed_argument, whole_argument
 from .node_names import locate_problem, name_nodes, name_unnamed
 from .onnx_checks import check_file, check_summary
@@ -51,7 +51,7 @@ from .schema import Spec
 from .source import looks_like_yaml_text
 from .trace import check_spec, load_and_check, parse_input_shape
 from .verify import (
-    ATOL, RTOL, OutputCheck, Step, StepLog, compare_output, layer_probe, load_session, run_parity,
+    ATOL, RTOL, OutputCheck, Step, StepLog, compare_output, load_session, run_parity, session_options,
     summarize,
 )  # fmt: skip
 
@@ -469,7 +469,7 @@ class _Export:
             if self.dynamic_spatial:
                 shapes += spatial_variants(self.report.spec, self.example)
             pairs = [(name, name) for name in self.example_report.outputs]
-            probe = layer_probe(proto, self.example_report, "input")
+            probe = layer_probe(proto, self.example_report, "input", precision="fp32", session_options=session_options())
             checks = run_parity(session, self.model, shapes, "input", pairs, self.rtol, self.atol, compare=_compare, probe=probe)
             del session  # let go of the files before they move
         self.log.done("verify", started, summarize(checks, self.rtol, self.atol))

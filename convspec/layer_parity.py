@@ -26,7 +26,7 @@ import onnx
 import torch
 from torch import nn
 
-from .edge_shapes import infer_shapes, layer_outputs
+from .edge_shapes import infer_shapes, layer_outputs, layer_problem
 from .errors import Problem
 
 LAYER_OUTPUTS = "convspec.layer_outputs"  # the metadata key of the {module path: tensor} map export records
@@ -184,6 +184,37 @@ def _with_outputs(proto: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     return probed
 
 
+NO_TENSOR_OF_THEIR_OWN = ("identity", "dropout", "split")  # kinds whose output is no single tensor made by nodes of theirs
+LAYER_PRECISIONS = ("fp32", "fp16")  # int8 files differ from float32 at every layer by design
+
+
+def layer_probe(proto: onnx.ModelProto, report: Any, input_name: str, *, precision: str, session_options: Any) -> LayerProbe | None:
+    """The file and the spec's layers (`report`, a Report) ready to be compared layer by layer (a LayerProbe).
+
+    Each layer's tensor is the one export recorded in the file (LAYER_OUTPUTS), found by
+    its name whatever tools did to the nodes; in a file that records none, the one its node
+    names give. None where layers cannot be compared: an int8 file (its layers differ from
+    float32 by design), one whose weights live in another file, or one where no layer is found.
+    `precision` is the file's (its `convspec.precision`); `session_options` onnxruntime's.
+    """
+    if precision not in LAYER_PRECISIONS or has_external_data(proto):
+        return None
+    layers = module_paths(report)
+    paths = {path for path, _ in layers}
+    recorded = recorded_layer_outputs(proto)
+    if recorded is not None:
+        made = {name for node in proto.graph.node for name in node.output}
+        wanted = {path: tensor for path, tensor in recorded.items() if path in paths}
+        tensors, expected = in_graph_order(proto, {p: t for p, t in wanted.items() if t in made}), len(wanted)
+    else:
+        tensors = layer_tensors(proto, layers)
+        expected = max(len(tensors), sum(1 for _, layer in layers if layer.type not in NO_TENSOR_OF_THEIR_OWN))
+    if not tensors:
+        return None
+    places = {path: layer_problem(report.spec, layer, "") for path, layer in layers if path in tensors}
+    return LayerProbe(proto, tensors, expected, input_name, session_options, places)
+
+
 def input_spread(output: torch.Tensor) -> float:
     """max|output[i] - output[0]| over the samples (dim 0), as a fraction of max|output| (0 for an all-zero output).
 
@@ -207,4 +238,4 @@ def layer_failure(layer: LayerCheck, rtol: float, atol: float) -> Problem:
     return Problem(message, layer.place.location, layer.place.layer)
 
 
-__all__ = ["LAYER_OUTPUTS", "LayerCheck", "LayerProbe", "in_graph_order", "layer_failure", "record_layer_outputs", "recorded_layer_outputs", "has_external_data", "input_spread", "layer_tensors", "module_paths"]
+__all__ = ["LAYER_OUTPUTS", "LayerCheck", "LayerProbe", "in_graph_order", "layer_failure", "layer_probe", "record_layer_outputs", "recorded_layer_outputs", "has_external_data", "input_spread", "layer_tensors", "module_paths"]

@@ -12,9 +12,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .edge_shapes import infer_shapes
 from .errors import ConvspecError, Location, Problem
-from .onnx_edit import known_shapes
 from .layer_names import layer_name_problem
+from .onnx_edit import known_shapes
 
 
 class UnsupportedModelError(ConvspecError):
@@ -95,7 +96,7 @@ class GraphWalk:
     def __init__(self, proto: onnx.ModelProto, origin: str):
         self.origin = origin
         self.graph = proto.graph
-        self.shapes: dict[str, list[int | None]] = known_shapes(onnx.shape_inference.infer_shapes(proto))
+        self.shapes: dict[str, list[int | None]] = known_shapes(infer_shapes(proto))  # the graph's, without copying the weights
         self.constants: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
         for node in self.graph.node:
             if node.op_type == "Constant":

@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 
 from .calibration import Calibration
+from .edge_shapes import infer_shapes
 from .errors import ExportError, InputError, first_line
 
 
@@ -52,7 +53,7 @@ def to_fp16(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
             raise ExportError(f"onnxconverter-common could not convert the model to float16: {first_line(err, 300)}") from None
         read_float16_outputs(converted)
         try:
-            onnx.shape_inference.infer_shapes(converted, check_type=True, strict_mode=True)
+            infer_shapes(converted, check_type=True, strict_mode=True)
             ort.InferenceSession(converted.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
             return converted, kept
         except Exception as err:

@@ -36,9 +36,7 @@ from .edge_shapes import layer_problem
 from .errors import ExportError, InputError, Problem, first_line, listing
 from .example_inputs import EXPORT_BATCH, VERIFY_BATCHES, example_shape, spatial_variants
 from .finite_weights import non_finite_reference, non_finite_tensors, refuse_non_finite_weights
-from .layer_parity import (
-    LayerProbe, has_external_data, in_graph_order, input_spread, layer_failure, layer_tensors, module_paths, recorded_layer_outputs,
-)
+from .layer_parity import LayerProbe, input_spread, layer_failure, layer_probe
 from .onnx_checks import check_file, check_summary, dims_of, opset_of
 from .report import Report
 from .schema import Spec
@@ -275,36 +273,6 @@ def run_parity(
         error.checks = checks
         raise error
     return checks
-
-
-NO_TENSOR_OF_THEIR_OWN = ("identity", "dropout", "split")  # kinds whose output is no single tensor made by nodes of theirs
-LAYER_PRECISIONS = ("fp32", "fp16")  # int8 files differ from float32 at every layer by design
-
-
-def layer_probe(proto: onnx.ModelProto, report: Report, input_name: str) -> LayerProbe | None:
-    """The file and the spec's layers (`report`) ready to be compared layer by layer (`layer_parity.LayerProbe`).
-
-    Each layer's tensor is the one export recorded in the file (LAYER_OUTPUTS), found by
-    its name whatever tools did to the nodes; in a file that records none, the one its node
-    names give. None where layers cannot be compared: an int8 file (its layers differ from
-    float32 by design), one whose weights live in another file, or one where no layer is found.
-    """
-    if _precision_of(proto) not in LAYER_PRECISIONS or has_external_data(proto):
-        return None
-    layers = module_paths(report)
-    paths = {path for path, _ in layers}
-    recorded = recorded_layer_outputs(proto)
-    if recorded is not None:
-        made = {name for node in proto.graph.node for name in node.output}
-        wanted = {path: tensor for path, tensor in recorded.items() if path in paths}
-        tensors, expected = in_graph_order(proto, {p: t for p, t in wanted.items() if t in made}), len(wanted)
-    else:
-        tensors = layer_tensors(proto, layers)
-        expected = max(len(tensors), sum(1 for _, layer in layers if layer.type not in NO_TENSOR_OF_THEIR_OWN))
-    if not tensors:
-        return None
-    places = {path: layer_problem(report.spec, layer, "") for path, layer in layers if path in tensors}
-    return LayerProbe(proto, tensors, expected, input_name, session_options(), places)
 
 
 def _barely_depends(check: OutputCheck, rtol: float) -> bool:
@@ -575,7 +543,7 @@ def verify_onnx(
     log.done("check", started, check_summary(opset_of(proto)) + note)
 
     started = time.perf_counter()
-    probe = layer_probe(proto, base_report, input_name)
+    probe = layer_probe(proto, base_report, input_name, precision=_precision_of(proto), session_options=session_options())
     checks = _compare_with_reference(path, proto, reference, shapes, input_name, pairs, rtol, atol, origin, probe, seed)
     log.done("verify", started, summarize(checks, rtol, atol) + f"; weights: {origin}")
     return VerifyResult(path, opset_of(proto), log.steps, checks, rtol, atol, origin)
