@@ -29,7 +29,7 @@ def test_torchinfo_counts_the_checkers_macs(checked):
 
     report, model = checked
     total = summary(model, input_size=report.input_shape, verbose=0).total_mult_adds
-    # torchinfo also charges the BatchNorm affine and the classifier bias: within 1% by the measure
+    # torchinfo also charges the BatchNorm affine and the classifier bias: within 1%
     assert abs(total - report.total_macs) <= 0.01 * report.total_macs, (total, report.total_macs)
 
 
