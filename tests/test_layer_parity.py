@@ -219,6 +219,8 @@ def test_an_fp16_file_is_compared_layer_by_layer_at_its_own_tolerance(tmp_path):
     (tmp_path / "c.yaml").write_text(CONSTANT_HEAD)
     made = CliRunner().invoke(cli_module.cli, ["export", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "c16.onnx"), "--precision", "fp16"])
     assert made.exit_code == 0, made.output
+    assert "warning: output head barely depends on the input" in made.output  # the export's own figures cannot tell
+    assert "`convspec verify` of the file compares every layer" in made.output
     line = _verify_line(convspec.verify_onnx(tmp_path / "c16.onnx", CONSTANT_HEAD))
     assert "0.01 x max|PyTorch|" in line and "3 layers equal" in line
     _tampered(tmp_path / "c16.onnx", tmp_path / "wrong16.onnx", "mid", np.negative)
