@@ -171,7 +171,7 @@ def summarize(checks: Sequence[OutputCheck], rtol: float, atol: float) -> str:
     if all(c.layers_vouch for c in weak):
         return line + (
             f"; {flat}), so every layer's output was compared as well: {max(c.layers_compared for c in weak)} layers equal, "
-            f"worst {max(c.layers_worst_rel for c in weak):.2e} x max|PyTorch|"
+            f"worst {max(c.layers_worst_rel for c in weak):.2e} x max|values so far|"
         )
     partly = max(weak, key=lambda c: c.layers_compared)
     found = (
@@ -275,6 +275,11 @@ def run_parity(
     return checks
 
 
+def _judged_rel(layer: Any) -> float:
+    scale = max(layer.check.scale, layer.operand_scale)
+    return layer.check.worst_abs / scale if scale > 0 else (0.0 if layer.check.worst_abs == 0 else float("inf"))
+
+
 def _barely_depends(check: OutputCheck, rtol: float) -> bool:
     return check.input_spread is not None and check.input_spread <= rtol
 
@@ -294,13 +299,18 @@ def _layers_where_needed(
     if probe is None or x is None or not (weak or any(not c.ok for c in checks)):
         return None
     try:
-        layers = probe(model, x, compare=lambda path, e, a: compare(path, tuple(x.shape), e, a, rtol, atol))
+        def judged(path: str, e: np.ndarray, a: np.ndarray, operand: float) -> OutputCheck:
+            scale = float(np.abs(e).max()) if e.size else 0.0  # judged on max(scale, operand): see LayerProbe
+            return compare(path, tuple(x.shape), e, a, rtol, atol + rtol * max(0.0, operand - scale))
+
+        layers = probe(model, x, compare=judged)
     except Exception:  # a tool's change the per-layer run cannot take: the outputs' verdict stands
         return None
     follows = any(layer.input_spread is not None and layer.input_spread > rtol for layer in layers)
     for check in weak:
         check.layers_compared, check.layers_expected = len(layers), probe.expected
-        check.layers_worst_rel = max((layer.check.worst_rel for layer in layers), default=0.0)
+        # each layer's difference over the scale it was judged on: its own, or the largest value computed up to it
+        check.layers_worst_rel = max((_judged_rel(layer) for layer in layers), default=0.0)
         # some layer follows the input, and every layer is compared: a graph ignoring its input would differ there
         check.layers_vouch = follows and len(layers) >= probe.expected
     return layers

@@ -154,6 +154,27 @@ def test_layers_that_cannot_be_found_leave_the_warning_with_how_many_were_compar
     assert "2 of the 3 layers could be compared one by one" in line  # stem and the output; mid is hidden
 
 
+def test_a_layer_record_cut_short_does_not_lower_what_the_file_should_show(constant_head, tmp_path):
+    path, _ = constant_head
+    _tampered(path, tmp_path / "wrong.onnx", "mid", np.negative)
+    model = onnx.load(tmp_path / "wrong.onnx")
+    record = next(p for p in model.metadata_props if p.key == "convspec.layer_outputs")
+    record.value = '{"stem": "relu", "head": "head"}'  # mid left out of the record
+    onnx.save(model, tmp_path / "cut.onnx")
+    line = _verify_line(convspec.verify_onnx(tmp_path / "cut.onnx", CONSTANT_HEAD))
+    assert "warning: output head barely depends on the input" in line
+    assert "2 of the 3 layers could be compared one by one" in line
+
+
+def test_a_layer_whose_output_cancels_to_noise_is_judged_on_what_went_in(tmp_path):
+    # instance norm over one channel, then its mean: zero up to float32's rounding, and what follows it too
+    spec = {"input": {"channels": 1, "size": [12]}, "layers": [
+        {"type": "norm", "kind": "instance"}, {"type": "global_pool", "op": "avg"}, {"type": "flatten"}, {"type": "linear", "out": 1},
+    ]}  # fmt: skip
+    line = _verify_line(export_onnx(None, spec, tmp_path / "n.onnx", seed=0))
+    assert "4 layers equal" in line
+
+
 def test_a_file_without_layer_records_or_layer_names_keeps_the_warning(constant_head, tmp_path):
     path, _ = constant_head
     _renamed_nodes(path, tmp_path / "renamed.onnx")
