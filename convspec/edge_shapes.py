@@ -148,12 +148,14 @@ def record_edge_shapes(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]
         if not candidates:
             continue
         agreeing = [t for t in candidates if not _disagree(checker, _dims(edges[t]))]
-        if len(candidates) == 1 and not agreeing:
+        if len(candidates) == 1 and not agreeing and not _permuted(checker, _dims(edges[candidates[0]])):
             got = _dims(edges[candidates[0]])
             problems.append(layer_problem(spec, layer, f"shape inference disagrees with the checker: ONNX shape inference gives {candidates[0]!r} {got}, the checker {list(layer.output_shape)}"))
             continue
         if not agreeing:
-            continue  # a split's parts: which tensor is which part is not known here, so none is written over
+            # a split's parts (which is which is not known here), or the layer's output in another layout: a
+            # rewrite cancelled its closing Transpose with the next layer's opening one, so no tensor holds it
+            continue
         tensor = agreeing[-1]
         info, got = edges[tensor], _dims(edges[tensor])
         merged = [mine if mine is not None else theirs for mine, theirs in zip(checker, got or [None] * len(checker))]
@@ -167,6 +169,12 @@ def record_edge_shapes(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]
     del proto.graph.value_info[:]
     proto.graph.value_info.extend(sorted(edges.values(), key=lambda info: order.get(info.name, len(order))))
     return len(edges)
+
+
+def _permuted(checker: Sequence[int | str | None], inferred: Sequence[int | str | None]) -> bool:
+    """Whether the inferred sizes past the batch are the checker's in another order (a transposed layout)."""
+    mine, theirs = list(checker[1:]), list(inferred[1:])
+    return None not in mine and None not in theirs and all(isinstance(v, int) for v in mine + theirs) and sorted(mine) == sorted(theirs)
 
 
 def _disagree(checker: Sequence[int | str | None], inferred: Sequence[int | str | None]) -> bool:

@@ -70,17 +70,27 @@ def layer_tensors(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]) -> 
     """
     infos = {info.name: info for info in (*proto.graph.value_info, *proto.graph.output)}
     # a split hands on parts: which tensor is which part is not known here, and its module returns them together
-    ranks = {path: len(report.output_shape) for path, report in layers if report.output_shape is not None and report.type != "split"}
+    shapes = {path: report.output_shape for path, report in layers if report.output_shape is not None and report.type != "split"}
     found: dict[str, str] = {}
     for path, leaving in layer_outputs(proto.graph, [path for path, _ in layers]).items():
         fitting = [
             name for name in leaving
-            if name in infos and infos[name].type.tensor_type.elem_type in _FLOAT
-            and len(infos[name].type.tensor_type.shape.dim) == ranks.get(path, -1)
+            if name in infos and infos[name].type.tensor_type.elem_type in _FLOAT and path in shapes
+            and _fits(infos[name].type.tensor_type.shape.dim, shapes[path])
         ]
         if len(fitting) == 1:  # several: parts of one output, none of which is the layer's output alone
             found[path] = fitting[0]
     return in_graph_order(proto, found)
+
+
+def _fits(dims: Any, shape: tuple) -> bool:
+    """Whether a tensor's recorded dims can be a layer's output of `shape` (NCHW): its rank, and no fixed size past the
+    batch that differs (a tensor in another layout, left where a rewrite cancelled a Transpose pair, is not it)."""
+    if len(dims) != len(shape):
+        return False
+    return not any(
+        axis > 0 and d.HasField("dim_value") and isinstance(want, int) and d.dim_value != want for axis, (d, want) in enumerate(zip(dims, shape))
+    )
 
 
 def in_graph_order(proto: onnx.ModelProto, tensors: dict[str, str]) -> dict[str, str]:

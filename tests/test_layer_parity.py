@@ -175,6 +175,18 @@ def test_a_layer_whose_output_cancels_to_noise_is_judged_on_what_went_in(tmp_pat
     assert "4 layers equal" in line
 
 
+def test_a_layer_left_in_another_layout_by_a_rewrite_is_not_compared(tmp_path):
+    # two channel layer norms in a row: the exporter's rewrite cancels the first one's closing Transpose with
+    # the second one's opening one, so no tensor holds the first one's output (NCL) and export does not fail on it
+    spec = {"input": {"channels": 1, "size": [12]}, "layers": [
+        {"type": "dropout", "p": 0.3}, {"type": "norm", "kind": "layer"}, {"type": "norm", "kind": "layer"},
+    ]}  # fmt: skip
+    result = export_onnx(None, spec, tmp_path / "n.onnx", seed=0)
+    tensors = layer_tensors(onnx.load(tmp_path / "n.onnx"), module_paths(convspec.check(spec)))
+    assert "norm_1" not in tensors and "norm_2" in tensors
+    assert "1 of the 2 layers could be compared one by one" in _verify_line(result)
+
+
 def test_a_file_without_layer_records_or_layer_names_keeps_the_warning(constant_head, tmp_path):
     path, _ = constant_head
     _renamed_nodes(path, tmp_path / "renamed.onnx")
