@@ -116,7 +116,8 @@ def record_edge_shapes(proto: onnx.ModelProto, layers: Sequence[tuple[str, Any]]
     input size); a layer output's shape (NCHW, batch first) is the checker's, written
     with the batch as the symbol `batch` and, when `dynamic_spatial`, the spatial sizes
     as ONNX shape inference leaves them. Raises ExportError, located at the layer, where
-    shape inference gives a size that is not the checker's.
+    shape inference gives a size that is not the checker's (sizes that are the checker's in
+    another order are a layout a rewrite left, not an error: that edge is not written over).
     """
     try:
         inferred = infer_shapes(proto, data_prop=True)
