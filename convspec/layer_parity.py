@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .edge_shapes import infer_shapes, layer_outputs, layer_problem
-from .errors import Problem
+from .errors import Problem, listing
 
 LAYER_OUTPUTS = "convspec.layer_outputs"  # the metadata key of the {module path: tensor} map export records
 
@@ -237,6 +237,12 @@ def layer_probe(proto: onnx.ModelProto, report: Any, input_name: str, *, precisi
     return LayerProbe(proto, tensors, expected, input_name, session_options, places)
 
 
+def barely_depend(names: Sequence[str]) -> str:
+    """'output fc barely depends on the input' / 'outputs a and b barely depend on the input'."""
+    one = len(names) == 1
+    return f"output{'' if one else 's'} {listing(list(names))} barely depend{'s' if one else ''} on the input"
+
+
 def input_spread(output: torch.Tensor) -> float:
     """max|output[i] - output[0]| over the samples (dim 0), as a fraction of max|output| (0 for an all-zero output).
 
@@ -263,4 +269,4 @@ def layer_failure(layer: LayerCheck, rtol: float, atol: float) -> Problem:
     return Problem(message, layer.place.location, layer.place.layer)
 
 
-__all__ = ["LAYER_OUTPUTS", "LayerCheck", "LayerProbe", "in_graph_order", "layer_failure", "layer_probe", "record_layer_outputs", "recorded_layer_outputs", "has_external_data", "input_spread", "layer_tensors", "module_paths"]
+__all__ = ["LAYER_OUTPUTS", "LayerCheck", "LayerProbe", "barely_depend", "in_graph_order", "layer_failure", "layer_probe", "record_layer_outputs", "recorded_layer_outputs", "has_external_data", "input_spread", "layer_tensors", "module_paths"]

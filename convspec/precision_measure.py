@@ -10,11 +10,10 @@ import numpy as np
 import onnx
 
 from .calibration import Calibration
-from .edge_shapes import layer_outputs
+from .edge_shapes import layer_outputs, layer_problem
 from .errors import ExportError, Problem, first_line
-from .layer_parity import module_paths
+from .layer_parity import barely_depend, module_paths
 from .precision_convert import CalibrationReader
-from .source import layer_label
 
 if TYPE_CHECKING:
     from .precision import Tolerance
@@ -120,8 +119,7 @@ def describe(figures: list[OutputFigures], precision: str, rtol: float, toleranc
     flat = sorted(f.name for f in figures if f.input_spread is not None and f.input_spread <= rtol) if precision == "fp16" else []
     if flat:
         line += (
-            f"; warning: output{'' if len(flat) == 1 else 's'} {', '.join(flat)} barely depend{'s' if len(flat) == 1 else ''} on the "
-            f"input (the inputs' outputs differ by at most {max(f.input_spread for f in figures if f.name in flat):.1e} x max|PyTorch|, "
+            f"; warning: {barely_depend(flat)} (the inputs' outputs differ by at most {max(f.input_spread for f in figures if f.name in flat):.1e} x max|PyTorch|, "
             "within the allowed difference), so these figures cannot tell the model from one that ignores its input; "
             "`convspec verify` of the file compares every layer"
         )
@@ -149,15 +147,12 @@ def worst_layers(float_path: Path, int8_path: Path, calibration: Calibration, re
         (float(e["xmodel_err"]), tensor_layer[t]) for t, e in errors.items() if t in tensor_layer and e.get("xmodel_err") is not None
     )
     problems, named = [], set()
-    source = report.spec.source
     for sqnr, path in ranked:
         if path in named:
             continue
         named.add(path)
         layer = paths[path]
-        label = layer_label(source.data, layer.path)[1] if source.data is not None else layer.name
-        problems.append(Problem(f"int8 output differs from float32 here: signal-to-quantization-noise {sqnr:.1f} dB",
-                                source.locate(layer.path), label))
+        problems.append(layer_problem(report.spec, layer, f"int8 output differs from float32 here: signal-to-quantization-noise {sqnr:.1f} dB"))
         if len(problems) == count:
             break
     return problems

@@ -33,10 +33,10 @@ import torch
 from torch import nn
 
 from .edge_shapes import layer_problem
-from .errors import ExportError, InputError, Problem, first_line, listing
+from .errors import ExportError, InputError, Problem, first_line
 from .example_inputs import EXPORT_BATCH, VERIFY_BATCHES, example_shape, spatial_variants
 from .finite_weights import non_finite_reference, non_finite_tensors, refuse_non_finite_weights
-from .layer_parity import LayerProbe, input_spread, layer_failure, layer_probe
+from .layer_parity import LayerProbe, barely_depend, input_spread, layer_failure, layer_probe
 from .onnx_checks import check_file, check_summary, dims_of, opset_of
 from .report import Report
 from .schema import Spec
@@ -165,8 +165,7 @@ def summarize(checks: Sequence[OutputCheck], rtol: float, atol: float) -> str:
         return line
     names = sorted({c.name for c in weak})
     flat = (
-        f"output{'' if len(names) == 1 else 's'} {listing(names)} barely depend{'s' if len(names) == 1 else ''} on the input "
-        f"(samples differ by at most {max(c.input_spread for c in weak):.1e} x max|PyTorch|"
+        f"{barely_depend(names)} (samples differ by at most {max(c.input_spread for c in weak):.1e} x max|PyTorch|"
     )
     if all(c.layers_vouch for c in weak):
         return line + (
@@ -264,7 +263,7 @@ def run_parity(
         if not failed:
             flat = sorted({c.name for c in checks if _barely_depends(c, rtol)})
             problems.append(Problem(
-                f"output{'' if len(flat) == 1 else 's'} {listing(flat)} barely depend{'s' if len(flat) == 1 else ''} on the input, "
+                f"{barely_depend(flat)}, "
                 "so every layer's output was compared as well"
             ))
         if differing is not None:
